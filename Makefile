@@ -1,0 +1,19 @@
+# Mimic — the two quick-start commands are `make run` and `make test`.
+.PHONY: run test bench dist smoke
+
+run:            ## set up .venv and launch the app
+	bash scripts/setup.sh app
+	.venv/bin/python -m app $(ARGS)
+
+test:           ## set up .venv (+ system packages) and run every test
+	bash scripts/setup.sh test
+	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+bench:          ## per-stage speed of every runtime on this machine
+	bash scripts/setup.sh app
+	.venv/bin/python -m app bench $(ARGS)
+
+dist:           ## standalone one-folder app under dist/mimic, then its smoke test
+	bash scripts/setup.sh dist
+	.venv/bin/pyinstaller --noconfirm --clean build_spec/mimic.spec
+	bash build_spec/smoke_test.sh dist/mimic

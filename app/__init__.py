@@ -1,0 +1,1 @@
+"""Mimic application layer: the Qt GUI and the command line. Imports no torch."""

@@ -1,0 +1,22 @@
+"""User-facing errors of the engine. Each message is one line the user can act on."""
+from models.checkpoints.errors import CheckpointError, UnsafePickleError
+
+
+class MimicError(Exception):
+    """Base class of failures the user can fix; shown as one line, never a traceback."""
+
+
+class NoFaceError(MimicError):
+    """No face was found where one is required (e.g. a target portrait)."""
+
+
+class MediaError(MimicError):
+    """A video/image/camera cannot be opened, read or written."""
+
+
+class RuntimeUnavailableError(MimicError):
+    """An optional runtime (CUDA, TensorRT, ONNX Runtime provider) was asked for but is not available."""
+
+
+# Everything the CLI and GUI report as a message instead of a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (MimicError, CheckpointError, UnsafePickleError, OSError)

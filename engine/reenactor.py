@@ -1,0 +1,81 @@
+"""The interface every reenactor implements (StyleGAN pipeline, landmark warp).
+
+The app, the `render` command and the recorder only speak this interface:
+frames are RGB ``uint8`` arrays of shape [H, W, 3]; nothing here is torch.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+# progress(fraction in [0, 1], short message)
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Who the output should look like."""
+
+    kind: Literal["image", "latent", "random"]
+    image: np.ndarray | None = None  # [H, W, 3] RGB uint8, for kind="image"
+    path: Path | None = None  # latent file (.npy / .pkl), for kind="latent" (or the image's file, informative)
+    seed: int = 0  # for kind="random"
+
+    @staticmethod
+    def from_image(image: np.ndarray, path: Path | None = None) -> "TargetSpec":
+        return TargetSpec(kind="image", image=image, path=path)
+
+    @staticmethod
+    def from_latent(path: Path) -> "TargetSpec":
+        return TargetSpec(kind="latent", path=Path(path))
+
+    @staticmethod
+    def random(seed: int) -> "TargetSpec":
+        return TargetSpec(kind="random", seed=seed)
+
+
+@dataclass
+class DriveResult:
+    """One output frame and what it cost."""
+
+    image: np.ndarray  # [S, S, 3] RGB uint8 output
+    face_found: bool  # False: the driver had no face; `image` holds the last good output
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage, e.g. {"align": 3.1, "G": 900.0}
+    driver_landmarks: np.ndarray | None = None  # [N, 2] driver landmarks in input-frame pixels (overlay)
+
+
+@runtime_checkable
+class Reenactor(Protocol):
+    """Animate a target identity with the pose and expression of a driving face."""
+
+    name: str  # short human name, e.g. "Landmark warp (no weights)"
+
+    def describe(self) -> str:
+        """One line: reenactor, runtime, device, precision (shown in the app and CLI)."""
+        ...
+
+    def set_target(
+        self,
+        target: TargetSpec,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Prepare the identity (may take long: inversion). Raises NoFaceError / MimicError."""
+        ...
+
+    def drive(self, frame: np.ndarray) -> DriveResult:
+        """Reenact one driving frame ([H, W, 3] RGB uint8, any size)."""
+        ...
+
+    def reset_neutral(self) -> None:
+        """Take the next driving frame as the neutral reference (no-op where not meaningful)."""
+        ...
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of `DriveResult.image`."""
+        ...
