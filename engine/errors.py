@@ -20,3 +20,7 @@ class RuntimeUnavailableError(MimicError):
 
 # Everything the CLI and GUI report as a message instead of a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (MimicError, CheckpointError, UnsafePickleError, OSError)
+
+
+class Cancelled(MimicError):
+    """The user cancelled a long operation (e.g. inverting a target)."""

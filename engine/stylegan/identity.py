@@ -1,0 +1,117 @@
+"""Identity W+ codes for the paper's reenactor: inverted images (cached), latent files, random identities."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.errors import Cancelled, MimicError
+from engine.reenactor import ProgressFn, TargetSpec
+from engine.runtimes import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """RGB uint8 [H, W, 3] → [1, 3, size, size] in [-1, 1].
+
+    Resized like the official code (torchvision Resize on a PIL image = PIL bilinear with antialias).
+    """
+    if image.shape[:2] != (size, size):
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
+    return x.sub(0.5).div(0.5).unsqueeze(0)
+
+
+def to_image(x: torch.Tensor) -> np.ndarray:
+    """[1, 3, H, W] in [-1, 1] → RGB uint8 [H, W, 3] (the official tensor2im: clamp, scale, truncate)."""
+    y = ((x[0].detach().float().cpu() + 1) / 2).clamp(0, 1) * 255
+    return y.permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+class IdentityEncoder:
+    """Turns a TargetSpec into an identity W+ [n, D] (float32 numpy)."""
+
+    def __init__(self, inverter: torch.nn.Module, weights_id: str, n_iters: int, input_size: int, device: str = "cpu") -> None:
+        self.inverter = inverter  # models.paper.ReStyleInverter (E_i + G + latent_avg)
+        self.weights_id = weights_id  # content hash of the weights: part of the cache key
+        self.n_iters = n_iters
+        self.input_size = input_size
+        self.device = device
+
+    def encode(self, target: TargetSpec, aligned: bool, progress: ProgressFn | None = None,
+               cancel: threading.Event | None = None) -> np.ndarray:
+        if target.kind == "latent":
+            from engine.weights import load_latent
+
+            return load_latent(target.path)
+        if target.kind == "random":
+            face = self.random_face(target.seed)
+            return self.invert(face, progress, cancel)
+        if target.image is None:
+            raise MimicError("target image missing")
+        face = target.image if aligned else _align_target(target.image)
+        return self.invert(face, progress, cancel)
+
+    @torch.no_grad()
+    def random_face(self, seed: int) -> np.ndarray:
+        """As the paper: z ~ N(0, I) → G's mapping → W repeated n times → rendered (random noise)."""
+        g = self.inverter.decoder
+        z = torch.from_numpy(np.random.RandomState(seed).randn(1, g.config.style_dim)).float().to(self.device)
+        w = g.map(z)  # [1, D]
+        w_plus = w.unsqueeze(1).repeat(1, g.config.n_latent, 1)
+        from models.stylegan2 import NoiseMode
+
+        return to_image(g.synthesize(w_plus, noise=NoiseMode.RANDOM, seed=seed))
+
+    def invert(self, face: np.ndarray, progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> np.ndarray:
+        """ReStyle inversion of an aligned face, cached on disk by image content + weights."""
+        x = to_tensor(face, self.input_size)
+        key = hashlib.sha256(
+            x.numpy().tobytes() + f"|{self.weights_id}|{self.n_iters}".encode()
+        ).hexdigest()[:24]
+        path = cache_dir() / "identities" / f"{key}.npy"
+        if path.exists():
+            log.info("identity from cache %s", path.name)
+            if progress:
+                progress(1.0, "identity from cache")
+            return np.load(path, allow_pickle=False)
+
+        def step(i: int, n: int) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("inversion cancelled")
+            if progress:
+                progress(i / n, f"inverting target: step {i}/{n}")
+
+        step(0, self.n_iters)
+        with torch.no_grad():
+            w = self.inverter.invert(x.to(self.device), n_iters=self.n_iters, progress=step)
+        latent = w[0].float().cpu().numpy()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, latent)
+        except OSError as exc:  # a full or read-only cache is not fatal
+            log.warning("could not cache identity: %s", exc)
+        if progress:
+            progress(1.0, "target ready")
+        return latent
+
+
+def _align_target(image: np.ndarray) -> np.ndarray:
+    """FFHQ-align a portrait at 1024 (the quality path), as the official code does for targets."""
+    from engine.align import align_face
+
+    return align_face(image, size=1024).image
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
