@@ -1,0 +1,388 @@
+"""Video and image files: read frames (PyAV), write crash-safe H.264 MP4, read/write images.
+
+Frames are RGB ``uint8`` arrays [H, W, 3]. Every failure a user can cause (missing
+file, not a video, unwritable folder, disk full) raises `MediaError` with one line.
+
+`H264Writer` writes a *fragmented* MP4: the index travels with every fragment, so a
+file cut short by a crash, a kill or a full disk still plays up to its last fragment.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import math
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from engine.errors import MediaError
+
+log = logging.getLogger(__name__)
+
+# Fragmented MP4: playable when cut off, no trailing index to write at the end.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+TIMESTAMP_TIME_BASE = Fraction(1, 90000)  # PTS unit when frames carry real timestamps
+MP4_AUDIO_CODECS = {"aac", "mp3", "alac", "opus"}  # copied as is; anything else is transcoded to AAC
+AUDIO_LEAD_S = 0.5  # audio is muxed this far ahead of the video so both stay interleaved
+
+
+def as_fraction(fps: float | Fraction) -> Fraction:
+    """Frame rate as an exact fraction (29.97 → 2997/100; 30000/1001 stays as is)."""
+    rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise ValueError(f"frame rate must be positive, got {fps}")
+    return rate
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the disk is full (or the file size limit was reached)"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied (the folder is not writable)"
+    return exc.strerror or str(exc)
+
+
+# ------------------------------------------------------------------------------------------- images
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """An image file as RGB uint8 [H, W, 3] (any path, unicode included; EXIF orientation applied)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MediaError(f"image not found: {path}") from None
+    except OSError as exc:
+        raise MediaError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise MediaError(f"cannot read image {path}: not an image file (expected PNG, JPEG, WebP, BMP or TIFF)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: Path | str, image: np.ndarray) -> Path:
+    """Write RGB uint8 [H, W, 3] to `path` (format from the suffix, e.g. .png); returns the path."""
+    path = Path(path)
+    ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise MediaError(f"cannot encode image {path}: unknown image format {path.suffix!r}")
+    try:
+        path.write_bytes(data.tobytes())
+    except OSError as exc:
+        raise MediaError(f"cannot write image {path}: {_describe_os_error(exc)}") from None
+    return path
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+class VideoReader:
+    """Decode a video file frame by frame.
+
+    >>> with VideoReader("clip.mp4") as video:
+    ...     for frame in video:          # RGB uint8 [H, W, 3]
+    ...         ...
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MediaError(f"video not found: {self.path}")
+        try:
+            self._container = av.open(str(self.path), "r")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot read {self.path}: not a video file ({_short(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise MediaError(f"cannot read {self.path}: the file has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps: Fraction = Fraction(rate) if rate else Fraction(30)
+        self.size: tuple[int, int] = (self._stream.codec_context.width, self._stream.codec_context.height)
+        self.has_audio: bool = bool(self._container.streams.audio)
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in the stream, from the header or estimated from the duration; None when unknown."""
+        if self._stream.frames:
+            return int(self._stream.frames)
+        duration = self.duration
+        return round(duration * self.fps) if duration else None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds, when the container says."""
+        if self._stream.duration is not None and self._stream.time_base is not None:
+            return float(self._stream.duration * self._stream.time_base)
+        if self._container.duration is not None:
+            return self._container.duration / av.time_base
+        return None
+
+    def timed_frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        """(frame, seconds since the first frame) in decode order."""
+        start: float | None = None
+        index = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                t = float(frame.time) if frame.time is not None else index / float(self.fps)
+                start = t if start is None else start
+                index += 1
+                yield frame.to_ndarray(format="rgb24"), t - start
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot decode {self.path} after {index} frames: {_short(exc)}") from None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for frame, _ in self.timed_frames():
+            yield frame
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _short(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+class H264Writer:
+    """H.264 (libx264, yuv420p) in a fragmented MP4, optionally with the audio of a source video.
+
+    `write(frame)` places frames at a constant `fps`; `write(frame, t_seconds)` places them at
+    their real capture times (the first frame is t=0), so a recording keeps real timing.
+    Odd sizes are padded to even by repeating the last row/column. After a write error
+    (e.g. disk full) the writer is closed and the frames already written remain playable.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        fps: float | Fraction,
+        size: tuple[int, int],  # (width, height) of the frames to be written
+        audio_from: Path | None = None,  # a source video whose audio track is copied (or transcoded to AAC)
+        *,
+        crf: int = 20,  # x264 quality: 0 lossless … 51 worst; 18–23 looks transparent
+        preset: str = "veryfast",  # x264 speed/size trade-off
+        keyframe_interval_s: float = 1.0,  # max seconds between keyframes = fragments = what a crash can lose
+        low_latency: bool = False,  # x264 zerolatency: frames leave the encoder at once (live recording)
+    ) -> None:
+        self.path = Path(path)
+        self.fps = as_fraction(fps)
+        self.size = (int(size[0]), int(size[1]))
+        if min(self.size) < 2:
+            raise ValueError(f"frame size must be at least 2x2, got {self.size}")
+        self._coded_size = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
+        self._x264 = {"crf": str(crf), "preset": preset, **({"tune": "zerolatency"} if low_latency else {})}
+        self._keyframe_interval_s = keyframe_interval_s
+        self.frames_written = 0
+        self._timestamped: bool | None = None  # decided by the first write
+        self._t0 = 0.0
+        self._last_pts = -1
+        self._last_key_t = -math.inf
+        self._last_t = 0.0
+        self._stream: av.VideoStream | None = None
+        self._closed = False
+        self._error: MediaError | None = None
+
+        folder = self.path.parent
+        if not folder.exists():
+            raise MediaError(f"cannot write {self.path}: the folder {folder} does not exist")
+        if not folder.is_dir():
+            raise MediaError(f"cannot write {self.path}: {folder} is not a folder")
+        try:
+            self._container = av.open(
+                str(self.path), "w", format="mp4", options=FRAGMENTED_MP4, container_options={"flush_packets": "1"}
+            )
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot write {self.path}: {_describe_os_error(exc)}") from None
+        self._audio = _AudioPass(Path(audio_from), self._container) if audio_from is not None else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video written so far (last frame's time + one frame)."""
+        return self._last_t + 1 / float(self.fps) if self.frames_written else 0.0
+
+    def write(self, frame: np.ndarray, t_seconds: float | None = None) -> None:
+        """Append one RGB uint8 [H, W, 3] frame; `t_seconds`: its real time (any origin), or None."""
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise MediaError(f"cannot write {self.path}: the recording is already closed")
+        h, w = frame.shape[:2]
+        if (w, h) != self.size or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected RGB uint8 {self.size[1]}x{self.size[0]}x3 frames, got {frame.dtype} {frame.shape}")
+        timestamped = t_seconds is not None
+        if self._timestamped is None:
+            self._start(timestamped, t_seconds)
+        elif timestamped != self._timestamped:
+            raise ValueError("mixing timestamped and constant-rate frames in one file")
+
+        assert self._stream is not None
+        if timestamped:
+            t = float(t_seconds) - self._t0
+            pts = max(round(t / TIMESTAMP_TIME_BASE), self._last_pts + 1)  # strictly increasing
+        else:
+            pts = self.frames_written
+            t = pts / float(self.fps)
+        video_frame = av.VideoFrame.from_ndarray(self._pad_even(frame), format="rgb24")
+        video_frame.pts = pts
+        video_frame.time_base = self._stream.codec_context.time_base
+        if t - self._last_key_t >= self._keyframe_interval_s:
+            video_frame.pict_type = av.video.frame.PictureType.I
+            self._last_key_t = t
+        self._guard(lambda: self._mux_video(video_frame, t))
+        self._last_pts = pts
+        self._last_t = t
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder, finish the audio and close the file. Idempotent."""
+        if self._closed:
+            return
+        try:
+            if self._error is None and self._stream is not None:
+                self._guard(self._finish)
+        finally:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> "H264Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _start(self, timestamped: bool, t_seconds: float | None) -> None:
+        self._timestamped = timestamped
+        self._t0 = float(t_seconds) if timestamped else 0.0
+        stream = self._container.add_stream("libx264", rate=self.fps, options=self._x264)
+        stream.width, stream.height = self._coded_size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = TIMESTAMP_TIME_BASE if timestamped else 1 / self.fps
+        stream.time_base = stream.codec_context.time_base
+        # Keyframes are forced by time (above); x264's own GOP limit only as a backstop.
+        stream.codec_context.gop_size = max(1, round(float(self.fps) * self._keyframe_interval_s * 2))
+        self._stream = stream
+        if self._audio is not None:
+            self._audio.add_stream()
+
+    def _pad_even(self, frame: np.ndarray) -> np.ndarray:
+        w, h = self.size
+        if (w, h) == self._coded_size:
+            return frame
+        return np.pad(frame, ((0, self._coded_size[1] - h), (0, self._coded_size[0] - w), (0, 0)), mode="edge")
+
+    def _mux_video(self, video_frame: av.VideoFrame | None, t: float) -> None:
+        assert self._stream is not None
+        if self._audio is not None:
+            self._audio.mux_until(t + AUDIO_LEAD_S)
+        self._container.mux(self._stream.encode(video_frame))
+
+    def _finish(self) -> None:
+        assert self._stream is not None
+        self._container.mux(self._stream.encode(None))
+        if self._audio is not None:
+            self._audio.mux_until(self.duration)
+            self._audio.flush()
+
+    def _guard(self, step) -> None:
+        """Run an encoding step; turn I/O failures into one MediaError and close the file."""
+        try:
+            step()
+        except (av.error.FFmpegError, OSError) as exc:
+            self._error = MediaError(
+                f"recording to {self.path} stopped after {self.frames_written} frames: {_describe_os_error(exc)}"
+                " (the part already written is playable)"
+            )
+            self._closed = True
+            self._release()
+            raise self._error from None
+
+    def _release(self) -> None:
+        if self._audio is not None:
+            self._audio.close()
+        try:
+            self._container.close()
+        except (av.error.FFmpegError, OSError) as exc:  # e.g. disk still full while writing the last fragment
+            log.warning("closing %s: %s", self.path, _describe_os_error(exc))
+
+
+class _AudioPass:
+    """Carries a source video's audio into the output, interleaved with the video as it is written."""
+
+    def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
+        self.source = source
+        self._output = output
+        try:
+            self._input = av.open(str(source), "r")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot read audio from {source}: {_short(exc)}") from None
+        self._in_stream = self._input.streams.audio[0] if self._input.streams.audio else None
+        self._out_stream = None
+        self._copy = False
+        self._packets: Iterator[av.Packet] | None = None
+        self._pending: av.Packet | None = None
+
+    def add_stream(self) -> None:
+        src = self._in_stream
+        if src is None:
+            return  # the source is silent: a video-only file
+        self._copy = src.codec_context.name in MP4_AUDIO_CODECS
+        if self._copy:
+            self._out_stream = self._output.add_stream_from_template(src)
+        else:
+            self._out_stream = self._output.add_stream("aac", rate=src.codec_context.sample_rate)
+            self._out_stream.layout = "mono" if src.codec_context.layout.nb_channels == 1 else "stereo"
+        self._packets = self._input.demux(src)
+
+    def mux_until(self, t_end: float) -> None:
+        """Move the source's audio up to `t_end` seconds into the output."""
+        if self._packets is None:
+            return
+        while True:
+            packet = self._pending if self._pending is not None else next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._packets = None
+                return
+            if packet.dts is None and packet.size == 0:
+                continue  # demuxer's end-of-stream marker
+            if packet.pts is not None and packet.time_base is not None and float(packet.pts * packet.time_base) > t_end:
+                self._pending = packet
+                return
+            self._mux(packet)
+
+    def _mux(self, packet: av.Packet) -> None:
+        assert self._out_stream is not None
+        if self._copy:
+            packet.stream = self._out_stream
+            self._output.mux(packet)
+            return
+        for frame in packet.decode():
+            frame.pts = None  # the AAC encoder numbers its own frames
+            self._output.mux(self._out_stream.encode(frame))
+
+    def flush(self) -> None:
+        if self._out_stream is not None and not self._copy:
+            self._output.mux(self._out_stream.encode(None))
+
+    def close(self) -> None:
+        self._input.close()
