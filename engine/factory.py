@@ -9,12 +9,21 @@ from engine.reenactor import Reenactor
 log = logging.getLogger(__name__)
 
 
-def create_reenactor(weights: Path | None = None, runtime: str = "auto") -> Reenactor:
+def create_reenactor(
+    weights: Path | None = None,
+    runtime: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    aligned: bool = False,
+) -> Reenactor:
     """A ready reenactor (no target set yet).
 
-    weights: a Mimic model pack (``python -m app import-weights``); None → the landmark warp,
-             which needs no downloaded weights.
-    runtime: for the StyleGAN pipeline: "auto", "eager", "compile", "onnx", "tensorrt" (see engine.runtimes).
+    weights:   a Mimic model pack (``python -m app import-weights``); None → the landmark warp,
+               which needs no downloaded weights.
+    runtime:   StyleGAN pipeline only: auto, eager, compile, onnx, tensorrt (engine.runtimes).
+    device:    StyleGAN pipeline only: auto, cpu, cuda. A missing GPU is an error, not a fallback.
+    precision: StyleGAN pipeline only: auto, fp32, bf16 (CPU), fp16 (CUDA).
+    aligned:   StyleGAN pipeline only: driving frames and target images are already FFHQ-aligned.
     """
     if weights is None:
         from engine.warp import WarpReenactor
@@ -22,7 +31,11 @@ def create_reenactor(weights: Path | None = None, runtime: str = "auto") -> Reen
         reenactor: Reenactor = WarpReenactor()
     else:
         from engine.stylegan import StyleGANReenactor
+        from engine.stylegan.reenactor import StyleGANOptions
 
-        reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime)
+        reenactor = StyleGANReenactor.from_pack(
+            Path(weights), runtime=runtime, device=device, precision=precision,
+            options=StyleGANOptions(aligned_input=aligned),
+        )
     log.info("reenactor: %s", reenactor.describe())
     return reenactor

@@ -1,0 +1,99 @@
+"""Offline rendering: a driving video or image + a target → an MP4 (H.264, driver's audio) or a PNG.
+
+Frames where the driver shows no face are never dropped: the reenactor holds its last
+output (before the first face: the target at rest), and the count is reported.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.errors import MediaError
+from engine.reenactor import Reenactor, TargetSpec
+from engine.video_io import H264Writer, VideoReader, read_image, write_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+LATENT_SUFFIXES = {".npy", ".pkl"}
+VIDEO_SUFFIXES = {".mp4"}
+
+# frame_progress(frames done, frames expected or None)
+FrameProgress = Callable[[int, "int | None"], None]
+
+
+@dataclass
+class RenderReport:
+    output: Path
+    frames: int
+    fps: float
+    no_face_frames: int
+    stage_ms: dict[str, float] = field(default_factory=dict)  # median per stage
+
+
+def parse_target(text: str, seed: int = 0) -> TargetSpec:
+    """`random`, a latent file (.npy/.pkl) or an image file."""
+    if text == "random":
+        return TargetSpec.random(seed)
+    path = Path(text)
+    if path.suffix.lower() in LATENT_SUFFIXES:
+        if not path.is_file():
+            raise MediaError(f"latent not found: {path}")
+        return TargetSpec.from_latent(path)
+    return TargetSpec.from_image(read_image(path), path)
+
+
+def render(reenactor: Reenactor, driving: Path, output: Path, progress: FrameProgress | None = None) -> RenderReport:
+    """Reenact every frame of `driving` (video or image) into `output` (.mp4 or .png)."""
+    driving, output = Path(driving), Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES | {".png"}:
+        raise MediaError(f"cannot write {output}: expected an .mp4 (video) or .png (image) output")
+    if driving.suffix.lower() in IMAGE_SUFFIXES:
+        if suffix != ".png":
+            raise MediaError(f"{driving} is an image: write the result as a .png, not {output.name}")
+        return _render_image(reenactor, driving, output)
+    if suffix == ".png":
+        raise MediaError(f"{driving} is a video: write the result as an .mp4, not {output.name}")
+    return _render_video(reenactor, driving, output, progress)
+
+
+def _render_image(reenactor: Reenactor, driving: Path, output: Path) -> RenderReport:
+    result = reenactor.drive(read_image(driving))
+    if not result.face_found:
+        raise MediaError(f"no face found in {driving}")
+    write_image(output, result.image)
+    return RenderReport(output, frames=1, fps=0.0, no_face_frames=0, stage_ms=dict(result.timings_ms))
+
+
+def _render_video(reenactor: Reenactor, driving: Path, output: Path, progress: FrameProgress | None) -> RenderReport:
+    timings: dict[str, list[float]] = {}
+    no_face = 0
+    frames = 0
+    partial = output.with_name(output.stem + ".partial.mp4")
+    with VideoReader(driving) as video:
+        expected = video.frame_count
+        audio = driving if video.has_audio else None
+        with H264Writer(partial, video.fps, reenactor.output_size, audio_from=audio) as writer:
+            for frame in video:
+                result = reenactor.drive(frame)
+                no_face += not result.face_found
+                for stage, ms in result.timings_ms.items():
+                    timings.setdefault(stage, []).append(ms)
+                writer.write(result.image)
+                frames += 1
+                if progress:
+                    progress(frames, expected)
+        fps = float(video.fps)
+    if frames == 0:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"{driving} has no frames")
+    partial.replace(output)
+    if no_face:
+        log.warning("%d of %d frames had no face: the last output was held", no_face, frames)
+    medians = {k: float(np.median(v)) for k, v in timings.items()}
+    return RenderReport(output, frames=frames, fps=fps, no_face_frames=no_face, stage_ms=medians)
