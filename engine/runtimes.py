@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -101,14 +102,15 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
 
     Outputs are float32 on the chosen device. Shapes are static: other input shapes are not supported.
     """
-    module = module.eval().requires_grad_(False).to(choice.device, choice.dtype)
+    module = module.eval().requires_grad_(False)
+    if choice.name == "onnx":
+        return _onnx_graph(module, tuple(t.float().cpu() for t in example_inputs), choice, cache_key)
+    module = module.to(choice.device, choice.dtype)
     examples = tuple(t.to(choice.device, choice.dtype) for t in example_inputs)
     if choice.name == "eager":
         run = module
     elif choice.name == "compile":
         run = _compile(module, choice)
-    elif choice.name == "onnx":
-        return _onnx_graph(module, examples, choice, cache_key)
     else:
         run = _tensorrt(module, examples, choice)
 
@@ -168,7 +170,11 @@ def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     names = [f"input_{i}" for i in range(len(examples))]
-    torch.onnx.export(module, examples, str(tmp), input_names=names, output_names=["output"], opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter is deprecated but needs no onnxscript and handles these graphs.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, examples, str(tmp), input_names=names, output_names=["output"],
+                          opset_version=17, dynamo=False)
     os.replace(tmp, path)
     return path
 
@@ -184,8 +190,7 @@ def _onnx_graph(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: R
     path = cache_dir() / "onnx" / f"{key}.onnx"
     if not cache_key or not path.exists():
         with torch.inference_mode():
-            export_onnx(module.float().cpu(), tuple(t.float().cpu() for t in examples), path)
-        module.to(choice.device, choice.dtype)
+            export_onnx(module.float().cpu(), examples, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=onnx_providers(choice.device))
