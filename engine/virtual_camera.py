@@ -6,6 +6,7 @@ rate, repeating the last frame while the reenactor is slower than that.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 import cv2
@@ -29,7 +30,15 @@ def probe_virtual_camera() -> tuple[bool, str]:
         with pyvirtualcam.Camera(width=640, height=480, fps=30) as cam:
             return True, f"virtual camera: {cam.device}"
     except Exception as exc:  # pyvirtualcam raises RuntimeError with a platform-specific hint
-        return False, _first_sentence(str(exc)) or "no virtual camera device"
+        log.info("no virtual camera: %s", exc)
+        return False, NO_DEVICE_HINT.get(sys.platform, "no virtual camera device found")
+
+
+NO_DEVICE_HINT = {
+    "linux": "No virtual camera device: install v4l2loopback, then `sudo modprobe v4l2loopback`",
+    "win32": "No virtual camera: install OBS Studio (version 26 or newer) and start its virtual camera once",
+    "darwin": "No virtual camera: install OBS Studio (version 26 or newer) and start its virtual camera once",
+}
 
 
 def _first_sentence(text: str) -> str:

@@ -1,0 +1,33 @@
+"""`python -m app gui` (also the default without a sub-command): the live window."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gui",
+        help="the live window (default)",
+        description="Animate a portrait with your face, live. Settings from the last session are restored.",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--source", type=Path, metavar="FILE", help="a video file to use as the camera (looped)")
+    group.add_argument("--camera", type=int, metavar="N", help="camera index (0 = the first camera)")
+    p.add_argument("--weights", type=Path, metavar="PACK", help="Mimic model pack; default: the last one used, "
+                   "else the weights-free landmark warp")
+    p.add_argument("--target", type=Path, metavar="FILE", help="portrait image or latent (.npy/.pkl) to start with")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.gui.app import run_gui
+    from app.gui.main_window import LaunchOptions
+    from engine.errors import MediaError
+
+    if args.source is not None and not args.source.is_file():
+        raise MediaError(f"source video not found: {args.source}")
+    if args.weights is not None and not args.weights.is_file():
+        raise MediaError(f"model pack not found: {args.weights}")
+    source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
+    return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target))
