@@ -1,0 +1,236 @@
+"""The main window, offscreen, with the fixture clip as the camera and the real landmark-warp reenactor."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
+from PyQt6.QtGui import QDropEvent
+from PyQt6.QtWidgets import QPushButton
+
+from app.gui.main_window import LaunchOptions, MainWindow, default_reenactor_factory
+from app.gui.settings import AppSettings
+from engine.reenactor import DriveResult
+
+LONG = 30_000  # ms: generous upper bounds for waits on a busy 2-core machine (never a speed assertion)
+
+
+class SlowInversion:
+    """A real reenactor whose set_target first does seconds of genuine CPU work (like an inversion)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+        self.name = inner.name
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def set_target(self, target, progress=None, cancel=None) -> None:
+        from engine.errors import Cancelled
+
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((384, 384)).astype(np.float32)
+        end = time.monotonic() + self.seconds
+        step = 0
+        while time.monotonic() < end:
+            a = np.tanh(a @ a.T / 384.0)  # BLAS: real work that releases the GIL, like torch does
+            step += 1
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("inversion cancelled")
+            if progress is not None and step % 10 == 0:
+                progress(min(0.99, 1 - (end - time.monotonic()) / self.seconds), f"step {step}")
+        self.inner.set_target(target, progress, cancel)
+
+    def drive(self, frame: np.ndarray) -> DriveResult:
+        return self.inner.drive(frame)
+
+    def reset_neutral(self) -> None:
+        self.inner.reset_neutral()
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.inner.output_size
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.output_dir = tmp_path / "recordings"
+    return settings
+
+
+@pytest.fixture
+def clip(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "video" / "carphone_pristine.mp4"
+
+
+@pytest.fixture
+def portrait(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "portraits" / "astronaut.png"
+
+
+def open_window(qtbot, settings: AppSettings, source: Path, factory=default_reenactor_factory) -> MainWindow:
+    window = MainWindow(LaunchOptions(source=str(source)), settings, reenactor_factory=factory)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.reenactor is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: window.driver_view.frames_shown >= 3, timeout=LONG)
+    return window
+
+
+def pick_target(qtbot, window: MainWindow, portrait: Path) -> None:
+    with qtbot.waitSignal(window.target_applied, timeout=LONG):
+        window.choose_target_file(portrait)
+    qtbot.waitUntil(lambda: window.output_view.frames_shown >= 3, timeout=LONG)
+
+
+def test_start_pick_target_and_output_follows_the_driver(qtbot, settings, clip, portrait) -> None:
+    window = open_window(qtbot, settings, clip)
+    assert not window.output_view.has_frame  # no target yet: a placeholder, not a frozen picture
+    assert window.device_chip.text() == window.reenactor.describe()
+    assert not window.record_button.isEnabled()
+
+    pick_target(qtbot, window, portrait)
+    assert window.record_button.isEnabled()
+    assert [t.path for t in settings.recent_targets] == [str(portrait)]  # the gallery remembers
+    assert window.gallery.count() == 1
+
+    seen: list[np.ndarray] = []
+
+    def grab() -> bool:
+        live = window.bridge.latest
+        if live is not None and live.result.face_found:
+            seen.append(live.result.image.copy())
+        return len(seen) >= 2 and np.abs(seen[0].astype(int) - seen[-1]).mean() > 0.5
+
+    qtbot.waitUntil(grab, timeout=LONG)  # the head moves in the clip: so does the output
+    assert "fps" in window.fps_chip.text() and "latency" in window.latency_chip.text()
+
+
+def test_record_three_seconds_to_h264(qtbot, settings, clip, portrait) -> None:
+    window = open_window(qtbot, settings, clip)
+    pick_target(qtbot, window, portrait)
+    window.side_by_side_box.setChecked(True)
+
+    window.act_record.trigger()
+    assert window.recorder is not None and window.rec_chip.isVisible()
+    qtbot.wait(3000)
+    submitted_before_stop = window.bridge.results_submitted
+    with qtbot.waitSignal(window.recording_saved, timeout=LONG) as saved:
+        window.act_record.trigger()
+    stats = saved.args[0]
+    assert stats.error is None and not window.rec_chip.isVisible()
+    assert abs(stats.frames_written - submitted_before_stop) <= 1
+    assert "Saved" in window.banner.text
+
+    with av.open(str(stats.path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        out_w, out_h = window.reenactor.output_size
+        assert stream.height == out_h + out_h % 2 and stream.width > out_w  # side by side
+        times = [float(f.time) for f in container.decode(stream)]
+    assert abs(len(times) - stats.frames_written) <= 1
+    duration = times[-1] - times[0]
+    assert 2.0 < duration < 4.0  # real capture times, not frame count / nominal rate
+    assert all(b > a for a, b in zip(times, times[1:]))
+
+
+def test_snapshot_mirror_shortcuts_and_settings_persist(qtbot, settings, clip, portrait, tmp_path) -> None:
+    window = open_window(qtbot, settings, clip)
+    pick_target(qtbot, window, portrait)
+    mirror = window.act_mirror.isChecked()
+    window.act_mirror.trigger()
+    assert window.bridge.pipeline.mirror is (not mirror)
+    again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert again.mirror is (not mirror)
+
+    window.act_snapshot.trigger()
+    qtbot.waitUntil(lambda: "Snapshot saved" in window.banner.text, timeout=LONG)
+    assert len(list(settings.output_dir.glob("*.png"))) == 1
+
+    keys = {a.text(): [k.toString() for k in a.shortcuts()] for a in window.actions()}
+    assert keys["Record"] == ["R", "Ctrl+R"] and keys["Snapshot"] == ["S"]
+    assert keys["Re-take neutral"] == ["N"] and keys["Mirror"] == ["M"] and keys["Fullscreen output"] == ["F11", "F"]
+
+    window.act_fullscreen.trigger()
+    qtbot.waitUntil(lambda: window._fullscreen_view is not None and window._fullscreen_view.frames_shown > 0,
+                    timeout=LONG)
+    window.act_fullscreen.trigger()
+    assert window._fullscreen_view is None
+
+
+def test_dropping_a_portrait_sets_the_target(qtbot, settings, clip, portrait) -> None:
+    window = open_window(qtbot, settings, clip)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(portrait))])
+    event = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.target_applied, timeout=LONG):
+        window.dropEvent(event)
+    assert window.target is not None and window.target.path == str(portrait)
+
+
+def test_camera_lost_and_bad_files_are_messages(qtbot, settings, clip, portrait, tmp_path) -> None:
+    window = open_window(qtbot, settings, clip)
+    pick_target(qtbot, window, portrait)
+
+    window._start_source("97")  # a camera that is not there: a message, retries, the app keeps going
+    qtbot.waitUntil(lambda: "Camera 97" in window.driver_view.message, timeout=LONG)
+    assert "retrying" in window.driver_view.message
+
+    fake = tmp_path / "portrait.png"
+    fake.write_text("not an image")
+    window.choose_target_file(fake)
+    qtbot.waitUntil(lambda: window.banner.kind == "error" and "not an image" in window.banner.text, timeout=LONG)
+    window.choose_target_file(tmp_path / "notes.txt")
+    assert "not a portrait image or a latent file" in window.banner.text
+
+    before = window.reenactor
+    broken = tmp_path / "model.mimic"
+    broken.write_bytes(b"\x00garbage" * 100)
+    window.load_model(broken)
+    qtbot.waitUntil(lambda: window._model_job is None, timeout=LONG)
+    assert window.banner.kind == "error" and "model.mimic" in window.banner.text
+    assert window.reenactor is before
+
+    shown = window.driver_view.frames_shown
+    window._start_source(str(clip))  # back to a working source: frames flow again
+    qtbot.waitUntil(lambda: window.driver_view.frames_shown > shown + 3, timeout=LONG)
+    assert window.driver_view.message == ""
+
+
+def test_event_loop_never_stalls_while_a_target_is_inverted(qtbot, settings, clip, portrait) -> None:
+    window = open_window(qtbot, settings, clip,
+                         factory=lambda pack: SlowInversion(default_reenactor_factory(pack), seconds=2.5))
+    ticks: list[float] = []
+    timer = QTimer(interval=10, timeout=lambda: ticks.append(time.monotonic()))
+    timer.start()
+    with qtbot.waitSignal(window.target_applied, timeout=LONG):
+        window.choose_target_file(portrait)
+    timer.stop()
+    gaps_ms = [(b - a) * 1000 for a, b in zip(ticks, ticks[1:])]
+    print(f"\nGUI ticks during a 2.5 s inversion: {len(ticks)}, longest gap {max(gaps_ms):.0f} ms")
+    assert len(ticks) > 50
+    assert max(gaps_ms) < 100
+
+
+def test_inversion_can_be_cancelled(qtbot, settings, clip, portrait) -> None:
+    window = open_window(qtbot, settings, clip,
+                         factory=lambda pack: SlowInversion(default_reenactor_factory(pack), seconds=20))
+    window.choose_target_file(portrait)
+    qtbot.waitUntil(lambda: window._progress is not None and window._progress.isVisible(), timeout=LONG)
+    cancel = next(b for b in window._progress.findChildren(QPushButton) if b.text() == "Cancel")
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Cancelled" in window.banner.text, timeout=LONG)
+    assert window.target is None and window.bridge.pipeline.reenactor is None
+
+
+def test_cli_reports_a_missing_source_without_starting_the_gui(tmp_path, capsys) -> None:
+    from app.cli import main
+
+    assert main(["gui", "--source", str(tmp_path / "nope.mp4")]) == 2
+    assert "error: source video not found" in capsys.readouterr().err
