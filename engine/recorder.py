@@ -46,7 +46,7 @@ def compose(layout: Layout, output: np.ndarray, driver: np.ndarray | None, size:
     if layout is Layout.OUTPUT:
         return output if (out_w, out_h) == size else cv2.resize(output, size, interpolation=cv2.INTER_AREA)
     canvas = np.zeros((height, width, 3), np.uint8)
-    out_w = round(out_w * height / out_h)
+    out_w = min(round(out_w * height / out_h), width)  # a model switched mid-recording may change the aspect
     left = width - out_w
     canvas[:, left:] = cv2.resize(output, (out_w, height), interpolation=cv2.INTER_AREA)
     if driver is not None and left > 0:

@@ -1,6 +1,8 @@
 """The main window, offscreen, with the fixture clip as the camera and the real landmark-warp reenactor."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -189,6 +191,12 @@ def test_camera_lost_and_bad_files_are_messages(qtbot, settings, clip, portrait,
     window.choose_target_file(tmp_path / "notes.txt")
     assert "not a portrait image or a latent file" in window.banner.text
 
+    (tmp_path / "a file").write_text("x")
+    settings.output_dir = tmp_path / "a file" / "recordings"  # cannot be created
+    window.act_record.trigger()
+    assert window.recorder is None and not window.record_button.isChecked()
+    assert window.banner.kind == "error" and "a file" in window.banner.text
+
     before = window.reenactor
     broken = tmp_path / "model.mimic"
     broken.write_bytes(b"\x00garbage" * 100)
@@ -234,3 +242,11 @@ def test_cli_reports_a_missing_source_without_starting_the_gui(tmp_path, capsys)
 
     assert main(["gui", "--source", str(tmp_path / "nope.mp4")]) == 2
     assert "error: source video not found" in capsys.readouterr().err
+
+
+def test_app_layer_does_not_import_torch() -> None:
+    code = "import sys, app.cli, app.commands.gui, app.gui.main_window, app.gui.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

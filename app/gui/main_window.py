@@ -727,8 +727,8 @@ class MainWindow(QMainWindow):
 
     def _show_output_dir(self) -> None:
         folder = str(self.settings.output_dir)
-        shown = folder if len(folder) <= 34 else "…" + folder[-33:]
-        self.output_dir_button.setText(shown)
+        metrics = self.output_dir_button.fontMetrics()
+        self.output_dir_button.setText(metrics.elidedText(folder, Qt.TextElideMode.ElideMiddle, 230))
         self.output_dir_button.setToolTip(f"Recordings and snapshots go to {folder}")
 
     def _probe_virtual_camera(self) -> None:

@@ -1,0 +1,92 @@
+"""Screenshots of the main window's states for the README (run under a real X server, e.g. Xvfb).
+
+    xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python -m app.gui.screenshots CLIP PORTRAIT docs/media
+
+States: first launch (no target), live with a target, no face in view, recording (side by side).
+Settings go to a temporary file, so the user's own settings are untouched.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+from PyQt6.QtCore import QSettings, Qt, QTimer
+
+from app.gui.app import create_app
+from app.gui.main_window import LaunchOptions, MainWindow
+from app.gui.settings import AppSettings
+from engine.video_io import H264Writer, VideoReader
+
+log = logging.getLogger(__name__)
+
+WIDTH = 1280  # saved width of each screenshot (px)
+
+
+def faceless_clip(clip: Path, out: Path) -> Path:
+    """The clip's left strip (car interior, no face), scaled up: a driver that shows no face."""
+    with VideoReader(clip) as video:
+        frames = [cv2.resize(f[:, :56], (176, 144)) for f in video]
+    with H264Writer(out, 30, (176, 144)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", type=Path, help="driving video with a face")
+    parser.add_argument("portrait", type=Path, help="target portrait")
+    parser.add_argument("out", type=Path, help="folder for the PNGs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="mimic-shots-"))
+    no_face = faceless_clip(args.clip, tmp / "no-face.mp4")
+
+    app = create_app()
+    settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
+    settings.output_dir = tmp / "recordings"
+    settings.mirror = False
+    window = MainWindow(LaunchOptions(source=str(args.clip)), settings)
+    window.resize(1440, 860)
+    window.show()
+
+    def save(name: str) -> None:
+        image = window.grab().toImage().scaledToWidth(WIDTH, Qt.TransformationMode.SmoothTransformation)
+        path = args.out / f"{name}.png"
+        image.save(str(path))
+        log.info("saved %s", path)
+
+    # (delay after the previous step in ms, what to do)
+    steps = [
+        (4000, lambda: save("first-launch")),
+        (200, lambda: window.choose_target_file(args.portrait)),
+        (6000, lambda: window.act_landmarks.setChecked(True)),
+        (1500, lambda: save("live")),
+        (200, lambda: window.act_landmarks.setChecked(False)),
+        (200, lambda: window._start_source(str(no_face))),
+        (3000, lambda: save("no-face")),
+        (200, lambda: window._start_source(str(args.clip))),
+        (200, lambda: window.side_by_side_box.setChecked(True)),
+        (2500, lambda: window.act_record.setChecked(True)),
+        (3200, lambda: save("recording")),
+        (200, lambda: window.act_record.setChecked(False)),
+        (2000, lambda: window.close()),
+        (500, app.quit),
+    ]
+
+    def run(i: int = 0) -> None:
+        if i < len(steps):
+            delay, action = steps[i]
+            QTimer.singleShot(delay, lambda: (action(), run(i + 1)))
+
+    run()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
