@@ -173,9 +173,13 @@ class CameraSource:
             what = "not found" if not self._ever_opened else "lost"
             self._status = SourceStatus(False, f"{self.name}: {what} (busy, unplugged or no permission) — retrying")
             return False
-        if self.config.resolution is not None and isinstance(self.config.device, int):
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.resolution[0])
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.resolution[1])
+        if isinstance(self.config.device, int):
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # hand out fresh frames, not ones queued in the driver
+            if self.config.resolution is not None:
+                # Most webcams reach 30 fps at HD only with MJPEG; uncompressed YUYV drops to 5-10 fps.
+                capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+                capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.resolution[0])
+                capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.resolution[1])
         if self._ever_opened:
             self.reconnects += 1
             log.info("%s reconnected", self.name)
