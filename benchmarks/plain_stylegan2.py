@@ -89,7 +89,7 @@ def map_z(z: torch.Tensor, sd: dict, n_mlp: int = 8, lr_mlp: float = 0.01) -> to
 @torch.no_grad()
 def synthesize(w_plus: torch.Tensor, sd: dict) -> torch.Tensor:
     """W+ [B, n_latent, D] → image [B, 3, S, S] with the stored (constant) noise buffers."""
-    n_levels = len([k for k in sd if k.startswith("to_rgbs.") and k.endswith(".bias")])
+    n_levels = len([k for k in sd if k.startswith("to_rgbs.") and k.count(".") == 2 and k.endswith(".bias")])
     noise = [sd[f"noises.noise_{i}"] for i in range(2 * n_levels + 1)]
     x = sd["input.input"].repeat(w_plus.shape[0], 1, 1, 1)
     x = styled_conv(x, w_plus[:, 0], noise[0], sd, "conv1")

@@ -1,0 +1,80 @@
+"""Small building blocks shared by the generator and the encoders.
+
+Equalized learning rate (Karras et al.): parameters are stored unscaled and multiplied by
+their He constant at run time, so the state dicts match the published checkpoints.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)
+
+
+def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """leaky_relu(x + bias, 0.2) · √2 — StyleGAN2's activation with gain (bias per channel, dim 1)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return F.leaky_relu(x + bias.view(shape), 0.2) * SQRT2
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized lr: y = x·(W·lr_mul/√in)ᵀ + b·lr_mul, optional fused leaky ReLU."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 activate: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)  # [out, in]
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activate = activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activate:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class PixelNorm(nn.Module):
+    """x / sqrt(mean(x²) + 1e-8) over the feature dimension."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+def fir_kernel(taps: tuple[float, ...] = (1, 3, 3, 1), gain: float = 1.0) -> torch.Tensor:
+    """Separable 2-D FIR kernel, normalised to sum to `gain`: [k, k]."""
+    k = torch.tensor(taps, dtype=torch.float32)
+    k = torch.outer(k, k)
+    return k / k.sum() * gain
+
+
+def fir_filter(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
+    """Pad (before, after) on both spatial axes, then convolve every channel with `kernel` [k, k].
+
+    Equivalent to the reference upfirdn2d with up=down=1 (the kernels are symmetric, so the
+    flip of a true convolution does not matter). Under torch.compile the filter is written as a
+    separable sum of shifted slices, which the compiler fuses with the neighbouring element-wise
+    ops; eagerly it is one depthwise convolution.
+    """
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    k = kernel.shape[-1]
+    if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        taps = kernel.sum(dim=0) / kernel.sum().sqrt()  # separable factor: kernel = outer(taps, taps)
+        h, w = x.shape[-2] - k + 1, x.shape[-1] - k + 1
+        x = sum(taps[i] * x[..., i:i + h, :] for i in range(k))
+        return sum(taps[j] * x[..., :, j:j + w] for j in range(k))
+    c = x.shape[1]
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, k, k)
+    return F.conv2d(x, weight, groups=c)
+
+
+def upsample2x(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Reference upfirdn2d(x, kernel, up=2, pad=(2, 1)): zero-insertion upsampling then FIR."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h, 1, w, 1)
+    x = F.pad(x, (0, 1, 0, 0, 0, 1)).reshape(b, c, 2 * h, 2 * w)
+    return fir_filter(x, kernel, (2, 1))
