@@ -1,0 +1,34 @@
+"""`python -m app align`: FFHQ-align a portrait (the quality path) and write the crop quad."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("align", help="FFHQ-align a portrait", description="Crop and rotate a portrait the way "
+                       "FFHQ / StyleGAN encoders expect (MediaPipe landmarks, FFHQ recipe).")
+    p.add_argument("image", type=Path, help="portrait image")
+    p.add_argument("-o", "--output", required=True, type=Path, help="aligned image (.png)")
+    p.add_argument("--size", type=int, default=1024, help="output size in pixels (default 1024)")
+    p.add_argument("--json", type=Path, help="write the crop quad (4 corners in input pixels: TL, BL, BR, TR)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.align import align_face
+    from engine.errors import NoFaceError
+    from engine.video_io import read_image, write_image
+
+    image = read_image(args.image)
+    try:
+        aligned = align_face(image, size=args.size)
+    except NoFaceError:
+        raise NoFaceError(f"no face found in {args.image}") from None
+    write_image(args.output, aligned.image)
+    if args.json:
+        args.json.write_text(json.dumps({"image": str(args.image), "size": args.size,
+                                         "quad": [[round(float(v), 3) for v in c] for c in aligned.quad]}, indent=2))
+    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
+    return 0
