@@ -13,6 +13,7 @@ from app.gui import theme
 from app.gui.jobs import Job
 from app.gui.settings import RecentTarget
 from app.gui.video_view import to_qimage
+from engine.errors import MediaError
 from engine.video_io import read_image
 
 THUMB = 72  # px
@@ -64,6 +65,16 @@ class TargetGallery(QListWidget):
         self.itemClicked.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
         self._thumbs: dict[str, QIcon] = {}
 
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().paintEvent(event)
+        if self.count() == 0:
+            p = QPainter(self.viewport())
+            p.setPen(QColor(theme.MUTED))
+            p.drawText(self.viewport().rect().adjusted(16, 0, -16, 0),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       "Your recent targets appear here.\n\nOpen a portrait, or drop one on the window.")
+            p.end()
+
     def set_targets(self, targets: list[RecentTarget], current: str | None = None) -> None:
         """Show `targets` (thumbnails load in the background); highlight `current`."""
         self.clear()
@@ -106,6 +117,6 @@ def _load_thumbnails(paths: list[str]) -> dict[str, np.ndarray]:
     for path in paths:
         try:
             thumbs[path] = thumbnail(read_image(path))
-        except Exception:  # a vanished or broken file just has no thumbnail
+        except MediaError:  # a vanished or broken file just has no thumbnail
             continue
     return thumbs

@@ -503,6 +503,7 @@ class MainWindow(QMainWindow):
     def _show_model(self) -> None:
         if self.reenactor is None:
             self.model_label.setText("No model loaded")
+            self.device_chip.setText("no model")
             return
         describe = self.reenactor.describe()
         self.model_label.setText(describe)
@@ -546,6 +547,10 @@ class MainWindow(QMainWindow):
     def choose_target(self, target: RecentTarget) -> None:
         """Animate `target` (inverted in the background; the previous target keeps running meanwhile)."""
         if self.reenactor is None:
+            if self._model_job is None:
+                self.banner.show_message("error", "No model is loaded: File → Load model pack…, "
+                                                  "or File → Use landmark warp (no weights)")
+                return
             self._pending_target = target  # applied once the model is loaded
             return
         path = Path(target.path)

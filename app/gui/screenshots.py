@@ -14,7 +14,9 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtGui import QImage
 
 from app.gui.app import create_app
 from app.gui.main_window import LaunchOptions, MainWindow
@@ -27,13 +29,23 @@ WIDTH = 1280  # saved width of each screenshot (px)
 
 
 def faceless_clip(clip: Path, out: Path) -> Path:
-    """The clip's left strip (car interior, no face), scaled up: a driver that shows no face."""
+    """The clip's top-left corner (car ceiling and window), scaled up: a driver that shows no face."""
     with VideoReader(clip) as video:
-        frames = [cv2.resize(f[:, :56], (176, 144)) for f in video]
+        frames = [cv2.resize(f[:44, :54], (176, 144)) for f in video]
     with H264Writer(out, 30, (176, 144)) as writer:
         for frame in frames:
             writer.write(frame)
     return out
+
+
+def _save_small_png(image: QImage, path: Path) -> None:
+    """A 256-colour PNG: a fraction of the size of a full-colour one, hardly different for a UI."""
+    from PIL import Image
+
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    pixels = np.frombuffer(rgb.constBits().asstring(rgb.sizeInBytes()), np.uint8)
+    pixels = pixels.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
+    Image.fromarray(pixels).quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(name: str) -> None:
         image = window.grab().toImage().scaledToWidth(WIDTH, Qt.TransformationMode.SmoothTransformation)
         path = args.out / f"{name}.png"
-        image.save(str(path))
+        _save_small_png(image, path)
         log.info("saved %s", path)
 
     # (delay after the previous step in ms, what to do)

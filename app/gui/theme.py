@@ -39,6 +39,7 @@ QPushButton:checked, QToolButton:checked {{ background: #24344f; border-color: {
 QPushButton#Primary {{ background: {ACCENT}; border-color: {ACCENT}; color: white; font-weight: 600; }}
 QPushButton#Record {{ background: #3a1f22; border-color: {RECORD}; color: #ffd7d8; font-weight: 600; }}
 QPushButton#Record:checked {{ background: {RECORD}; color: white; }}
+QPushButton#Record:disabled {{ background: {RAISED}; border-color: {RAISED}; color: #5c6370; }}
 QComboBox {{ background: {RAISED}; border: 1px solid {BORDER}; border-radius: 6px; padding: 4px 8px; }}
 QComboBox QAbstractItemView {{ background: {PANEL}; border: 1px solid {BORDER}; selection-background-color: {RAISED}; }}
 QCheckBox::indicator {{ width: 14px; height: 14px; }}
