@@ -1,0 +1,154 @@
+"""Restricted unpickling: a pickle may name only globals on an explicit allow-list.
+
+A pickle is a small program: GLOBAL/STACK_GLOBAL opcodes import any callable and REDUCE calls
+it. `SafeUnpickler.find_class` answers every global from an allow-list of our own objects (plain
+containers, our own tensor/array rebuilders, inert stand-ins) and refuses anything else with
+`UnsafePickleError` before it is imported, so nothing foreign is imported or run.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import pickletools
+import struct
+import types
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import numpy as np
+
+from models.checkpoints.errors import CheckpointError, UnsafePickleError
+
+# Allow-list: (module, name) → the object the unpickler gets instead of importing it.
+Allowlist = Mapping[tuple[str, str], Any]
+
+# Python 2 / old numpy module names, as `pickle`'s own fix_imports would map them.
+_RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "numpy._core.multiarray": "numpy.core.multiarray",
+                    "numpy._core.numeric": "numpy.core.numeric"}
+
+# Exceptions a malformed (not hostile: hostile ones stop at find_class) pickle raises while loading.
+CORRUPT_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                  LookupError, RuntimeError, struct.error, UnicodeDecodeError, OverflowError, MemoryError)
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode(str, 'latin1')`: how protocol-2 pickles spell a bytes object."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"unexpected _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+def _reconstruct_array(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's `_reconstruct`: an empty ndarray that the next BUILD fills (plain ndarrays only)."""
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"unexpected array subtype {subtype!r}")
+    return np.core.multiarray._reconstruct(np.ndarray, shape, dtype)
+
+
+def _array_from_buffer(buffer: Any, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    """numpy's `_frombuffer` (protocol-5 pickles of arrays)."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError(f"unexpected array dtype {dtype!r}")
+    return np.frombuffer(bytes(buffer), dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _scalar(dtype: np.dtype, data: Any) -> Any:
+    """numpy's `scalar(dtype, bytes)`: one numpy scalar from its raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise pickle.UnpicklingError(f"unexpected numpy scalar of {dtype!r}")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+class Namespace(types.SimpleNamespace):
+    """`argparse.Namespace` (rosinality's `args`), rebuilt as plain attributes without importing argparse."""
+
+    INERT = True  # may be rebuilt by copyreg._reconstructor
+
+
+class AttrDict(dict):
+    """A dict subclass of the pickling code (e.g. NVIDIA's `dnnlib.EasyDict`), rebuilt as a plain dict."""
+
+
+def _reconstructor(cls: type, base: type, state: Any) -> Any:
+    """copyreg's `_reconstructor` (protocol 0/1 pickles of objects): only for our own inert classes."""
+    if base is object and isinstance(cls, type) and getattr(cls, "INERT", False):
+        return cls.__new__(cls)
+    if base is dict and isinstance(cls, type) and issubclass(cls, AttrDict):
+        return cls(state or {})
+    raise pickle.UnpicklingError(f"unexpected copyreg._reconstructor({cls!r}, {base!r})")
+
+
+# Plain data: containers, numpy arrays and scalars, argparse namespaces.
+DATA_ALLOWLIST: dict[tuple[str, str], Any] = {
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("builtins", "complex"): complex,
+    ("builtins", "bytearray"): bytearray,
+    ("builtins", "range"): range,
+    ("builtins", "object"): object,
+    ("copyreg", "_reconstructor"): _reconstructor,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("_codecs", "encode"): _latin1_bytes,
+    ("argparse", "Namespace"): Namespace,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct_array,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,
+}
+# numpy dtype classes of numpy ≥ 1.25 pickles (e.g. numpy.dtypes.Float32DType) are not needed: dtypes pickle as numpy.dtype.
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """`pickle.Unpickler` whose globals come only from `allowlist` (and, optionally, a resolver for
+    whole families such as `torch.nn.modules.*`); `file_name` names the file in errors."""
+
+    def __init__(self, file: IO[bytes], file_name: str, allowlist: Allowlist,
+                 resolve: Callable[[str, str], Any | None] | None = None,
+                 persistent_load: Callable[[Any], Any] | None = None) -> None:
+        super().__init__(file, encoding="latin1")
+        self.file_name = file_name
+        self.allowlist = allowlist
+        self.resolve = resolve
+        if persistent_load is not None:
+            self.persistent_load = persistent_load
+
+    def find_class(self, module: str, name: str) -> Any:
+        module = _RENAMED_MODULES.get(module, module)
+        found = self.allowlist.get((module, name))
+        if found is None and self.resolve is not None:
+            found = self.resolve(module, name)
+        if found is None:
+            raise UnsafePickleError(f"refusing to load {self.file_name}: it asks to run {module}.{name}; "
+                                    "only tensors and plain data are allowed")
+        return found
+
+
+def safe_load(file: IO[bytes], file_name: str, allowlist: Allowlist,
+              resolve: Callable[[str, str], Any | None] | None = None,
+              persistent_load: Callable[[Any], Any] | None = None) -> Any:
+    """Unpickle one object from `file` with `SafeUnpickler`; a malformed stream → CheckpointError."""
+    try:
+        return SafeUnpickler(file, file_name, allowlist, resolve, persistent_load).load()
+    except CheckpointError:
+        raise
+    except CORRUPT_ERRORS as exc:
+        raise CheckpointError(f"{file_name} is truncated or corrupt ({describe(exc)})") from None
+
+
+def safe_loads(data: bytes, file_name: str, allowlist: Allowlist = DATA_ALLOWLIST,
+               resolve: Callable[[str, str], Any | None] | None = None) -> Any:
+    return safe_load(io.BytesIO(data), file_name, allowlist, resolve)
+
+
+def looks_like_pickle(head: bytes) -> bool:
+    """Whether `head` starts with a pickle opcode (PROTO for protocol 2+, any opcode for 0/1)."""
+    return bool(head) and head[:1].decode("latin1") in pickletools.code2op
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for an error message: the exception's first line (or its type)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__

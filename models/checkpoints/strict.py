@@ -1,0 +1,36 @@
+"""Strict state-dict loading with one-line errors naming the file and what did not match."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.checkpoints.errors import CheckpointError
+
+StateDict = dict[str, torch.Tensor]
+
+
+def check_state(module: nn.Module, state: StateDict, file_name: str, what: str) -> None:
+    """Raise CheckpointError unless `state` has exactly `module`'s keys with the same shapes."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {list(state[k].shape)} (expected {list(v.shape)})" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s) (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
+    if wrong:
+        problems.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
+    if problems:
+        raise CheckpointError(f"{file_name}: {what} does not match: " + "; ".join(problems))
+
+
+def load_strict(module: nn.Module, state: StateDict, file_name: str, what: str) -> nn.Module:
+    """Put `state` into `module` after `check_state`. The tensors are assigned, not copied, so the
+    module may be built on the meta device (no memory, no random init); floats become float32."""
+    check_state(module, state, file_name, what)
+    state = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    module.load_state_dict(state, strict=True, assign=True)
+    return module
