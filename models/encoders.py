@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.irse import IRSEConfig, body, input_layer
-from models.layers import EqualLinear
+from models.layers import AdaptiveAvgPool2d, EqualLinear
 
 
 class MotionEncoder(nn.Module):
@@ -21,7 +21,7 @@ class MotionEncoder(nn.Module):
         self.input_layer = input_layer(irse)
         self.body = body(irse)
         self.output_layer_2 = nn.Sequential(
-            nn.BatchNorm2d(c), nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(c * 7 * 7, style_dim)
+            nn.BatchNorm2d(c), AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(c * 7 * 7, style_dim)
         )
         self.linear = EqualLinear(style_dim, style_dim * n_latent, lr_mul=1)  # affine, no activation
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,3 +79,29 @@ def upsample2x(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     x = x.reshape(b, c, h, 1, w, 1)
     x = F.pad(x, (0, 1, 0, 0, 0, 1)).reshape(b, c, 2 * h, 2 * w)
     return fir_filter(x, kernel, (2, 1))
+
+
+class AdaptiveAvgPool2d(nn.Module):
+    """torch's adaptive average pooling written as two small matrix products (same numbers).
+
+    ONNX has no adaptive pooling for output sizes that do not divide the input (pSp pools 16x16 → 7x7),
+    so the pooling windows are built as averaging matrices: out = P_h · x · P_wᵀ.
+    """
+
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    @staticmethod
+    def _matrix(n_in: int, n_out: int) -> torch.Tensor:
+        """[n_out, n_in] averaging windows (built in numpy: a constant for tracers and exporters)."""
+        p = np.zeros((n_out, n_in), np.float32)
+        for i in range(n_out):
+            start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+            p[i, start:end] = 1.0 / (end - start)
+        return torch.from_numpy(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ph = self._matrix(x.shape[-2], self.output_size[0]).to(x)
+        pw = self._matrix(x.shape[-1], self.output_size[1]).to(x)
+        return ph @ x @ pw.T  # [oh, H] · [B, C, H, W] · [W, ow]
