@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -25,6 +26,15 @@ from models.stylegan2 import Generator, GeneratorConfig
 
 TINY = PaperConfig.tiny()
 TINY_ARCFACE = IRSEConfig(units=(1, 1, 1, 1), channels=(16, 16, 32, 32))
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread, without fighting other processes for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def randomize(module: nn.Module, seed: int) -> nn.Module:
@@ -103,6 +113,7 @@ def write_state_dict(path: Path, module: nn.Module) -> Path:
 # training/networks.py in released files). It is only ever parsed by the loader, never run.
 NETWORK_SOURCE = '''"""Network architectures (stand-in)."""
 import numpy as np
+import pytest
 import torch
 from torch_utils import misc
 from torch_utils import persistence

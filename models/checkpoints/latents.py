@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from models.checkpoints.errors import CheckpointError
-from models.checkpoints.safe_pickle import CORRUPT_ERRORS, DATA_ALLOWLIST, describe, looks_like_pickle, safe_load
+from models.checkpoints.safe_pickle import CORRUPT_ERRORS, DATA_ALLOWLIST, describe, load_plain_pickle, safe_load
 
 
 def read_latent(path: Path, n_latent: int | None = None, style_dim: int | None = None) -> np.ndarray:
@@ -42,9 +42,9 @@ def _read_array(path: Path) -> np.ndarray:
         raise CheckpointError(f"cannot read latent {path}: {exc.strerror or exc}") from None
     if data.startswith(b"\x93NUMPY"):
         return _read_npy(data, path.name)
-    if not looks_like_pickle(data):
-        raise CheckpointError(f"{path.name} is not a latent file (expected a .npy array or a pickled NumPy array)")
-    return _single_array(safe_load(io.BytesIO(data), path.name, DATA_ALLOWLIST), path.name)
+    obj = load_plain_pickle(io.BytesIO(data), path.name, DATA_ALLOWLIST, protocol_2=data[:1] == b"\x80",
+                            what="a latent file (a .npy array or a pickled NumPy array)")
+    return _single_array(obj, path.name)
 
 
 def _read_npy(data: bytes, name: str) -> np.ndarray:

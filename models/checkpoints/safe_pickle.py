@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import io
 import pickle
-import pickletools
 import struct
 import types
 from collections.abc import Callable, Mapping
@@ -143,9 +142,19 @@ def safe_loads(data: bytes, file_name: str, allowlist: Allowlist = DATA_ALLOWLIS
     return safe_load(io.BytesIO(data), file_name, allowlist, resolve)
 
 
-def looks_like_pickle(head: bytes) -> bool:
-    """Whether `head` starts with a pickle opcode (PROTO for protocol 2+, any opcode for 0/1)."""
-    return bool(head) and head[:1].decode("latin1") in pickletools.code2op
+def load_plain_pickle(file: IO[bytes], file_name: str, allowlist: Allowlist,
+                      resolve: Callable[[str, str], Any | None] | None = None, protocol_2: bool = True,
+                      what: str = "a PyTorch checkpoint or pickle") -> Any:
+    """`safe_load` of a file that may not be a pickle at all: one that does not start with protocol 2+'s
+    PROTO opcode and fails to unpickle is reported as "not <what>" rather than as corrupt."""
+    if protocol_2:
+        return safe_load(file, file_name, allowlist, resolve)
+    try:
+        return safe_load(file, file_name, allowlist, resolve)
+    except UnsafePickleError:
+        raise
+    except CheckpointError:
+        raise CheckpointError(f"{file_name} is not {what}") from None
 
 
 def describe(exc: BaseException) -> str:

@@ -28,9 +28,14 @@ def check_state(module: nn.Module, state: StateDict, file_name: str, what: str) 
 
 
 def load_strict(module: nn.Module, state: StateDict, file_name: str, what: str) -> nn.Module:
-    """Put `state` into `module` after `check_state`. The tensors are assigned, not copied, so the
-    module may be built on the meta device (no memory, no random init); floats become float32."""
+    """Put `state` into `module` after `check_state`. Fresh, aligned copies are assigned (so the module
+    may be built on the meta device: no memory, no random init); floats become float32.
+
+    Copies, because tensors read from files can sit at any alignment and oneDNN's kernels round
+    differently on misaligned weights (≈1e-6): aligned copies make outputs bit-identical.
+    """
     check_state(module, state, file_name, what)
-    state = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    state = {k: (v.float() if v.is_floating_point() else v).clone(memory_format=torch.contiguous_format)
+             for k, v in state.items()}
     module.load_state_dict(state, strict=True, assign=True)
     return module

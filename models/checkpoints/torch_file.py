@@ -24,7 +24,7 @@ import torch
 
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.inert import resolver
-from models.checkpoints.safe_pickle import CORRUPT_ERRORS, DATA_ALLOWLIST, describe, looks_like_pickle, safe_load
+from models.checkpoints.safe_pickle import CORRUPT_ERRORS, DATA_ALLOWLIST, describe, load_plain_pickle, safe_load
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -121,9 +121,7 @@ def read_pickled(path: Path) -> Any:
                 raise CheckpointError(f"{name} uses PyTorch's pre-0.4 tar format; re-save it with a current PyTorch")
             if not head:
                 raise CheckpointError(f"{name} is empty")
-            if not looks_like_pickle(head):
-                raise CheckpointError(f"{name} is not a PyTorch checkpoint or pickle")
-            return safe_load(f, name, _allowlist(name), resolver(name))
+            return load_plain_pickle(f, name, _allowlist(name), resolver(name), protocol_2=head[:1] == b"\x80")
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except IsADirectoryError:
