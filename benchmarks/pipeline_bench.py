@@ -9,6 +9,7 @@ Reports median ms per stage, FPS, speed-up over the baseline, and achieved GFLOP
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import platform
@@ -114,7 +115,8 @@ def bench_config(name: str, config, runtimes: list[str], repeats: int) -> list[S
             continue
         t0 = time.perf_counter()
         try:
-            reenactor = StyleGANReenactor(model, _NoInverter(g), f"bench-{name}", choice)
+            own = copy.deepcopy(model)  # runtimes convert dtype/device in place
+            reenactor = StyleGANReenactor(own, _NoInverter(own.decoder), f"bench-{name}", choice)
         except Exception as exc:
             log.warning("%s on %s failed to build: %s", name, rt, exc)
             results.append(StageTimes(rt, name, {}, 0.0, note=f"build failed: {exc}"))
