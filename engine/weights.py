@@ -26,8 +26,8 @@ from models.checkpoints.formats import (
 )
 from models.checkpoints.latents import read_latent
 from models.checkpoints.pack import (
-    PAPER_COMPONENTS, Pack, config_json, file_sha256, generator_config_from, irse_config_from, open_pack, state_hash,
-    write_pack,
+    PAPER_COMPONENTS, Pack, config_json, file_sha256, generator_config_from, irse_config_from, open_pack,
+    sidecar_path, state_hash, write_pack,
 )
 from models.checkpoints.strict import check_state, load_strict
 from models.encoders import ArcFace
@@ -147,6 +147,11 @@ class ImportReport:
     path: Path
     manifest: dict[str, Any]
     notes: list[str]  # things the user should know (e.g. "--stylegan differs from the paper's decoder")
+
+    @property
+    def sidecar(self) -> Path:
+        """The human-readable copy of the manifest beside the pack."""
+        return sidecar_path(self.path)
 
 
 def import_weights(paper: Path, restyle: Path, out: Path, stylegan: Path | None = None,
