@@ -154,8 +154,8 @@ class ImportReport:
         return sidecar_path(self.path)
 
 
-def import_weights(paper: Path, restyle: Path, out: Path, stylegan: Path | None = None,
-                   arcface: Path | None = None, progress: ProgressFn | None = None) -> ImportReport:
+def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arcface: Path | None = None, *,
+                   out: Path, progress: ProgressFn | None = None) -> ImportReport:
     """Check the original checkpoints against Mimic's modules and write them as one pack.
 
     paper:    the paper's best_model.pt (E_m, M, G);  restyle: restyle_psp_ffhq_encode.pt (E_i, its G, latent_avg);

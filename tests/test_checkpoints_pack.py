@@ -38,7 +38,7 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def pack(originals: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pack") / "mimic.safetensors"
     steps: list[tuple[float, str]] = []
-    report = import_weights(originals["paper"], originals["restyle"], out, arcface=originals["arcface_file"],
+    report = import_weights(originals["paper"], originals["restyle"], arcface=originals["arcface_file"], out=out,
                             progress=lambda f, m: steps.append((f, m)))
     assert report.notes == []
     assert steps[0] == (0.0, "reading best_model.pt") and steps[-1] == (1.0, "wrote mimic.safetensors")
@@ -133,7 +133,7 @@ def test_import_with_stylegan_and_different_restyle_generator(originals: dict, t
     other = tiny_generator(seed=11)
     stylegan = write_nvidia(tmp_path / "stylegan2-ffhq-64x64.pkl", other)
     restyle = write_restyle(tmp_path / "restyle.pt", tiny_inverter(tiny_generator(seed=12)))
-    report = import_weights(originals["paper"], restyle, tmp_path / "p.safetensors", stylegan=stylegan)
+    report = import_weights(originals["paper"], restyle, stylegan, out=tmp_path / "p.safetensors")
     assert len(report.notes) == 2  # --stylegan differs from the paper's decoder; ReStyle's G kept apart
     assert "G_restyle" in report.manifest["components"]
     model, inverter, _ = load_paper_pack(tmp_path / "p.safetensors", verify=True)
@@ -146,10 +146,10 @@ def test_import_with_stylegan_and_different_restyle_generator(originals: dict, t
 def test_import_rejects_swapped_and_mismatched_files(originals: dict, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"^restyle_psp_ffhq_encode\.pt looks like a ReStyle encoder "
                                               r"checkpoint .*; expected the paper's checkpoint \(best_model\.pt\)$"):
-        import_weights(originals["restyle"], originals["paper"], tmp_path / "x.safetensors")
+        import_weights(originals["restyle"], originals["paper"], out=tmp_path / "x.safetensors")
     g128 = Generator(GeneratorConfig(size=128, style_dim=64, n_mlp=2, channel_max=32))
     wrong = write_state_dict(tmp_path / "g128.pt", g128)
     with pytest.raises(CheckpointError, match=r"^g128\.pt: generator 128px with 12x64 latents does not match the "
                                               r"paper's decoder in best_model\.pt \(64px, 10x64\)$"):
-        import_weights(originals["paper"], originals["restyle"], tmp_path / "x.safetensors", stylegan=wrong)
+        import_weights(originals["paper"], originals["restyle"], wrong, out=tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()

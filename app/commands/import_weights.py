@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(message)
                 bar.update(round(fraction * 100) - bar.n)
 
-            report = import_weights(args.paper, args.restyle, args.output, stylegan=args.stylegan,
-                                    arcface=args.arcface, progress=on_progress)
+            report = import_weights(args.paper, args.restyle, args.stylegan, args.arcface, out=args.output,
+                                    progress=on_progress)
     manifest = report.manifest
     size_mb = report.path.stat().st_size / 1e6
     print(f"wrote {report.path} ({size_mb:.1f} MB): {', '.join(manifest['components'])}")

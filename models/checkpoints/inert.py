@@ -140,7 +140,7 @@ def audit_source(source: str) -> str | None:
     """What of `source` would run at import time besides imports and definitions ("line 3: os.system(...)"),
     or None. Only parses the source (`ast.parse` executes nothing)."""
     try:
-        tree = ast.parse(source)
+        tree = ast.parse(source.removeprefix("\ufeff"))
     except (SyntaxError, ValueError) as exc:
         return f"unparsable code ({type(exc).__name__})"
     return _audit_body(tree.body)
@@ -195,5 +195,5 @@ def _inert(expr: ast.expr) -> bool:
 
 
 def _where(node: ast.AST) -> str:
-    text = ast.unparse(node).splitlines()[0] if hasattr(ast, "unparse") else type(node).__name__
+    text = ast.unparse(node).splitlines()[0]
     return f"line {getattr(node, 'lineno', '?')}: {text[:60]}"
