@@ -27,9 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from engine.errors import MediaError
     from engine.render import parse_target, render
     from engine.factory import create_reenactor
 
+    if not args.driving.is_file():
+        raise MediaError(f"driving video/image not found: {args.driving}")
     reenactor = create_reenactor(args.weights, runtime=args.runtime, device=args.device,
                                  precision=args.precision, aligned=args.aligned)
     print(f"reenactor: {reenactor.describe()}")
