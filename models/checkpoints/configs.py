@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import re
 
 import torch
@@ -77,6 +76,3 @@ def restyle_input_size(state: StateDict, file_name: str, prefix: str = "styles.0
         raise CheckpointError(f"{file_name}: no ReStyle style heads ({prefix}*)")
     return 16 * 2**n
 
-
-def n_latent_of(size: int) -> int:
-    return 2 * int(math.log2(size)) - 2

@@ -46,7 +46,7 @@ def state_hash(state: StateDict) -> str:
     for name in sorted(state):
         t = state[name].detach().contiguous().cpu()
         h.update(f"{name}|{str(t.dtype)}|{list(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
     return h.hexdigest()
 
 
@@ -103,10 +103,12 @@ def write_pack(path: Path, components: dict[str, StateDict], configs: dict[str, 
     tmp = path.with_name(path.name + ".part")
     try:
         save_file(tensors, str(tmp), metadata={"mimic": json.dumps(manifest, sort_keys=True)})
+        sidecar = sidecar_path(path)
+        sidecar.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, sidecar.stat().st_mode & 0o777)  # safetensors writes 0600; give the pack the umask's mode
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    sidecar_path(path).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
