@@ -1,4 +1,4 @@
 """The weights-free reenactor: MediaPipe landmarks drive a dense mesh warp of the target's own pixels."""
-from engine.warp.reenactor import WarpReenactor
+from engine.warp.reenactor import WarpConfig, WarpReenactor
 
-__all__ = ["WarpReenactor"]
+__all__ = ["WarpConfig", "WarpReenactor"]

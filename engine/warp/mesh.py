@@ -1,73 +1,180 @@
-"""Mesh topology for the warp: named landmark rings, control points around the face, triangulation."""
+"""Mesh topology for the warp: named MediaPipe landmarks, control points around the face, triangulation."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-# Closed rings of MediaPipe mesh indices (ordered around the contour).
+N_MESH = 478  # MediaPipe face mesh with irises (refine_landmarks=True)
+
+# Closed rings of mesh indices, ordered around the contour. "Left"/"right" as seen in the image.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
-EYE_LEFT_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)  # image left
+EYE_LEFT_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 EYE_RIGHT_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
-MOUTH_CORNERS = (61, 291)
+# (upper, lower) points facing each other across the mouth opening and across each eye: they may meet, not cross
+LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
+LID_PAIRS = ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154), (173, 155),
+             (466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382))  # centre of the inner lip contour
+MOUTH_CORNERS = (61, 291)  # outer mouth corners
 EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) mid-lid points of each eye
-EYE_CORNERS = ((33, 133), (362, 263))
-N_MESH = 478
+EYE_CORNERS = ((33, 133), (362, 263))  # (outer, inner) of the left eye; (inner, outer) of the right eye
+EYE_OUTER_CORNERS = (33, 263)
+N_SURFACE = 468  # points before this are the face surface; the rest are the irises (not warped: too jittery)
+NOSE_TIP = 1
+CHEEKS = (234, 454)  # face-oval points level with the eyes, left and right
 
-HALO_SCALES = (1.35, 1.8)  # rings of control points around the face (relative to the face oval), for hair/neck
-HALO_WEIGHTS = (0.85, 0.45)  # how much of the head's rigid motion each ring follows
-HALO_POINTS = 24
+# Points that move little with expression (forehead, nose bridge, temples, cheekbones, eye corners).
+RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 234, 454, 127, 356, 109, 338, 67, 297,
+         116, 345, 123, 352, 93, 323)
+
+# Rings of control points around the face (radius relative to the face oval) that carry hair, ears and neck
+# along with the head, and how much of the motion of the nearest face-oval point each ring follows.
+# Feature contours always take part in the warp; other surface points only where they are at least
+# THIN_SPACING face widths from every point already taken (drops the bunched-up points along a turned
+# cheek, whose tiny triangles would flip with every bit of landmark jitter).
+CONTOURS = tuple(dict.fromkeys(FACE_OVAL + INNER_LIPS + OUTER_LIPS + EYE_LEFT_RING + EYE_RIGHT_RING))
+THIN_SPACING = 0.015
+
+HALO_SCALES = (1.3, 1.75)
+HALO_WEIGHTS = (0.8, 0.4)
+HALO_POINTS = 32
+BORDER_POINTS_PER_SIDE = 8  # fixed points on each side of the frame
 
 
-def halo_points(oval: np.ndarray, centre: np.ndarray) -> list[np.ndarray]:
-    """Rings of points around the face oval [K, 2], scaled about `centre`, one array per ring."""
+@dataclass(frozen=True)
+class ControlPoints:
+    """Every warp control point in output pixels at rest: mesh, halo rings, frame border (in this order)."""
+
+    rest: np.ndarray  # [P, 2] float64
+    halo_anchor: np.ndarray  # [H] index of the face-oval mesh point each halo point follows
+    halo_weight: np.ndarray  # [H] fraction of that point's motion it follows
+    triangles: np.ndarray  # [T, 3] int32, counter-clockwise at rest (in image coordinates, y down)
+
+    @property
+    def halo(self) -> slice:
+        return slice(N_MESH, N_MESH + len(self.halo_anchor))
+
+
+MIN_LIP_GAP = 0.04  # of the mouth width: a closed mouth is parted this much in the layout (see open_contours)
+MIN_LID_GAP = 0.12  # of the eye width, for closed eyes
+
+
+def open_contours(mesh: np.ndarray) -> np.ndarray:
+    """The mesh [478, ≥2] with a closed mouth (or closed eyes) parted by a hair (a copy).
+
+    With the lips touching, triangles across the mouth have no area and no defined orientation, so
+    an opening mouth could not be told from a fold. Parted by MIN_LIP_GAP, the triangulation gets a
+    thin lens of triangles between the lips that opens and closes with them.
+    """
+    out = np.array(mesh, np.float64, copy=True)
+    eyes = out[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
+    down = out[list(MOUTH_CORNERS), :2].mean(0) - eyes
+    down /= max(float(np.linalg.norm(down)), 1e-9)
+    mouth_width = float(np.linalg.norm(out[MOUTH_CORNERS[0], :2] - out[MOUTH_CORNERS[1], :2]))
+    eye_width = float(np.mean([np.linalg.norm(out[a, :2] - out[b, :2]) for a, b in EYE_CORNERS]))
+    for pairs, gap in ((LIP_PAIRS, MIN_LIP_GAP * mouth_width), (LID_PAIRS, MIN_LID_GAP * eye_width)):
+        p = np.array(pairs)
+        have = (out[p[:, 1], :2] - out[p[:, 0], :2]) @ down
+        push = np.maximum(gap - have, 0.0)[:, None] * down / 2
+        out[p[:, 0], :2] -= push
+        out[p[:, 1], :2] += push
+    return out
+
+
+def halo_rings(mesh_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points on rings around the face oval: (points [H, 2], anchor oval indices [H], weights [H])."""
+    oval = mesh_xy[list(FACE_OVAL)]
+    centre = oval.mean(0)
     angles = np.linspace(0, 2 * np.pi, HALO_POINTS, endpoint=False)
-    radius = np.linalg.norm(oval - centre, axis=1)
     oval_angles = np.arctan2(oval[:, 1] - centre[1], oval[:, 0] - centre[0])
     order = np.argsort(oval_angles)
-    r = np.interp(angles, oval_angles[order], radius[order], period=2 * np.pi)
+    radius = np.interp(angles, oval_angles[order], np.linalg.norm(oval - centre, axis=1)[order], period=2 * np.pi)
+    # the oval point nearest in angle to each ray
+    gap = np.abs(np.angle(np.exp(1j * (angles[:, None] - oval_angles[None, :]))))
+    anchor = np.asarray(FACE_OVAL)[gap.argmin(1)]
     unit = np.stack([np.cos(angles), np.sin(angles)], 1)
-    return [centre + unit * (r * s)[:, None] for s in HALO_SCALES]
+    points = [centre + unit * (radius * s)[:, None] for s in HALO_SCALES]
+    weights = [np.full(HALO_POINTS, w) for w in HALO_WEIGHTS]
+    return np.concatenate(points), np.tile(anchor, len(HALO_SCALES)), np.concatenate(weights)
 
 
-def border_points(size: int, per_side: int = 8) -> np.ndarray:
-    """Fixed points on the frame border [4·per_side, 2]."""
-    t = np.linspace(0, size - 1, per_side + 1)[:-1]
-    e = size - 1
-    return np.concatenate([np.stack([t, np.zeros_like(t)], 1), np.stack([np.full_like(t, e), t], 1),
-                           np.stack([e - t, np.full_like(t, e)], 1), np.stack([np.zeros_like(t), e - t], 1)])
+def border_points(width: int, height: int, per_side: int = BORDER_POINTS_PER_SIDE) -> np.ndarray:
+    """Fixed points on the frame border [4·per_side, 2], corners included."""
+    tx = np.linspace(0, width - 1, per_side + 1)[:-1]
+    ty = np.linspace(0, height - 1, per_side + 1)[:-1]
+    r, b = width - 1, height - 1
+    return np.concatenate([
+        np.stack([tx, np.zeros_like(tx)], 1), np.stack([np.full_like(ty, r), ty], 1),
+        np.stack([r - tx, np.full_like(tx, b)], 1), np.stack([np.zeros_like(ty), b - ty], 1),
+    ])
 
 
-def triangulate(points: np.ndarray, size: int) -> np.ndarray:
-    """Delaunay triangles [T, 3] (indices into `points` [N, 2]) of points inside a size x size frame."""
-    if (points < 0).any() or (points > size - 1).any():
-        raise ValueError("points must lie inside the frame")
-    subdiv = cv2.Subdiv2D((-1, -1, size + 2, size + 2))
-    clipped = points.astype(np.float32)
-    index = {}
-    for i, (x, y) in enumerate(clipped):
-        key = (round(float(x), 3), round(float(y), 3))
-        if key in index:
-            continue
-        index[key] = i
-        subdiv.insert((float(x), float(y)))
+def triangulate(points: np.ndarray, usable: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Delaunay triangles [T, 3] over the `usable` points [N, 2] (all inside the frame), counter-clockwise."""
+    subdiv = cv2.Subdiv2D((-1, -1, width + 2, height + 2))
+    index: dict[tuple[float, float], int] = {}
+    for i in np.flatnonzero(usable):
+        key = (round(float(points[i, 0]), 2), round(float(points[i, 1]), 2))
+        if key not in index:
+            index[key] = int(i)
+            subdiv.insert(key)
     triangles = []
     for t in subdiv.getTriangleList():
-        ids = [index.get((round(float(t[2 * k]), 3), round(float(t[2 * k + 1]), 3))) for k in range(3)]
+        ids = [index.get((round(float(t[2 * k]), 2), round(float(t[2 * k + 1]), 2))) for k in range(3)]
         if None not in ids:
             triangles.append(ids)
-    return np.array(triangles, dtype=np.int32)
+    tri = np.array(triangles, dtype=np.int32).reshape(-1, 3)
+    area = signed_areas(points, tri)
+    tri = tri[np.abs(area) > 1e-6]
+    flip = signed_areas(points, tri) < 0
+    tri[flip] = tri[flip][:, ::-1]
+    return tri
 
 
-def ring_interior_triangles(triangles: np.ndarray, ring: tuple[int, ...], points: np.ndarray) -> np.ndarray:
-    """Mask of triangles whose three vertices lie on `ring` and whose centroid is inside it."""
-    ring_set = set(ring)
-    polygon = points[list(ring)].astype(np.float32)
-    mask = np.zeros(len(triangles), bool)
-    for k, tri in enumerate(triangles):
-        if all(int(v) in ring_set for v in tri):
-            c = points[tri].mean(0)
-            mask[k] = cv2.pointPolygonTest(polygon, (float(c[0]), float(c[1])), False) >= 0
-    return mask
+def build_control_points(mesh_xy: np.ndarray, width: int, height: int) -> ControlPoints:
+    """Control points and triangles for a face mesh [478, 2] in a width x height output frame."""
+    halo, anchor, weight = halo_rings(mesh_xy)
+    border = border_points(width, height)
+    rest = np.concatenate([mesh_xy, halo, border]).astype(np.float64)
+    usable = np.ones(len(rest), bool)
+    usable[:N_MESH] = thinned(mesh_xy)
+    # points too close to the frame edge (or outside it) stay out: their motion is unused
+    margin = 2.0
+    usable &= (rest[:, 0] >= margin) & (rest[:, 0] <= width - 1 - margin) & \
+              (rest[:, 1] >= margin) & (rest[:, 1] <= height - 1 - margin)
+    usable[-len(border):] = True
+    return ControlPoints(rest, anchor, weight, triangulate(rest, usable, width, height))
+
+
+def thinned(mesh_xy: np.ndarray) -> np.ndarray:
+    """Mask [478] of the mesh points the warp uses: the contours, plus other surface points kept apart."""
+    oval = mesh_xy[list(FACE_OVAL)]
+    spacing = THIN_SPACING * float(np.ptp(oval[:, 0]))
+    keep = np.zeros(N_MESH, bool)
+    keep[list(CONTOURS)] = True
+    taken = mesh_xy[list(CONTOURS)]
+    for i in range(N_SURFACE):
+        if keep[i]:
+            continue
+        if np.min(np.sum((taken - mesh_xy[i]) ** 2, axis=1)) >= spacing**2:
+            keep[i] = True
+            taken = np.vstack([taken, mesh_xy[i]])
+    return keep
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Signed area of each triangle [T] (positive: counter-clockwise in image coordinates)."""
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def edges_of(triangles: np.ndarray) -> np.ndarray:
+    """Edges of a triangulation, each listed in both directions [2E, 2]."""
+    e = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    return np.concatenate([e, e[:, ::-1]])

@@ -1,14 +1,20 @@
-"""Pose and expression transfer between meshes, relative to a neutral frame of the driver.
+"""Head pose and expression transfer between 3-D face meshes, relative to a neutral frame of the driver.
 
-With X_n the driver's neutral mesh and X_c its current mesh (both [N, 2], image pixels):
-  (s, R, t)  = similarity fit X_c ≈ s·R·X_n + t over the rigid points (pose change)
-  E          = (Rᵀ(X_c − t))/s − X_n              (expression, in the neutral pose)
-The target mesh Y is brought into the driver's neutral frame by the similarity T with
-T(X_n) ≈ Y, and animated there:  Y' = T( s·R·(T⁻¹(Y) + E) + t ).
-So the target keeps its own face shape, gets the driver's expression (scaled to its size
-by T) and the driver's change of head pose. Everything is 2-D: in-plane rotation, scale and
-shift are the rigid pose; turning and nodding show up in E as the 2-D shifts they cause,
-which keeps the warp free of the folds a 3-D rotation would project.
+Meshes are MediaPipe's [478, 3] points in pixels (x right, y down, z depth in the x scale).
+With N the driver's neutral mesh and D its current mesh:
+
+  (s, R, t) = similarity fit  D ≈ s·R·N + t  over the rigid points     (pose change; R is a 3-D rotation)
+  E         = (s·R)⁻¹(D − t) − N                                       (expression, in the neutral pose)
+
+The driver's neutral is matched once to the target mesh Y by a similarity Y ≈ S(N)
+(rotation + scale: this carries E into the target's frame, scaled to the target's face).
+The animated target is then
+
+  Y' = s·R·(Y + g·S_lin(E) − c) + c + (μ_D − μ_N)·scale(S)
+
+with c the centroid of the target's rigid points and μ the driver's rigid centroids:
+the target keeps its own shape, gets the driver's expression and turns (yaw, pitch, roll)
+about its own centre by the driver's change of pose. Projection to the image drops z.
 """
 from __future__ import annotations
 
@@ -16,15 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Points that move little with expression (forehead, nose bridge, temples, cheekbones): the pose fit uses them.
-RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 234, 454, 127, 356, 109, 338, 67, 297,
-         116, 345, 123, 352, 93, 323)
+from engine.warp.mesh import EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, MOUTH_CORNERS, RIGID
 
 
 @dataclass(frozen=True)
 class Similarity:
+    """x ↦ s·R·x + t for row vectors."""
+
     scale: float
-    rotation: np.ndarray  # [d, d]
+    rotation: np.ndarray  # [d, d], det = +1
     translation: np.ndarray  # [d]
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -35,42 +41,94 @@ class Similarity:
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> Similarity:
-    """Least-squares similarity dst ≈ s·R·src + t (Umeyama 1991), any dimension."""
+    """Least-squares similarity dst ≈ s·R·src + t (Umeyama 1991), any dimension; src, dst [K, d]."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
-    u, sig, vt = np.linalg.svd(cov)
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
     d = np.ones(len(sig))
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         d[-1] = -1
     rot = u @ np.diag(d) @ vt
-    var = (a**2).sum() / len(src)
-    scale = float((sig * d).sum() / var)
+    scale = float((sig * d).sum() / max((a**2).sum() / len(src), 1e-12))
     return Similarity(scale, rot, mu_d - scale * mu_s @ rot.T)
 
 
-class MotionTransfer:
-    """Maps driver meshes onto a target mesh (all [478, 2] pixel coordinates)."""
+def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a 3-D rotation in image axes (x right, y down, z away)."""
+    r = rotation
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(roll)
 
-    def __init__(self, target: np.ndarray, expression_gain: float = 1.0) -> None:
-        self.target = np.asarray(target, np.float64)[:, :2]
-        self.gain = expression_gain
+
+@dataclass(frozen=True)
+class Motion:
+    """The target mesh moved by the driver (target pixels, [478, 3])."""
+
+    animated: np.ndarray  # the driver's pose change and expression
+    posed: np.ndarray  # the driver's pose change only
+    rotation: np.ndarray  # [3, 3] the driver's head rotation relative to its neutral
+
+
+class MotionTransfer:
+    """Maps driver meshes onto one target mesh; the first driver mesh (or `set_neutral`) is the neutral."""
+
+    def __init__(self, target: np.ndarray, expression_gain: float = 1.0, translation_gain: float = 1.0) -> None:
+        self.target = np.asarray(target, np.float64)  # [478, 3]
+        self.expression_gain = expression_gain
+        self.translation_gain = translation_gain
         self.neutral: np.ndarray | None = None
         self._to_target: Similarity | None = None
-        self._target_in_driver: np.ndarray | None = None
+        self._eye_gain = np.ones(2)
+        self._centre = self.target[list(RIGID)].mean(0)
 
     def set_neutral(self, driver: np.ndarray) -> None:
-        self.neutral = np.asarray(driver, np.float64)[:, :2]
+        self.neutral = driver
         self._to_target = fit_similarity(self.neutral[list(RIGID)], self.target[list(RIGID)])
-        self._target_in_driver = self._to_target.invert(self.target)
+        # Eyes differ in size more than faces do: lid motion is scaled by the ratio of the eye openings,
+        # so that a closed driver eye closes the target's eye exactly (a blink), whatever its size.
+        driver_open = np.array([_gap(self.neutral, lids) for lids in EYE_LIDS]) * self._to_target.scale
+        target_open = np.array([_gap(self.target, lids) for lids in EYE_LIDS])
+        self._eye_gain = np.clip(target_open / np.maximum(driver_open, 1e-6), 0.5, 2.0)
 
-    def __call__(self, driver: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(animated target mesh [478, 2], the same with the pose change only, no expression)."""
-        if self.neutral is None:
+    def __call__(self, driver: np.ndarray) -> Motion:
+        driver = np.asarray(driver, np.float64)
+        if self.neutral is None or self._to_target is None:
             self.set_neutral(driver)
-        driver = np.asarray(driver, np.float64)[:, :2]
-        pose = fit_similarity(self.neutral[list(RIGID)], driver[list(RIGID)])
-        expression = pose.invert(driver) - self.neutral
-        animated = self._to_target.apply(pose.apply(self._target_in_driver + self.gain * expression))
-        posed = self._to_target.apply(pose.apply(self._target_in_driver))
-        return animated, posed
+        assert self.neutral is not None and self._to_target is not None
+        rigid = list(RIGID)
+        pose = fit_similarity(self.neutral[rigid], driver[rigid])
+        expression = pose.invert(driver) - self.neutral  # [478, 3] driver pixels, neutral pose
+        to_t = self._to_target
+        expression = to_t.scale * expression @ to_t.rotation.T  # target pixels and axes
+        self._scale_lids(expression)
+        shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain
+        scale = pose.scale ** self.translation_gain
+        centred = self.target - self._centre
+        posed = scale * centred @ pose.rotation.T + self._centre + shift
+        animated = posed + scale * (self.expression_gain * expression) @ pose.rotation.T
+        meet_not_cross(animated)
+        return Motion(animated, posed, pose.rotation)
+
+    def _scale_lids(self, expression: np.ndarray) -> None:
+        for ring, gain in zip((EYE_LEFT_RING, EYE_RIGHT_RING), self._eye_gain):
+            expression[list(ring)] *= gain
+
+
+def meet_not_cross(points: np.ndarray) -> None:
+    """Where a lower lip or lid point has passed above its upper partner (in the face's own up-down
+    direction, in the image), put both where they meet (in place; points [478, ≥2])."""
+    eyes = points[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
+    down = points[list(MOUTH_CORNERS), :2].mean(0) - eyes
+    down /= max(float(np.linalg.norm(down)), 1e-9)
+    pairs = np.array(LIP_PAIRS + LID_PAIRS)
+    upper, lower = points[pairs[:, 0], :2], points[pairs[:, 1], :2]
+    gap = (lower - upper) @ down  # [K] negative: crossed
+    fix = np.minimum(gap, 0.0)[:, None] * down / 2
+    points[pairs[:, 0], :2] += fix
+    points[pairs[:, 1], :2] -= fix
+
+
+def _gap(points: np.ndarray, pair: tuple[int, int]) -> float:
+    return float(np.linalg.norm(points[pair[0], :2] - points[pair[1], :2]))

@@ -1,146 +1,199 @@
-"""WarpReenactor: the default reenactor — no downloaded weights, real time on a laptop CPU."""
+"""WarpReenactor: the default reenactor — no downloaded weights, real time on a laptop CPU.
+
+Per driving frame: MediaPipe mesh → One-Euro smoothing → pose/expression transfer onto the
+target's 3-D mesh (relative to the driver's neutral frame) → fold-free control points → one
+dense warp of the target's own pixels → mouth interior and eyelids painted on top.
+"""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from engine.errors import MimicError, NoFaceError
-from engine.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
+from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
-from engine.warp.mesh import FACE_OVAL, HALO_WEIGHTS, N_MESH, border_points, halo_points, triangulate
-from engine.warp.motion import RIGID, MotionTransfer, fit_similarity
-from engine.warp.render import backward_map, draw_eyelids, draw_mouth_interior, edges_of, fold_free, warp
+from engine.warp.framing import Framing, frame_target
+from engine.warp.interior import draw_eyelids, draw_mouth_interior
+from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, edges_of, \
+    open_contours
+from engine.warp.motion import Motion, MotionTransfer, fit_similarity
+from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
+
+log = logging.getLogger(__name__)
+
+FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per driving frame (deterministic)
 
 
 @dataclass(frozen=True)
 class WarpConfig:
-    output_size: int = 512  # square output, pixels
-    face_fraction: float = 0.42  # face height (brow to chin) as a fraction of the output
-    smoothing: float = 0.4  # driver landmark smoothing, 0 (off) … 1 (strong)
-    expression_gain: float = 1.0  # scale of transferred expressions
-    map_grid: int = 256  # resolution at which the warp field is rasterised
+    output_size: int = 512  # pixels: the side of the square ("face") or the longer side ("portrait")
+    framing: Framing = "face"  # "face": a square around the face with hair and neck; "portrait": the whole image
+    face_fraction: float = 0.45  # "face" framing: face height (forehead to chin) over the output side
+    smoothing: float = 0.3  # driver landmark smoothing (One-Euro), 0 (off) … 1 (strong, laggy)
+    expression_gain: float = 1.0  # scale of the transferred expression
+    translation_gain: float = 0.5  # how much of the driver's head shift and zoom the target follows (0: none)
+    map_step: int = 2  # the warp field is rasterised every map_step output pixels, then upsampled
+
+
+class _Target:
+    """Everything prepared once per target portrait."""
+
+    def __init__(self, image: np.ndarray, mesh: np.ndarray, config: WarpConfig) -> None:
+        h, w = image.shape[:2]
+        self.image = image  # [h, w, 3] the framed portrait at rest
+        self.mesh = open_contours(mesh)  # [478, 3] its landmarks in output pixels, lips and lids parted
+        self.control: ControlPoints = build_control_points(self.mesh[:, :2], w, h)
+        self.edges = edges_of(self.control.triangles)
+        self.fold_radius = 0.12 * float(np.ptp(mesh[list(FACE_OVAL), 0]))  # how far a fold's fix-up reaches
+        self.warp = DenseWarp(self.control.rest, self.control.triangles, (w, h), config.map_step)
+        self.motion = MotionTransfer(self.mesh, config.expression_gain, config.translation_gain)
+
+    def control_points(self, motion: Motion) -> np.ndarray:
+        """Output positions [P, 2] of every control point: mesh, halo (following the head), border (fixed)."""
+        c = self.control
+        # fold-free reference: the in-plane part of the pose (a similarity), followed by the halo
+        inplane = fit_similarity(self.mesh[list(RIGID), :2], motion.posed[list(RIGID), :2])
+        rigid = c.rest.copy()
+        rigid[:c.halo.stop] = inplane.apply(c.rest[:c.halo.stop])
+        rigid[c.halo] = c.rest[c.halo] + c.halo_weight[:, None] * (rigid[c.halo] - c.rest[c.halo])
+        # the full motion: 3-D turn and expression of the mesh; the halo follows the face oval
+        moved = rigid.copy()
+        moved[:N_MESH] = motion.animated[:, :2]
+        moved[c.halo] = c.rest[c.halo] + c.halo_weight[:, None] * (motion.posed[c.halo_anchor, :2] - self.mesh[c.halo_anchor, :2])
+        h, w = self.image.shape[:2]
+        movable = c.halo.stop
+        rigid[:movable] = keep_inside(c.rest[:movable], rigid[:movable], w, h)
+        moved[:movable] = keep_inside(c.rest[:movable], moved[:movable], w, h)
+        return fold_free(rigid, moved, c.rest, c.triangles, self.edges, movable, radius=self.fold_radius)
+
+
+class LandmarkSmoother:
+    """One-Euro filter on driver meshes, in units of the face's eye-corner distance (so any camera size
+    smooths alike), on a frame clock of FRAME_RATE."""
+
+    def __init__(self, strength: float) -> None:
+        self._filter = OneEuroFilter(OneEuroConfig.from_strength(strength)) if strength > 0 else None
+        self._unit = 1.0
+        self._frames = 0
+
+    def reset(self) -> None:
+        if self._filter is not None:
+            self._filter.reset()
+        self._frames = 0
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        if self._filter is None:
+            return points.astype(np.float64)
+        if self._frames == 0:
+            a, b = EYE_OUTER_CORNERS
+            self._unit = max(float(np.linalg.norm(points[a, :2] - points[b, :2])), 1.0)
+        t = self._frames / FRAME_RATE
+        self._frames += 1
+        return self._filter(points / self._unit, t) * self._unit
 
 
 class WarpReenactor:
-    """Transfers the driver's head pose and expression (relative to its neutral frame) onto the target's mesh
-    and renders the target by a dense warp of its own pixels."""
+    """Transfers the driver's head pose and expression (relative to its neutral frame) onto the target's
+    mesh and renders the target by a dense warp of its own pixels."""
 
     name = "Landmark warp (no weights)"
 
     def __init__(self, config: WarpConfig = WarpConfig()) -> None:
         self.config = config
-        self._driver = FaceMeshDetector(MeshConfig(static_images=False))
-        self._filter = OneEuroFilter(OneEuroConfig.from_strength(config.smoothing))
-        self._target: np.ndarray | None = None
+        self._detector: FaceMeshDetector | None = None  # created on the first frame (MediaPipe is slow to load)
+        self._smoother = LandmarkSmoother(config.smoothing)
+        self._target: _Target | None = None
         self._last: np.ndarray | None = None
+        self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
         self._take_neutral = True
-        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"{self.name} · CPU · OpenCV"
 
     @property
     def output_size(self) -> tuple[int, int]:
+        if self._target is not None:
+            h, w = self._target.image.shape[:2]
+            return w, h
         return self.config.output_size, self.config.output_size
-
-    # -- target ------------------------------------------------------------------
 
     def set_target(self, target: TargetSpec, progress: ProgressFn | None = None,
                    cancel: threading.Event | None = None) -> None:
+        """Find the portrait's face mesh and prepare the warp. Raises NoFaceError / MimicError."""
         if target.kind != "image" or target.image is None:
-            raise MimicError("latent and random targets need a model pack (File → Load model pack…); "
+            raise MimicError(f"a {target.kind} target needs a model pack (--weights / File → Load model pack); "
                              "the landmark warp animates portrait images")
+        if progress:
+            progress(0.0, "finding the face")
         with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
             mesh = detector.detect(target.image)
         if mesh is None:
             raise NoFaceError("no face found in the target image; try a frontal, well-lit portrait")
-        image, points = self._crop(target.image, mesh)
-        with self._lock:
-            self._prepare(image, points)
-            self._last = image.copy()
-            self._take_neutral = True
+        image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
+                                     self.config.face_fraction)
+        prepared = _Target(image, points, self.config)
+        self._target, self._last = prepared, image.copy()  # swapped whole: safe while another thread drives
+        log.info("warp target: %dx%d, %d triangles", image.shape[1], image.shape[0],
+                 len(prepared.control.triangles))
         if progress:
             progress(1.0, "target ready")
 
-    def _crop(self, image: np.ndarray, mesh: FaceMesh) -> tuple[np.ndarray, np.ndarray]:
-        """A square around the face (with hair and shoulders), resized to the output size; mesh in crop pixels."""
-        s = self.config.output_size
-        oval = mesh.xy[list(FACE_OVAL)]
-        top, bottom = oval[:, 1].min(), oval[:, 1].max()
-        side = (bottom - top) / self.config.face_fraction
-        cx, cy = oval[:, 0].mean(), (top + bottom) / 2 - 0.04 * side
-        scale = s / side
-        m = np.float32([[scale, 0, s / 2 - scale * cx], [0, scale, s / 2 - scale * cy]])
-        crop = cv2.warpAffine(image, m, (s, s), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        pts = mesh.points.astype(np.float64).copy()
-        pts[:, :2] = pts[:, :2] * scale + m[:, 2]
-        pts[:, 2] *= scale
-        return crop, pts
-
-    def _prepare(self, image: np.ndarray, points: np.ndarray) -> None:
-        s = self.config.output_size
-        self._target = image
-        self._mesh3d = points
-        centre = points[list(FACE_OVAL), :2].mean(0)
-        self._halos = [np.clip(h, 1, s - 2) for h in halo_points(points[list(FACE_OVAL), :2], centre)]
-        self._border = border_points(s)
-        self._rest = np.concatenate([points[:, :2], *self._halos, self._border])
-        self._triangles = triangulate(self._rest, s)
-        self._edges = edges_of(self._triangles)
-        self._motion = MotionTransfer(points, self.config.expression_gain)
-
-    # -- driving -----------------------------------------------------------------
-
     def reset_neutral(self) -> None:
+        """The next driving frame with a face becomes the neutral pose and expression."""
         self._take_neutral = True
 
     def drive(self, frame: np.ndarray) -> DriveResult:
-        if self._target is None:
+        target = self._target
+        if target is None:
             raise MimicError("no target set: open a portrait first")
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        mesh = self._driver.detect(frame)
-        timings["landmarks"] = _ms(t0)
-        if mesh is None:
-            self._filter.reset()
-            return DriveResult(self._last, face_found=False, timings_ms=timings)
         t = time.perf_counter()
-        driver = self._filter(mesh.points, t)
-        with self._lock:
-            if self._take_neutral:
-                self._motion.set_neutral(driver)
-                self._take_neutral = False
-            animated, posed = self._motion(driver)
-            moved = self._moved_points(animated, posed)
-            timings["motion"] = _ms(t)
-            t = time.perf_counter()
-            mapping = backward_map(self._rest, moved, self._triangles, self.config.output_size, self.config.map_grid)
-            out = warp(self._target, mapping)
-            timings["warp"] = _ms(t)
-            t = time.perf_counter()
-            draw_mouth_interior(out, self._rest, moved)
-            draw_eyelids(out, self._rest, moved)
-            timings["composite"] = _ms(t)
-            self._last = out
-        return DriveResult(out, face_found=True, timings_ms=timings, driver_landmarks=mesh.xy)
+        if self._detector is None:
+            self._detector = FaceMeshDetector(MeshConfig(static_images=False))
+        mesh = self._detector.detect(frame)
+        timings["landmarks"] = _ms(t)
+        if mesh is None:
+            self._smoother.reset()
+            return DriveResult(self._last, face_found=False, timings_ms=timings)
+        out = self.animate(target, mesh.points, timings)
+        return DriveResult(out, face_found=True, timings_ms=timings, driver_landmarks=mesh.xy.copy())
 
-    def _moved_points(self, animated: np.ndarray, posed: np.ndarray) -> np.ndarray:
-        """Output positions of every control point: mesh, halo rings (partly rigid), border (fixed)."""
-        head = fit_similarity(self._rest[:N_MESH][list(RIGID)], posed[list(RIGID)])
-        s = self.config.output_size
-        halos = [np.clip(h + w * (head.apply(h) - h), 1, s - 2) for h, w in zip(self._halos, HALO_WEIGHTS)]
-        rigid = np.concatenate([posed, *halos, self._border])
-        moved = np.concatenate([animated, *halos, self._border])
-        return fold_free(self._rest, rigid, moved, self._triangles, self._edges)
+    def animate(self, target: _Target, driver: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        """The output for one driver mesh [478, 3] (pixels of its frame); stage times are added to `timings`."""
+        t = time.perf_counter()
+        if self._take_neutral:
+            self._smoother.reset()
+        points = self._smoother(driver)
+        if self._take_neutral or self._neutral is None:
+            self._neutral, self._take_neutral = points, False
+        if target.motion.neutral is not self._neutral:
+            target.motion.set_neutral(self._neutral)
+        moved = target.control_points(target.motion(points))
+        timings["motion"] = _ms(t)
+        t = time.perf_counter()
+        out = target.warp(target.image, moved)
+        timings["warp"] = _ms(t)
+        t = time.perf_counter()
+        rest = target.control.rest
+        draw_mouth_interior(out, rest, moved)
+        draw_eyelids(out, rest, moved)
+        timings["composite"] = _ms(t)
+        self._last = out
+        return out
+
+    @property
+    def target(self) -> _Target | None:
+        return self._target
 
     def close(self) -> None:
-        self._driver.close()
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
 
 
 def _ms(t0: float) -> float:

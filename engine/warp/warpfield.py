@@ -1,0 +1,139 @@
+"""Fold-free control points and the dense piecewise-affine warp they define.
+
+The backward map (output pixel → source pixel) is rasterised per triangle at a reduced
+resolution (triangle ids by cv2.fillConvexPoly, then one affine per id), upsampled as an
+offset field, and applied with one cv2.remap at full resolution.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engine.warp.mesh import signed_areas
+
+
+def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles: np.ndarray, edges: np.ndarray,
+              movable: int, radius: float, rounds: int = 24) -> np.ndarray:
+    """`moved` [P, 2] changed just enough that no triangle is flipped (their rest areas are all positive).
+
+    `rigid` [P, 2] is a reference without expression (the in-plane head pose; made fold-free the same way
+    against `rest` should it fold). Where triangles
+    are flipped, the displacement from `rigid` is relaxed towards the mean of the neighbours' (local
+    Laplacian smoothing: a turned cheek or an overshooting lip settles flat). What still folds is toned
+    down towards `rigid` within `radius` (rest pixels) of the fold, and, failing that, everywhere.
+    Only the first `movable` points move (the frame border stays).
+    """
+    if not _flipped(moved, triangles).any():
+        return moved
+    if _flipped(rigid, triangles).any():  # rare: a strong roll folds the blended halo, or the frame edge
+        rigid = _relax(rest, rigid, triangles, edges, movable, rounds)
+        if _flipped(rigid, triangles).any():
+            rigid = _tone_down(rest, rigid, triangles, lambda a: a)
+    points = _relax(rigid, moved, triangles, edges, movable, rounds)
+    bad = _flipped(points, triangles)
+    if bad.any():
+        near = np.unique(triangles[bad])
+        dist = np.min(np.linalg.norm(rest[:, None, :] - rest[None, near, :], axis=2), axis=1)
+        weight = np.exp(-((dist / radius) ** 2))[:, None]  # 1 at the fold, 0 far from it
+        points = _tone_down(rigid, points, triangles, lambda a: 1.0 - (1.0 - a) * weight)
+    if _flipped(points, triangles).any():
+        points = _tone_down(rigid, points, triangles, lambda a: a)
+    return points
+
+
+def _tone_down(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, gain, steps: int = 7) -> np.ndarray:
+    """base + gain(α)·(points − base) with the largest α in [0, 1] (bisection) that folds nothing."""
+    disp = points - base
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if not _flipped(base + gain(mid) * disp, triangles).any() else (lo, mid)
+    return base + gain(lo) * disp
+
+
+def keep_inside(rest: np.ndarray, moved: np.ndarray, width: int, height: int, reach: float = 0.7,
+                falloff: float = 0.12) -> np.ndarray:
+    """Displacements tamed near the fixed frame border: motion towards an edge is softly limited (tanh)
+    to `reach` of the distance to it, motion along an edge fades out (smoothstep) within `falloff`
+    of the frame size from it, so that triangles touching the border neither cross nor shear it."""
+    disp = moved - rest
+    size = np.array([width - 1.0, height - 1.0])
+    room = np.maximum(np.where(disp < 0, rest, size - rest) * reach, 1e-3)
+    disp = room * np.tanh(disp / room)
+    edge = np.minimum(rest, size - rest) / (falloff * min(width, height))  # [P, 2] distance to the x / y edges
+    fade = np.clip(edge, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(edge, 0.0, 1.0))
+    disp[:, 0] *= fade[:, 1]  # sideways motion fades near the top and bottom edges
+    disp[:, 1] *= fade[:, 0]  # up-down motion fades near the left and right edges
+    return rest + disp
+
+
+def _flipped(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    return signed_areas(points, triangles) < -1e-6
+
+
+def _relax(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, edges: np.ndarray, movable: int,
+           rounds: int) -> np.ndarray:
+    """Laplacian smoothing of (points − base) around flipped triangles (their vertices and those vertices'
+    neighbours) until none is flipped or `rounds` are done."""
+    disp = points - base
+    n = len(points)
+    degree = np.maximum(np.bincount(edges[:, 0], minlength=n), 1).astype(np.float64)
+    for _ in range(rounds):
+        bad = _flipped(base + disp, triangles)
+        if not bad.any():
+            break
+        near = np.zeros(n, bool)
+        near[triangles[bad]] = True
+        near[edges[near[edges[:, 0]], 1]] = True
+        near[movable:] = False
+        for axis in (0, 1):
+            mean = np.bincount(edges[:, 0], weights=disp[edges[:, 1], axis], minlength=n) / degree
+            disp[near, axis] = 0.3 * disp[near, axis] + 0.7 * mean[near]
+    return base + disp
+
+
+class DenseWarp:
+    """Piecewise-affine backward warp of a fixed triangulation whose output vertices move each frame."""
+
+    def __init__(self, rest: np.ndarray, triangles: np.ndarray, size: tuple[int, int], step: int) -> None:
+        self.size = size  # (width, height) of the output
+        w, h = size
+        self.grid = (max(-(-w // step), 2), max(-(-h // step), 2))  # (gw, gh) resolution of the rasterised map
+        gw, gh = self.grid
+        self._fx, self._fy = gw / w, gh / h  # full-res → grid, pixel centres aligned as in cv2.resize
+        xs = ((np.arange(gw) + 0.5) / self._fx - 0.5).astype(np.float32)
+        ys = ((np.arange(gh) + 0.5) / self._fy - 0.5).astype(np.float32)
+        self._gx, self._gy = np.meshgrid(xs, ys)  # [gh, gw] full-res coordinates of the grid pixels
+        fx, fy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self._identity = np.stack([fx, fy], -1)  # [h, w, 2]
+        self._triangles = triangles
+        self._src = rest[triangles].transpose(0, 2, 1)  # [T, 2, 3] source vertices as columns
+        self._ids = np.zeros((gh, gw), np.int32)
+
+    def backward_map(self, moved: np.ndarray) -> np.ndarray:
+        """[h, w, 2] float32: for each output pixel, the source pixel it shows."""
+        dst = moved[self._triangles]  # [T, 3, 2]
+        area = signed_areas(moved, self._triangles) * (self._fx * self._fy)  # in grid pixels²
+        d = np.concatenate([dst.transpose(0, 2, 1), np.ones((len(dst), 1, 3))], axis=1)  # [T, 3, 3]
+        drawn = np.flatnonzero(area > 1e-3)
+        # offset affine per triangle: source − output = (S·D⁻¹ − [I | 0])·[x, y, 1]
+        offsets = np.zeros((len(dst) + 1, 6), np.float32)  # row 0: uncovered pixels keep their place
+        affine = self._src[drawn] @ np.linalg.inv(d[drawn])
+        affine[:, 0, 0] -= 1.0
+        affine[:, 1, 1] -= 1.0
+        offsets[drawn + 1] = affine.reshape(-1, 6)
+        ids = self._ids
+        ids.fill(0)
+        grid_xy = np.round((dst[drawn] + 0.5) * (self._fx, self._fy) * 16 - 8).astype(np.int32)  # 1/16 px
+        for k in np.argsort(area[drawn]):  # small triangles first: larger ones win shared boundary pixels
+            cv2.fillConvexPoly(ids, grid_xy[k], int(drawn[k] + 1), lineType=cv2.LINE_8, shift=4)
+        o = offsets[ids]  # [gh, gw, 6]
+        coarse = np.stack([o[..., 0] * self._gx + o[..., 1] * self._gy + o[..., 2],
+                           o[..., 3] * self._gx + o[..., 4] * self._gy + o[..., 5]], -1)
+        full = cv2.resize(coarse, self.size, interpolation=cv2.INTER_LINEAR)
+        full += self._identity
+        return full
+
+    def __call__(self, image: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """`image` (the target at rest, output-sized) warped so that the rest points land on `moved`."""
+        return cv2.remap(image, self.backward_map(moved), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
