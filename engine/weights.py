@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,10 @@ def load_paper_pack(path: Path, verify: bool = False) -> tuple[PaperModel, ReSty
         raise CheckpointError(f"{pack.name} is a generator-only pack (no {', '.join(missing)}); expected a pack "
                               "made from the paper's and ReStyle's checkpoints")
     config = paper_config(pack)
+    restyle_g = pack.manifest["configs"].get("restyle_generator")
+    restyle_config = config if restyle_g is None else replace(config, generator=generator_config_from(restyle_g))
     with _empty_modules(path.stat().st_size // 4):  # the pack's tensors are assigned
-        model, inverter = PaperModel(config), ReStyleInverter(config)
+        model, inverter = PaperModel(config), ReStyleInverter(restyle_config)
     load_strict(model.encoder, pack.component("E_m", verify), pack.name, "E_m (motion encoder)")
     load_strict(model.mapping_net, pack.component("M", verify), pack.name, "M (mapping network)")
     load_strict(model.decoder, pack.component("G", verify), pack.name, "G (generator)")
@@ -172,6 +174,8 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
         done += 1
 
     paper, restyle, out = Path(paper), Path(restyle), Path(out)
+    stylegan = None if stylegan is None else Path(stylegan)
+    arcface = None if arcface is None else Path(arcface)
     notes: list[str] = []
     step(f"reading {paper.name}")
     pw = paper_weights(read_checkpoint(paper))
@@ -179,12 +183,11 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
     rw = restyle_weights(read_checkpoint(restyle))
     g = pw.decoder
     if stylegan is not None:
-        step(f"reading {Path(stylegan).name}")
-        g, stylegan_kind = _generator_source(Path(stylegan))
-        _same_shape(g.config, pw.decoder.config, Path(stylegan).name, f"the paper's decoder in {paper.name}")
+        step(f"reading {stylegan.name}")
+        g, stylegan_kind = _generator_source(stylegan)
+        _same_shape(g.config, pw.decoder.config, stylegan.name, f"the paper's decoder in {paper.name}")
         if state_hash(g.state) != state_hash(pw.decoder.state):
-            notes.append(f"{Path(stylegan).name} differs from the decoder in {paper.name}; the pack renders with "
-                         f"{Path(stylegan).name}")
+            notes.append(f"{stylegan.name} differs from the decoder in {paper.name}; the pack renders with {stylegan.name}")
     _same_shape(rw.decoder.config, g.config, restyle.name, "the generator")
     if pw.encoder_config != _rgb(rw.encoder_config):
         raise CheckpointError(f"{restyle.name}: ReStyle's IR-SE body {rw.encoder_config} differs from E_m's "
@@ -196,27 +199,28 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
         model, inverter = PaperModel(config), ReStyleInverter(config)
     check_state(model.encoder, pw.encoder, paper.name, "E_m (motion encoder)")
     check_state(model.mapping_net, pw.mapping, paper.name, "M (mapping network)")
-    check_state(model.decoder, g.state, stylegan.name if stylegan else paper.name, "G (generator)")
+    check_state(model.decoder, g.state, (stylegan or paper).name, "G (generator)")
     check_state(inverter.encoder, rw.encoder, restyle.name, "E_i (ReStyle encoder)")
     check_state(inverter.decoder, rw.decoder.state, restyle.name, "ReStyle's generator")
     components = {"G": g.state, "E_m": pw.encoder, "M": pw.mapping, "E_i": rw.encoder}
-    if state_hash(rw.decoder.state) != state_hash(g.state):
-        components["G_restyle"] = rw.decoder.state
-        notes.append("ReStyle's generator differs from the rendering generator; the pack keeps both")
     configs: dict[str, Any] = {"generator": config_json(config.generator), "encoder": config_json(config.encoder),
                                "input_size": config.input_size, "restyle_iters": config.restyle_iters}
+    if rw.decoder.config != g.config or state_hash(rw.decoder.state) != state_hash(g.state):
+        components["G_restyle"] = rw.decoder.state
+        configs["restyle_generator"] = config_json(rw.decoder.config)
+        notes.append("ReStyle's generator differs from the rendering generator; the pack keeps both")
     sources = [_source("paper", paper, Kind.PAPER), _source("restyle", restyle, Kind.RESTYLE)]
     if stylegan is not None:
-        sources.append(_source("stylegan", Path(stylegan), stylegan_kind))
+        sources.append(_source("stylegan", stylegan, stylegan_kind))
     if arcface is not None:
-        step(f"reading {Path(arcface).name}")
-        aw = arcface_weights(read_checkpoint(Path(arcface)))
-        with _empty_modules(Path(arcface).stat().st_size // 4):
+        step(f"reading {arcface.name}")
+        aw = arcface_weights(read_checkpoint(arcface))
+        with _empty_modules(arcface.stat().st_size // 4):
             arc = ArcFace(aw.config, aw.embedding)
-        check_state(arc, aw.state, Path(arcface).name, "ArcFace")
+        check_state(arc, aw.state, arcface.name, "ArcFace")
         components["arcface"] = aw.state
         configs["arcface"] = {"irse": config_json(aw.config), "embedding": aw.embedding}
-        sources.append(_source("arcface", Path(arcface), Kind.ARCFACE))
+        sources.append(_source("arcface", arcface, Kind.ARCFACE))
     step(f"writing {out.name}")
     manifest = write_pack(out, components, configs, sources, latent_avg=rw.latent_avg)
     if progress is not None:

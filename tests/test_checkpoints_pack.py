@@ -130,13 +130,14 @@ def test_generator_only_pack(tmp_path: Path) -> None:
 
 
 def test_import_with_stylegan_and_different_restyle_generator(originals: dict, tmp_path: Path) -> None:
-    other = tiny_generator(seed=11)
+    other = tiny_generator(seed=11, conv_clamp=256.0)  # NVIDIA-trained: clamps at 256
     stylegan = write_nvidia(tmp_path / "stylegan2-ffhq-64x64.pkl", other)
     restyle = write_restyle(tmp_path / "restyle.pt", tiny_inverter(tiny_generator(seed=12)))
     report = import_weights(originals["paper"], restyle, stylegan, out=tmp_path / "p.safetensors")
     assert len(report.notes) == 2  # --stylegan differs from the paper's decoder; ReStyle's G kept apart
     assert "G_restyle" in report.manifest["components"]
     model, inverter, _ = load_paper_pack(tmp_path / "p.safetensors", verify=True)
+    assert model.decoder.config.conv_clamp == 256.0 and inverter.decoder.config.conv_clamp is None
     w = torch.randn(1, 10, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert torch.equal(model.decoder(w), other(w))
