@@ -2,7 +2,9 @@
 one-line errors naming the file; inferred configs match the published checkpoints' manifests."""
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -270,3 +272,25 @@ def test_configs_inferred_from_published_shapes(reference_dir: Path) -> None:
     for name, multiplier in (("rosinality_G256_mult1.json", 1), ("rosinality_G256_mult2.json", 2)):
         config = generator_config(meta_state(reference_dir / name), name)
         assert (config.size, config.channel_multiplier, config.n_latent) == (256, multiplier, 14)
+
+
+def test_bogus_storage_sizes_are_refused_before_allocating(tmp_path: Path) -> None:
+    zipped, legacy = tmp_path / "zipped.pt", tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(3)}, zipped)
+    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
+    huge = 10**12  # 4 TB of float32, declared in the pickle
+    for path, old, new in ((zipped, b"K\x03tq", b"\x8a\x05" + huge.to_bytes(5, "little") + b"tq"),
+                           (legacy, b"K\x03Ntq", b"\x8a\x05" + huge.to_bytes(5, "little") + b"Ntq")):
+        data = path.read_bytes()
+        assert data.count(old) == 1
+        if path is zipped:  # rewrite data.pkl inside the zip
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(path) as src, zipfile.ZipFile(buffer, "w") as dst:
+                for info in src.infolist():
+                    body = src.read(info)
+                    dst.writestr(info, body.replace(old, new) if info.filename.endswith("data.pkl") else body)
+            path.write_bytes(buffer.getvalue())
+        else:
+            path.write_bytes(data.replace(old, new))
+        with pytest.raises(CheckpointError, match=rf"^{path.name} is truncated or corrupt \(UnpicklingError: storage"):
+            read_checkpoint(path)

@@ -84,8 +84,6 @@ DATA_ALLOWLIST: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): bytearray,
-    ("builtins", "range"): range,
     ("builtins", "object"): object,
     ("copyreg", "_reconstructor"): _reconstructor,
     ("collections", "OrderedDict"): collections.OrderedDict,

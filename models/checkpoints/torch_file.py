@@ -147,11 +147,12 @@ def _read_zip(f: IO[bytes], name: str) -> Any:
             if not isinstance(storage_type, StorageType):
                 raise pickle.UnpicklingError("storage of unknown type")
             if key not in storages:
-                raw = bytearray(archive.read(f"{prefix}data/{key}"))
+                record = archive.getinfo(f"{prefix}data/{key}")
                 dtype = storage_type.dtype
-                if len(raw) < numel * _element_size(dtype):
-                    raise pickle.UnpicklingError(f"storage {key} has {len(raw)} bytes, expected "
-                                                 f"{numel * _element_size(dtype)}")
+                nbytes = numel * _element_size(dtype) if isinstance(numel, int) and numel >= 0 else -1
+                if record.file_size != nbytes:  # checked before reading: no allocation from a bogus size
+                    raise pickle.UnpicklingError(f"storage {key} has {record.file_size} bytes, expected {nbytes}")
+                raw = bytearray(archive.read(record))
                 storages[key] = Storage(torch.frombuffer(raw, dtype=dtype, count=numel) if numel else
                                         torch.empty(0, dtype=dtype))
             return storages[key]
@@ -177,6 +178,9 @@ def _read_legacy(f: IO[bytes], name: str) -> Any:
         if magic != MAGIC_NUMBER or version != PROTOCOL_VERSION:
             raise CheckpointError(f"{name} is not a PyTorch checkpoint (bad magic number / protocol)")
         storages: dict[str, Storage] = {}
+        start = f.tell()
+        remaining = f.seek(0, io.SEEK_END) - start  # bytes left for the object and its storages
+        f.seek(start)
 
         def persistent_load(saved_id: Any) -> Storage:
             if isinstance(saved_id, tuple) and saved_id and saved_id[0] == "module":
@@ -187,6 +191,8 @@ def _read_legacy(f: IO[bytes], name: str) -> Any:
             if not isinstance(storage_type, StorageType) or not isinstance(numel, int) or numel < 0:
                 raise pickle.UnpicklingError("storage of unknown type")
             if key not in storages:
+                if numel * _element_size(storage_type.dtype) > remaining:  # no allocation from a bogus size
+                    raise pickle.UnpicklingError(f"storage {key} of {numel} elements is larger than the file")
                 storages[key] = Storage(torch.empty(numel, dtype=storage_type.dtype))
             if view is None:
                 return storages[key]
