@@ -27,6 +27,9 @@ from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
 log = logging.getLogger(__name__)
 
 FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per driving frame (deterministic)
+# Frames the neutral keeps following the driver after tracking starts or a reset: MediaPipe's first
+# detection sits a few percent of a face width away from where its tracking then settles.
+NEUTRAL_FRAMES = 4
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class WarpReenactor:
         self._target: _Target | None = None
         self._last: np.ndarray | None = None
         self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
-        self._take_neutral = True
+        self._neutral_frames = NEUTRAL_FRAMES  # frames until the neutral is fixed
 
     def describe(self) -> str:
         return f"{self.name} · CPU · OpenCV"
@@ -144,8 +147,8 @@ class WarpReenactor:
             progress(1.0, "target ready")
 
     def reset_neutral(self) -> None:
-        """The next driving frame with a face becomes the neutral pose and expression."""
-        self._take_neutral = True
+        """The driving frames with a face that come next become the neutral pose and expression."""
+        self._neutral_frames = NEUTRAL_FRAMES
 
     def drive(self, frame: np.ndarray) -> DriveResult:
         target = self._target
@@ -166,11 +169,12 @@ class WarpReenactor:
     def animate(self, target: _Target, driver: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         """The output for one driver mesh [478, 3] (pixels of its frame); stage times are added to `timings`."""
         t = time.perf_counter()
-        if self._take_neutral:
+        if self._neutral_frames == NEUTRAL_FRAMES:
             self._smoother.reset()
         points = self._smoother(driver)
-        if self._take_neutral or self._neutral is None:
-            self._neutral, self._take_neutral = points, False
+        if self._neutral_frames > 0:
+            self._neutral = points
+            self._neutral_frames -= 1
         if target.motion.neutral is not self._neutral:
             target.motion.set_neutral(self._neutral)
         moved = target.control_points(target.motion(points))

@@ -1,0 +1,174 @@
+"""The weights-free landmark warp on the real fixtures: frame count, motion follows the driver,
+identity kept, no folds, error paths, neutral reset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import MimicError, NoFaceError
+from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.reenactor import Reenactor, TargetSpec
+from engine.video_io import VideoReader, read_image
+from engine.warp import WarpConfig, WarpReenactor
+from engine.warp.mesh import EYE_LIDS, LIP_PAIRS, RIGID, signed_areas
+from engine.warp.metrics import MEASURES, outside_face, pearson
+from engine.warp.reenactor import NEUTRAL_FRAMES
+
+MOUTH_OPEN_FRAME = 60  # the clip's widest-open mouth
+
+
+@pytest.fixture(scope="module")
+def clip(fixtures_dir: Path) -> list[np.ndarray]:
+    with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
+        return list(video)
+
+
+@pytest.fixture(scope="module")
+def astronaut(fixtures_dir: Path) -> np.ndarray:
+    return read_image(fixtures_dir / "portraits" / "astronaut.png")
+
+
+@pytest.fixture(scope="module")
+def warp(astronaut: np.ndarray) -> WarpReenactor:
+    reenactor = WarpReenactor()
+    reenactor.set_target(TargetSpec.from_image(astronaut))
+    return reenactor
+
+
+def _run(reenactor: WarpReenactor, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    results = [reenactor.drive(f) for f in frames]
+    return [r.image for r in results], [r.driver_landmarks for r in results]
+
+
+@pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
+def test_output_follows_driver_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str) -> None:
+    reenactor = WarpReenactor()
+    reenactor.set_target(TargetSpec.from_image(read_image(fixtures_dir / target)))
+    outputs, drivers = _run(reenactor, clip)
+    assert len(outputs) == len(clip) == 120
+    assert all(o.shape == (512, 512, 3) and o.dtype == np.uint8 for o in outputs)
+    # every 2nd frame: MediaPipe again on the *output* against the driver's landmarks
+    series: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in MEASURES}
+    with FaceMeshDetector(MeshConfig(static_images=False)) as detector:
+        for out, drv in zip(outputs[::2], drivers[::2]):
+            mesh = detector.detect(out)
+            assert drv is not None and mesh is not None
+            for name, measure in MEASURES.items():
+                series[name][0].append(measure(drv))
+                series[name][1].append(measure(mesh.points))
+    corr = {name: pearson(*v) for name, v in series.items()}
+    assert min(corr.values()) >= 0.8, corr
+
+
+def test_describe_and_protocol(warp: WarpReenactor) -> None:
+    assert isinstance(warp, Reenactor)
+    assert warp.describe() == "Landmark warp (no weights) · CPU · OpenCV"
+    assert warp.output_size == (512, 512)
+
+
+def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
+    reenactor = WarpReenactor()
+    reenactor.set_target(TargetSpec.from_image(astronaut))
+    target = reenactor.target
+    assert target is not None
+    outputs = [reenactor.drive(clip[0]).image for _ in range(10)]
+    outside = outside_face(target.mesh, target.image.shape)
+    change = np.abs(outputs[-1].astype(np.float32) - target.image.astype(np.float32))[outside]
+    assert outside.mean() > 0.4  # most of the frame is background, hair, neck
+    assert change.mean() < 0.5, change.mean()
+
+
+def _extremes(neutral: np.ndarray) -> dict[str, np.ndarray]:
+    """Driver meshes far beyond anything a face does, built from a real neutral mesh."""
+    centre = neutral[list(RIGID)].mean(0)
+    height = float(np.ptp(neutral[:, 1]))
+    below_mouth = neutral[:, 1] > neutral[[61, 291], 1].mean()
+    rng = np.random.default_rng(0)
+
+    def rotated(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+        a, b, c = np.radians([yaw_deg, pitch_deg, roll_deg])
+        ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+        rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+        return (neutral - centre) @ (rz @ rx @ ry).T + centre
+
+    jaw = neutral.copy()
+    jaw[below_mouth, 1] += 0.6 * height
+    squeezed = neutral.copy()
+    for upper, lower in EYE_LIDS:
+        squeezed[upper, 1] += 3 * (neutral[lower, 1] - neutral[upper, 1])
+    pressed = neutral.copy()
+    for upper, lower in LIP_PAIRS:
+        pressed[lower, 1] -= 0.1 * height
+    shifted = rotated(0, 0, 45) * 1.6
+    return {
+        "jaw dropped": jaw, "lids past each other": squeezed, "lips pressed through": pressed,
+        "yaw 60": rotated(60, 0, 0), "pitch -45": rotated(0, -45, 0), "roll 45, zoom, shift": shifted,
+        "noise": neutral + rng.normal(0, 0.05 * height, neutral.shape),
+    }
+
+
+def test_no_triangle_folds_under_extreme_motion(warp: WarpReenactor, clip: list[np.ndarray]) -> None:
+    target = warp.target
+    assert target is not None
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        neutral3d = detector.detect(clip[0]).points.astype(np.float64)
+    target.motion.set_neutral(neutral3d)
+    for name, driver in _extremes(neutral3d).items():
+        moved = target.control_points(target.motion(driver))
+        areas = signed_areas(moved, target.control.triangles)
+        assert areas.min() >= -1e-6, f"{name}: {int((areas < -1e-6).sum())} folded triangles"
+        w, h = target.warp.size
+        mapping = target.warp.backward_map(moved)
+        assert np.isfinite(mapping).all()
+        assert mapping[..., 0].min() > -2 and mapping[..., 0].max() < w + 1, name  # samples the portrait
+        assert mapping[..., 1].min() > -2 and mapping[..., 1].max() < h + 1, name
+
+
+def test_target_without_a_face_raises_no_face_error() -> None:
+    blank = np.full((256, 256, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError, match="no face found in the target image"):
+        WarpReenactor().set_target(TargetSpec.from_image(blank))
+
+
+@pytest.mark.parametrize("spec", [TargetSpec.from_latent(Path("w.npy")), TargetSpec.random(3)])
+def test_latent_and_random_targets_need_a_model_pack(spec: TargetSpec) -> None:
+    with pytest.raises(MimicError, match="model pack"):
+        WarpReenactor().set_target(spec)
+
+
+def test_driving_frame_without_a_face_holds_the_last_output(warp: WarpReenactor, clip: list[np.ndarray]) -> None:
+    good = warp.drive(clip[MOUTH_OPEN_FRAME])
+    assert good.face_found
+    empty = warp.drive(np.zeros((144, 176, 3), np.uint8))
+    assert not empty.face_found
+    assert np.array_equal(empty.image, good.image)
+    assert set(empty.timings_ms) == {"landmarks"}
+    assert set(good.timings_ms) == {"landmarks", "motion", "warp", "composite"}
+
+
+def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
+    reenactor = WarpReenactor(WarpConfig(smoothing=0.0))
+    reenactor.set_target(TargetSpec.from_image(astronaut))
+    target = reenactor.target
+    assert target is not None
+    rest = target.image.astype(np.float32)
+    for _ in range(NEUTRAL_FRAMES):  # the neutral: the target at rest
+        assert np.abs(reenactor.drive(clip[0]).image - rest).mean() < 0.5
+    opened = reenactor.drive(clip[MOUTH_OPEN_FRAME]).image
+    assert np.abs(opened - rest).mean() > 5.0
+    reenactor.reset_neutral()
+    for _ in range(NEUTRAL_FRAMES + 2):  # the open mouth is now the neutral
+        again = reenactor.drive(clip[MOUTH_OPEN_FRAME]).image
+    assert np.abs(again - rest).mean() < 0.5
+
+
+def test_portrait_framing_keeps_the_whole_image(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
+    wide = np.ascontiguousarray(astronaut[64:448])  # 512 x 384
+    reenactor = WarpReenactor(WarpConfig(framing="portrait", output_size=400))
+    reenactor.set_target(TargetSpec.from_image(wide))
+    assert reenactor.output_size == (400, 300)
+    out = reenactor.drive(clip[0])
+    assert out.face_found and out.image.shape == (300, 400, 3)
