@@ -133,7 +133,8 @@ def _empty_modules(numel: int) -> contextlib.AbstractContextManager:
 def _latent_avg(pack: Pack, verify: bool, g: GeneratorConfig) -> torch.Tensor:
     avg = pack.component("latent_avg", verify)["latent_avg"]
     if tuple(avg.shape) != (g.n_latent, g.style_dim):
-        raise CheckpointError(f"{pack.name}: latent_avg has shape {list(avg.shape)}; expected [{g.n_latent}, {g.style_dim}]")
+        raise CheckpointError(f"{pack.name}: latent_avg has shape {list(avg.shape)}; "
+                              f"expected [{g.n_latent}, {g.style_dim}]")
     return avg
 
 
@@ -187,7 +188,8 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
         g, stylegan_kind = _generator_source(stylegan)
         _same_shape(g.config, pw.decoder.config, stylegan.name, f"the paper's decoder in {paper.name}")
         if state_hash(g.state) != state_hash(pw.decoder.state):
-            notes.append(f"{stylegan.name} differs from the decoder in {paper.name}; the pack renders with {stylegan.name}")
+            notes.append(f"{stylegan.name} differs from the decoder in {paper.name}; "
+                         f"the pack renders with {stylegan.name}")
     _same_shape(rw.decoder.config, g.config, restyle.name, "the generator")
     if pw.encoder_config != _rgb(rw.encoder_config):
         raise CheckpointError(f"{restyle.name}: ReStyle's IR-SE body {rw.encoder_config} differs from E_m's "

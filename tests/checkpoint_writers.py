@@ -78,7 +78,8 @@ def write_rosinality(path: Path, g: Generator, legacy: bool = False) -> Path:
                               n_mlp=g.config.n_mlp, lr=0.002, r1=10.0, path="ffhq.lmdb", augment=False)
     ckpt = {
         "g": state, "d": {"convs.0.0.weight": torch.randn(4, 3, 1, 1)}, "g_ema": state,
-        "g_optim": {"state": {0: {"step": 3, "exp_avg": torch.zeros(2)}}, "param_groups": [{"lr": 0.002, "params": [0]}]},
+        "g_optim": {"state": {0: {"step": 3, "exp_avg": torch.zeros(2)}},
+                    "param_groups": [{"lr": 0.002, "params": [0]}]},
         "d_optim": {"state": {}, "param_groups": []},
         "args": args,
         "latent_avg": g.mean_latent(64)[0],

@@ -19,8 +19,8 @@ from models.checkpoints.nvidia import _convert_tensors
 from models.irse import IRSEConfig
 from models.stylegan2 import Generator, GeneratorConfig, NoiseMode
 from tests.checkpoint_writers import (
-    TINY, one_thread, tiny_arcface, tiny_generator, tiny_inverter, tiny_paper, write_latent_npy, write_latent_pkl, write_nvidia,
-    write_paper, write_restyle, write_rosinality, write_state_dict,
+    TINY, one_thread, tiny_arcface, tiny_generator, tiny_inverter, tiny_paper, write_latent_npy, write_latent_pkl,
+    write_nvidia, write_paper, write_restyle, write_rosinality, write_state_dict,
 )
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
@@ -71,7 +71,8 @@ def test_paper_and_restyle_decoders_round_trip(tmp_path: Path, w_plus: torch.Ten
     pw = paper_weights(read_checkpoint(paper))
     assert pw.encoder_config == TINY.encoder and pw.opts["optim_name"] == "ranger"
     rw = restyle_weights(read_checkpoint(restyle))
-    assert (rw.encoder_config, rw.input_size, rw.n_iters) == (TINY.identity_encoder, TINY.input_size, TINY.restyle_iters)
+    assert (rw.encoder_config, rw.input_size, rw.n_iters) == \
+        (TINY.identity_encoder, TINY.input_size, TINY.restyle_iters)
     assert torch.equal(rw.latent_avg, inverter.latent_avg)
 
 
@@ -102,7 +103,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, g: Generator) -> dict[str, P
 def test_wrong_kind_errors_name_file_and_expectation(files: dict[str, Path]) -> None:
     cases = [
         (lambda: load_generator(files["arcface"]),
-         "model_ir_se50.pth looks like an ArcFace IR-SE50 state dict (model_ir_se50.pth); expected a StyleGAN2 generator"),
+         "model_ir_se50.pth looks like an ArcFace IR-SE50 state dict (model_ir_se50.pth); "
+         "expected a StyleGAN2 generator"),
         (lambda: paper_weights(read_checkpoint(files["restyle"])),
          "restyle_psp_ffhq_encode.pt looks like a ReStyle encoder checkpoint (restyle_psp_ffhq_encode.pt); "
          "expected the paper's checkpoint (best_model.pt)"),
@@ -224,8 +226,9 @@ def test_paper_state_dict_must_be_complete(tmp_path: Path) -> None:
 
 def test_latents(tmp_path: Path) -> None:
     latent = np.random.RandomState(0).randn(18, 512).astype(np.float64)
-    for path in (write_latent_npy(tmp_path / "a.npy", latent), write_latent_pkl(tmp_path / "a.pkl", latent),
-                 write_latent_npy(tmp_path / "b.npy", latent[None]), write_latent_pkl(tmp_path / "b.pkl", latent[None])):
+    files = (write_latent_npy(tmp_path / "a.npy", latent), write_latent_pkl(tmp_path / "a.pkl", latent),
+             write_latent_npy(tmp_path / "b.npy", latent[None]), write_latent_pkl(tmp_path / "b.pkl", latent[None]))
+    for path in files:
         loaded = load_latent(path, 18, 512)
         assert loaded.dtype == np.float32 and np.array_equal(loaded, latent.astype(np.float32))
     w = write_latent_npy(tmp_path / "w.npy", latent[0])

@@ -16,7 +16,9 @@ from engine.weights import load_generator, load_latent
 from models.checkpoints.errors import CheckpointError, UnsafePickleError
 from models.checkpoints.inert import audit_source
 from models.checkpoints.torch_file import MAGIC_NUMBER, PROTOCOL_VERSION, read_pickled
-from tests.checkpoint_writers import one_thread, NETWORK_SOURCE, Persistent, nvidia_modules, tiny_generator, write_nvidia
+from tests.checkpoint_writers import (
+    NETWORK_SOURCE, Persistent, nvidia_modules, one_thread, tiny_generator, write_nvidia,
+)
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 

@@ -44,7 +44,8 @@ def test_seed_writes_a_deterministic_png(weights: Path, tmp_path: Path) -> None:
 
 def test_truncation_zero_is_the_mean_face(weights: Path, tmp_path: Path) -> None:
     for seed in (1, 2):
-        assert run("generate", "--weights", weights, "--seed", seed, "--truncation", 0, "-o", tmp_path / f"{seed}.png") == 0
+        out = tmp_path / f"{seed}.png"
+        assert run("generate", "--weights", weights, "--seed", seed, "--truncation", 0, "-o", out) == 0
     assert np.array_equal(read_image(tmp_path / "1.png"), read_image(tmp_path / "2.png"))
 
 
@@ -84,7 +85,8 @@ def test_import_weights_then_generate(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "wrote" in capsys.readouterr().out
 
 
-def test_bad_files_exit_2_with_one_error_line(weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_files_exit_2_with_one_error_line(weights: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x80\x04\x95 truncated")
     hostile = tmp_path / "hostile.pkl"
@@ -94,7 +96,8 @@ def test_bad_files_exit_2_with_one_error_line(weights: Path, tmp_path: Path, cap
         (["--weights", garbage, "--seed", 1], "error: garbage.pt is truncated or corrupt ("),
         (["--weights", hostile, "--seed", 1], "error: refusing to load hostile.pkl: it asks to run os.system; "),
         (["--weights", tmp_path / "none.pt", "--seed", 1], "error: file not found: "),
-        (["--weights", weights, "--latent", wrong], "error: wrong.npy holds a latent of shape [18, 512]; expected [10, 64]"),
+        (["--weights", weights, "--latent", wrong],
+         "error: wrong.npy holds a latent of shape [18, 512]; expected [10, 64]"),
     ]
     for argv, message in cases:
         assert run("generate", *argv, "-o", tmp_path / "out.png") == 2

@@ -130,7 +130,8 @@ class Pack:
     def component(self, prefix: str, verify: bool = False) -> StateDict:
         """The state dict of one component (tensors read from the memory-mapped file)."""
         if not self.has(prefix):
-            raise CheckpointError(f"{self.name} has no {prefix} weights (it holds {', '.join(self.manifest['components'])})")
+            held = ", ".join(self.manifest["components"])
+            raise CheckpointError(f"{self.name} has no {prefix} weights (it holds {held})")
         names = [k for k in self.keys if k.startswith(prefix + ".")] if prefix != "latent_avg" else ["latent_avg"]
         try:
             with safe_open(str(self.path), framework="pt") as f:

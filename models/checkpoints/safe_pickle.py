@@ -95,7 +95,6 @@ DATA_ALLOWLIST: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,
 }
-# numpy dtype classes of numpy ≥ 1.25 pickles (e.g. numpy.dtypes.Float32DType) are not needed: dtypes pickle as numpy.dtype.
 
 
 class SafeUnpickler(pickle.Unpickler):

@@ -68,7 +68,8 @@ def _rebuild_tensor(storage: Storage, offset: int, size: tuple[int, ...], stride
 
 
 def _rebuild_tensor_v3(storage: Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-                       requires_grad: bool, backward_hooks: Any, dtype: torch.dtype, metadata: Any = None) -> torch.Tensor:
+                       requires_grad: bool, backward_hooks: Any, dtype: torch.dtype,
+                       metadata: Any = None) -> torch.Tensor:
     if not isinstance(storage, Storage) or not isinstance(dtype, torch.dtype):
         raise pickle.UnpicklingError("tensor without storage")
     return _rebuild_tensor(Storage(storage.data.view(torch.uint8).view(dtype)), offset, size, stride)
@@ -218,7 +219,8 @@ def _read_legacy(f: IO[bytes], name: str) -> Any:
             (count,) = struct.unpack("<q", head)
             nbytes = data.numel() * data.element_size()
             if count != data.numel():
-                raise CheckpointError(f"{name} is corrupt (storage {key!r} has {count} elements, expected {data.numel()})")
+                raise CheckpointError(f"{name} is corrupt (storage {key!r} has {count} elements, "
+                                      f"expected {data.numel()})")
             raw = bytearray(f.read(nbytes))
             if len(raw) != nbytes:
                 raise CheckpointError(f"{name} is truncated (storage {key!r} has {len(raw)} of {nbytes} bytes)")
