@@ -2,10 +2,12 @@
 one-line errors naming the file; inferred configs match the published checkpoints' manifests."""
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -130,6 +132,9 @@ def test_kinds_are_detected(files: dict[str, Path]) -> None:
     kinds = {name: read_checkpoint(path).kind for name, path in files.items()}
     assert kinds == {"paper": Kind.PAPER, "restyle": Kind.RESTYLE, "arcface": Kind.ARCFACE,
                      "rosinality": Kind.ROSINALITY, "latent": Kind.NUMPY}
+    args = read_checkpoint(files["rosinality"]).content["args"]  # argparse.Namespace, rebuilt as plain data
+    assert isinstance(args, SimpleNamespace) and not isinstance(args, argparse.Namespace)
+    assert (args.size, args.channel_multiplier, args.path) == (64, 2, "ffhq.lmdb")
 
 
 def test_unknown_content_is_named(tmp_path: Path) -> None:
