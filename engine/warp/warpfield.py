@@ -107,29 +107,41 @@ class DenseWarp:
         fx, fy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         self._identity = np.stack([fx, fy], -1)  # [h, w, 2]
         self._triangles = triangles
-        self._src = rest[triangles].transpose(0, 2, 1)  # [T, 2, 3] source vertices as columns
+        src = rest[triangles]  # [T, 3, 2]
+        self._src0 = src[:, 0]  # [T, 2]
+        self._src_edges = (src[:, 1] - src[:, 0], src[:, 2] - src[:, 0])  # two [T, 2]
         self._ids = np.zeros((gh, gw), np.int32)
 
     def backward_map(self, moved: np.ndarray) -> np.ndarray:
         """[h, w, 2] float32: for each output pixel, the source pixel it shows."""
         dst = moved[self._triangles]  # [T, 3, 2]
-        area = signed_areas(moved, self._triangles) * (self._fx * self._fy)  # in grid pixels²
-        d = np.concatenate([dst.transpose(0, 2, 1), np.ones((len(dst), 1, 3))], axis=1)  # [T, 3, 3]
-        drawn = np.flatnonzero(area > 1e-3)
-        # offset affine per triangle: source − output = (S·D⁻¹ − [I | 0])·[x, y, 1]
+        e1, e2 = dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]
+        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # twice the signed area
+        drawn = np.flatnonzero(det * (self._fx * self._fy) > 2e-3)  # skip slivers below ~1/1000 grid pixel
+        e1, e2, inv = e1[drawn], e2[drawn], 1.0 / det[drawn]
+        s1, s2 = self._src_edges[0][drawn], self._src_edges[1][drawn]
+        # affine output → source per triangle: A = [s1 s2]·[e1 e2]⁻¹, t = src0 − A·dst0; stored as offsets
+        a00 = (s1[:, 0] * e2[:, 1] - s2[:, 0] * e1[:, 1]) * inv
+        a01 = (s2[:, 0] * e1[:, 0] - s1[:, 0] * e2[:, 0]) * inv
+        a10 = (s1[:, 1] * e2[:, 1] - s2[:, 1] * e1[:, 1]) * inv
+        a11 = (s2[:, 1] * e1[:, 0] - s1[:, 1] * e2[:, 0]) * inv
+        d0, s0 = dst[drawn, 0], self._src0[drawn]
         offsets = np.zeros((len(dst) + 1, 6), np.float32)  # row 0: uncovered pixels keep their place
-        affine = self._src[drawn] @ np.linalg.inv(d[drawn])
-        affine[:, 0, 0] -= 1.0
-        affine[:, 1, 1] -= 1.0
-        offsets[drawn + 1] = affine.reshape(-1, 6)
+        offsets[drawn + 1] = np.stack([
+            a00 - 1.0, a01, s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1],
+            a10, a11 - 1.0, s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1],
+        ], 1)
         ids = self._ids
         ids.fill(0)
-        grid_xy = np.round((dst[drawn] + 0.5) * (self._fx, self._fy) * 16 - 8).astype(np.int32)  # 1/16 px
-        for k in np.argsort(area[drawn]):  # small triangles first: larger ones win shared boundary pixels
-            cv2.fillConvexPoly(ids, grid_xy[k], int(drawn[k] + 1), lineType=cv2.LINE_8, shift=4)
-        o = offsets[ids]  # [gh, gw, 6]
-        coarse = np.stack([o[..., 0] * self._gx + o[..., 1] * self._gy + o[..., 2],
-                           o[..., 3] * self._gx + o[..., 4] * self._gy + o[..., 5]], -1)
+        order = np.argsort(det[drawn])  # small triangles first: larger ones win the pixels they share
+        grid_xy = np.round((dst[drawn[order]] + 0.5) * (self._fx, self._fy) * 16 - 8).astype(np.int32)  # 1/16 px
+        fill = cv2.fillConvexPoly
+        for poly, tid in zip(grid_xy, (drawn[order] + 1).tolist()):
+            fill(ids, poly, tid, cv2.LINE_8, 4)
+        o = np.take(offsets, ids, axis=0)  # [gh, gw, 6]
+        coarse = np.empty(ids.shape + (2,), np.float32)
+        coarse[..., 0] = o[..., 0] * self._gx + o[..., 1] * self._gy + o[..., 2]
+        coarse[..., 1] = o[..., 3] * self._gx + o[..., 4] * self._gy + o[..., 5]
         full = cv2.resize(coarse, self.size, interpolation=cv2.INTER_LINEAR)
         full += self._identity
         return full
