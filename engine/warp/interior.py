@@ -1,89 +1,174 @@
-"""What the warp alone cannot show: the inside of an opened mouth, and lids over a closing eye."""
+"""What the warp alone cannot show: the inside of an opened mouth, and the lid over a closing eye.
+
+Colours come from the target itself (its lips, its upper eyelids, its lashes), so a painting gets
+painted-looking teeth and lids. Everything is drawn in small regions around the mouth and eyes.
+"""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from engine.warp.mesh import EYE_CORNERS, EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, INNER_LIPS, LOWER_INNER_LIP, \
-    MOUTH_CORNERS, UPPER_INNER_LIP
+from engine.warp.mesh import EYE_CORNERS, FACE_OVAL, INNER_LIPS, LID_PAIRS, LOWER_INNER_LIP, MOUTH_CORNERS, \
+    OUTER_LIPS, UPPER_INNER_LIP
+
+UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)  # corner to corner along the upper lip
+LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+# upper lid margin corner to corner, and the lower brow point above each eye (image left, then right)
+UPPER_LIDS = ((33, 246, 161, 160, 159, 158, 157, 173, 133), (362, 398, 384, 385, 386, 387, 388, 466, 263))
+BROWS = (52, 282)
+TEETH = np.array([236.0, 230.0, 218.0])  # a light, warm off-white before matching the portrait
+CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
 
 
-def opening(points: np.ndarray, pair: tuple[int, int], corners: tuple[int, int]) -> float:
-    """Gap between two points relative to the distance between two corners."""
-    gap = np.linalg.norm(points[pair[0]] - points[pair[1]])
-    return float(gap / max(np.linalg.norm(points[corners[0]] - points[corners[1]]), 1e-6))
-
-
-def _smoothstep(x: float) -> float:
-    x = min(max(x, 0.0), 1.0)
+def _smoothstep(x: np.ndarray | float) -> np.ndarray | float:
+    x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
 
 
-def draw_mouth_interior(image: np.ndarray, rest: np.ndarray, moved: np.ndarray) -> None:
-    """Fill the opened inner-lip polygon with a shaded mouth cavity and a hint of upper teeth (in place)."""
-    open_now = opening(moved, (UPPER_INNER_LIP, LOWER_INNER_LIP), MOUTH_CORNERS)
-    open_rest = opening(rest, (UPPER_INNER_LIP, LOWER_INNER_LIP), MOUTH_CORNERS)
-    strength = _smoothstep((open_now - open_rest - 0.02) / 0.08)
-    if strength <= 0:
-        return
-    poly = moved[list(INNER_LIPS)]
-    x0, y0 = np.floor(poly.min(0)).astype(int) - 3
-    x1, y1 = np.ceil(poly.max(0)).astype(int) + 4
-    h, w = image.shape[:2]
+def _polygon_mask(points: np.ndarray, shape: tuple[int, int], origin: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, np.float32)
+    cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    return mask
+
+
+def _roi(points: np.ndarray, pad: float, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Integer box (x0, y0, x1, y1) around points, padded, clipped to the frame; None when empty."""
+    w, h = size
+    x0, y0 = np.floor(points.min(0) - pad).astype(int)
+    x1, y1 = np.ceil(points.max(0) + pad).astype(int) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return
-    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-    mask = cv2.GaussianBlur(mask, (0, 0), 1.0)
-    top = moved[UPPER_INNER_LIP][1] - y0
-    gap = max(moved[LOWER_INNER_LIP][1] - moved[UPPER_INNER_LIP][1], 1.0)
-    yy = (np.arange(y1 - y0, dtype=np.float32)[:, None] - top) / gap  # 0 at the upper lip, 1 at the lower
-    xx = np.linspace(-1, 1, x1 - x0, dtype=np.float32)[None, :]
-    shade = np.clip(1.0 - 0.6 * (1 - np.abs(2 * yy - 1)) - 0.3 * xx**2, 0.2, 1.0)  # darkest in the middle
-    cavity = np.array([70, 28, 30], np.float32) * shade[..., None]
-    teeth = _smoothstep((gap / max(np.linalg.norm(moved[MOUTH_CORNERS[0]] - moved[MOUTH_CORNERS[1]]), 1) - 0.12) / 0.1)
-    band = np.clip(1 - np.abs(yy - 0.12) / 0.14, 0, 1) * (1 - xx**2) * teeth
-    cavity = cavity * (1 - band[..., None]) + np.array([225, 218, 205], np.float32) * band[..., None] * (0.8 + 0.2 * shade[..., None])
-    alpha = (mask * strength)[..., None]
-    roi = image[y0:y1, x0:x1].astype(np.float32)
-    image[y0:y1, x0:x1] = (roi * (1 - alpha) + cavity * alpha).astype(np.uint8)
+    return (x0, y0, x1, y1) if x1 - x0 >= 2 and y1 - y0 >= 2 else None
 
 
-def draw_eyelids(image: np.ndarray, rest: np.ndarray, moved: np.ndarray) -> None:
-    """Cover closing eyes with skin sampled below them and a lash line, so closure reads as a blink (in place)."""
-    for ring, lids, corners in ((EYE_LEFT_RING, EYE_LIDS[0], EYE_CORNERS[0]), (EYE_RIGHT_RING, EYE_LIDS[1], EYE_CORNERS[1])):
-        closure = 1.0 - opening(moved, lids, corners) / max(opening(rest, lids, corners), 1e-6)
-        strength = _smoothstep((closure - 0.35) / 0.4)
-        if strength <= 0:
-            continue
-        poly = moved[list(ring)]
-        width = np.linalg.norm(moved[corners[0]] - moved[corners[1]])
-        centre = poly.mean(0)
-        # skin: median colour of a patch one eye-height below the eye
-        sx, sy = int(centre[0]), int(centre[1] + 0.45 * width)
-        patch = image[max(sy - 3, 0):sy + 4, max(sx - int(width / 4), 0):sx + int(width / 4)]
-        if patch.size == 0:
-            continue
-        skin = np.median(patch.reshape(-1, 3), axis=0).astype(np.float32)
-        x0, y0 = np.floor(poly.min(0) - width * 0.15).astype(int)
-        x1, y1 = np.ceil(poly.max(0) + width * 0.15).astype(int)
+class FacePainter:
+    """Paints a mouth interior and eyelids onto warped frames of one target."""
+
+    def __init__(self, image: np.ndarray, mesh: np.ndarray) -> None:
+        p = mesh[:, :2]
         h, w = image.shape[:2]
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            continue
-        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        grown = centre + (poly - centre) * 1.25
-        cv2.fillPoly(mask, [np.round((grown - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-        mask = cv2.GaussianBlur(mask, (0, 0), max(width * 0.06, 1.0))
-        lash = np.zeros_like(mask)
-        lid_y = int(round((moved[lids[0]][1] + moved[lids[1]][1]) / 2)) - y0
-        c0, c1 = moved[corners[0]] - (x0, y0), moved[corners[1]] - (x0, y0)
-        cv2.line(lash, (int(c0[0]), int(c0[1])), (int((c0[0] + c1[0]) / 2), lid_y), 1.0, max(int(width * 0.04), 1), cv2.LINE_AA)
-        cv2.line(lash, (int((c0[0] + c1[0]) / 2), lid_y), (int(c1[0]), int(c1[1])), 1.0, max(int(width * 0.04), 1), cv2.LINE_AA)
+        self.rest = p  # [478, 2] the target's (parted) mesh at rest, output pixels
+        self.rest_opening = self._opening(p)
+        face_w = float(np.ptp(p[list(FACE_OVAL), 0]))
+        lips = _polygon_mask(p[list(OUTER_LIPS)], (h, w), np.zeros(2)) - _polygon_mask(p[list(INNER_LIPS)], (h, w), np.zeros(2))
+        lip_pixels = image[lips > 0.5]
+        self.lip = np.median(lip_pixels, 0).astype(np.float32) if len(lip_pixels) else np.array([150, 80, 80], np.float32)
+        self.lids, self.lashes = [], []
+        for k in range(2):
+            eye_w = float(np.linalg.norm(p[EYE_CORNERS[k][0]] - p[EYE_CORNERS[k][1]]))
+            mid = p[UPPER_LIDS[k][4]]
+            lid = _disc_pixels(image, mid + 0.4 * (p[BROWS[k]] - mid), 0.08 * eye_w)
+            margin = np.concatenate([_disc_pixels(image, p[i], 0.06 * eye_w) for i in UPPER_LIDS[k][2:7]])
+            lum = margin @ np.array([0.3, 0.59, 0.11])
+            self.lids.append(np.median(lid, 0).astype(np.float32) if len(lid) else self.lip)
+            self.lashes.append(margin[lum <= np.percentile(lum, 15)].mean(0).astype(np.float32) if len(margin) else self.lip * 0.3)
+        skin = np.mean(self.lids, 0)
+        bright = float(np.clip(skin @ np.array([0.3, 0.59, 0.11]) / 150.0, 0.55, 1.05))
+        self.teeth = ((0.85 * TEETH + 0.15 * skin) * bright).astype(np.float32)
+        self.face_width = face_w
+
+    @staticmethod
+    def _opening(p: np.ndarray) -> float:
+        gap = np.linalg.norm(p[UPPER_INNER_LIP] - p[LOWER_INNER_LIP])
+        return float(gap / max(np.linalg.norm(p[MOUTH_CORNERS[0]] - p[MOUTH_CORNERS[1]]), 1e-6))
+
+    def paint(self, image: np.ndarray, moved: np.ndarray, posed: np.ndarray) -> None:
+        """Draw onto the warped frame (in place). moved: final mesh [478, 2]; posed: the pose alone [478, 2]."""
+        self.mouth(image, moved)
+        for eye in range(2):
+            self.eyelid(image, moved, posed, eye)
+
+    def mouth(self, image: np.ndarray, p: np.ndarray) -> None:
+        """A shaded cavity, upper teeth and a hint of tongue inside the opened inner-lip contour."""
+        opening = self._opening(p)
+        strength = float(_smoothstep((opening - self.rest_opening - 0.01) / 0.06))
+        if strength <= 0:
+            return
+        box = _roi(p[list(INNER_LIPS)], 2, (image.shape[1], image.shape[0]))
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        origin = np.array([x0, y0], np.float64)
+        mask = cv2.GaussianBlur(_polygon_mask(p[list(INNER_LIPS)], (y1 - y0, x1 - x0), origin), (0, 0), 0.8)
+        # mouth coordinates: u from corner to corner (0 … 1), t from upper lip (0) to lower lip (1)
+        c0, c1 = p[UPPER_INNER[0]], p[UPPER_INNER[-1]]
+        axis = c1 - c0
+        width = max(float(np.linalg.norm(axis)), 1.0)
+        axis /= width
+        down = np.array([-axis[1], axis[0]])
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        rel = np.stack([xx - c0[0], yy - c0[1]], -1)
+        u = np.clip(rel @ axis / width, 0.0, 1.0)
+        v = rel @ down
+        uu = lambda ids: (p[list(ids)] - c0) @ axis / width  # noqa: E731
+        vv = lambda ids: (p[list(ids)] - c0) @ down  # noqa: E731
+        v_up = np.interp(u, *_sorted(uu(UPPER_INNER), vv(UPPER_INNER)))
+        v_low = np.interp(u, *_sorted(uu(LOWER_INNER), vv(LOWER_INNER)))
+        gap = np.maximum(v_low - v_up, 1.0)
+        t = np.clip((v - v_up) / gap, 0.0, 1.0)
+        side = np.abs(2 * u - 1)  # 0 in the middle, 1 at the corners
+        # cavity: dark, darkest deep in the middle and towards the corners
+        depth = (1 - np.abs(2 * t - 1)) * (1 - side**2)
+        shade = (0.42 - 0.22 * depth - 0.2 * side**3)[..., None]
+        colour = self.lip * CAVITY_TINT * shade + 6.0
+        # tongue: lighter, low in the mouth, only when it is well open
+        tongue = _smoothstep((t - 0.62) / 0.3) * (1 - side**2) * _smoothstep((opening - 0.25) / 0.25)
+        colour += (self.lip * 0.72 - colour) * tongue[..., None]
+        # upper teeth hang from the upper lip, receding into shadow at the corners
+        teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
+        teeth = _smoothstep((teeth_depth - t) / 0.06) * (1 - _smoothstep((side - 0.55) / 0.4))
+        gaps = 1 - 0.07 * np.maximum(np.cos(2 * np.pi * 4.5 * (u - 0.5)), 0) ** 8  # faint seams between teeth
+        tooth = self.teeth * (gaps * (0.82 + 0.18 * (1 - side)) * (1 - 0.25 * _smoothstep((0.05 - t) / 0.05)))[..., None]
+        colour += (tooth - colour) * teeth[..., None]
+        alpha = (mask * strength)[..., None]
         roi = image[y0:y1, x0:x1].astype(np.float32)
-        a = (mask * strength)[..., None]
-        out = roi * (1 - a) + skin * 0.97 * a
-        la = (cv2.GaussianBlur(lash, (0, 0), 0.8) * strength * 0.6)[..., None]
-        out = out * (1 - la) + skin * 0.45 * la
-        image[y0:y1, x0:x1] = out.astype(np.uint8)
+        image[y0:y1, x0:x1] = np.clip(roi + (colour - roi) * alpha, 0, 255).astype(np.uint8)
+
+    def eyelid(self, image: np.ndarray, moved: np.ndarray, posed: np.ndarray, eye: int) -> None:
+        """Lid skin between where the upper lid would be (pose only) and where it is now, with a lash line."""
+        ids = list(UPPER_LIDS[eye])
+        top, lid = posed[ids], moved[ids]
+        upper, lower = LID_PAIRS[7 * eye + 3]  # the mid-lid pair
+        opening = posed[lower] - posed[upper]  # the open eye, pose only
+        height = max(float(np.linalg.norm(opening)), 1e-6)
+        drop = float(np.median((lid[2:7] - top[2:7]) @ (opening / height)))  # how far the lid came down
+        strength = float(_smoothstep((drop / height - 0.15) / 0.35))
+        if strength <= 0:
+            return
+        top = top - 0.15 * opening  # reach over the lashes where the open lid was
+        eye_w = float(np.linalg.norm(lid[0] - lid[-1]))
+        box = _roi(np.concatenate([top, lid]), 0.12 * eye_w + 2, (image.shape[1], image.shape[0]))
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        origin = np.array([x0, y0], np.float64)
+        shape = (y1 - y0, x1 - x0)
+        skin = cv2.GaussianBlur(_polygon_mask(np.concatenate([top, lid[::-1]]), shape, origin), (0, 0),
+                                max(0.04 * eye_w, 0.7))
+        lash = np.zeros(shape, np.float32)
+        thickness = max(int(round(0.035 * eye_w * (0.6 + 0.4 * strength))), 1)
+        cv2.polylines(lash, [np.round((lid - origin) * 16).astype(np.int32)], False, 1.0, thickness, cv2.LINE_AA, 4)
+        lash = cv2.GaussianBlur(lash, (0, 0), 0.7)
+        roi = image[y0:y1, x0:x1].astype(np.float32)
+        a = (skin * strength)[..., None]
+        out = roi + (self.lids[eye] - roi) * a
+        la = (lash * 0.85 * strength)[..., None]
+        out = out + (self.lashes[eye] - out) * la
+        image[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _sorted(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(u)
+    return u[order], v[order]
+
+
+def _disc_pixels(image: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """RGB pixels [K, 3] float within `radius` of `centre` (clipped to the image)."""
+    h, w = image.shape[:2]
+    r = max(int(np.ceil(radius)), 1)
+    cx, cy = int(round(centre[0])), int(round(centre[1]))
+    x0, x1, y0, y1 = max(cx - r, 0), min(cx + r + 1, w), max(cy - r, 0), min(cy + r + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 3), np.float64)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    inside = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius**2
+    return image[y0:y1, x0:x1][inside].astype(np.float64)

@@ -18,7 +18,7 @@ from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
 from engine.warp.framing import Framing, frame_target
-from engine.warp.interior import draw_eyelids, draw_mouth_interior
+from engine.warp.interior import FacePainter
 from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, edges_of, \
     open_contours
 from engine.warp.motion import Motion, MotionTransfer, fit_similarity
@@ -54,6 +54,7 @@ class _Target:
         self.edges = edges_of(self.control.triangles)
         self.fold_radius = 0.12 * float(np.ptp(mesh[list(FACE_OVAL), 0]))  # how far a fold's fix-up reaches
         self.warp = DenseWarp(self.control.rest, self.control.triangles, (w, h), config.map_step)
+        self.painter = FacePainter(image, self.mesh)
         self.motion = MotionTransfer(self.mesh, config.expression_gain, config.translation_gain)
 
     def control_points(self, motion: Motion) -> np.ndarray:
@@ -177,15 +178,14 @@ class WarpReenactor:
             self._neutral_frames -= 1
         if target.motion.neutral is not self._neutral:
             target.motion.set_neutral(self._neutral)
-        moved = target.control_points(target.motion(points))
+        motion = target.motion(points)
+        moved = target.control_points(motion)
         timings["motion"] = _ms(t)
         t = time.perf_counter()
         out = target.warp(target.image, moved)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
-        rest = target.control.rest
-        draw_mouth_interior(out, rest, moved)
-        draw_eyelids(out, rest, moved)
+        target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])
         timings["composite"] = _ms(t)
         self._last = out
         return out
