@@ -32,16 +32,20 @@ CHEEKS = (234, 454)  # face-oval points level with the eyes, left and right
 RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 234, 454, 127, 356, 109, 338, 67, 297,
          116, 345, 123, 352, 93, 323)
 
-# Rings of control points around the face (radius relative to the face oval) that carry hair, ears and neck
-# along with the head, and how much of the motion of the nearest face-oval point each ring follows.
 # Feature contours always take part in the warp; other surface points only where they are at least
 # THIN_SPACING face widths from every point already taken (drops the bunched-up points along a turned
 # cheek, whose tiny triangles would flip with every bit of landmark jitter).
 CONTOURS = tuple(dict.fromkeys(FACE_OVAL + INNER_LIPS + OUTER_LIPS + EYE_LEFT_RING + EYE_RIGHT_RING))
 THIN_SPACING = 0.015
 
-HALO_SCALES = (1.3, 1.75)
+# Rings of control points around the face that carry hair, ears and neck along with the head. Each
+# sits a fixed fraction of the way from the face oval to the frame border (so the motion always fades
+# out smoothly, however tight the framing), capped at a multiple of the oval's radius, and follows
+# that share of the motion of the nearest face-oval point; below the face (neck, shoulders) less so.
+HALO_PLACES = (0.3, 0.65)  # fraction of the way from the oval to the frame border
+HALO_CAPS = (1.3, 1.75)  # at most this many oval radii from the face centre
 HALO_WEIGHTS = (0.8, 0.4)
+HALO_NECK_WEIGHT = 0.5  # factor on the weights straight below the face
 HALO_POINTS = 32
 BORDER_POINTS_PER_SIDE = 8  # fixed points on each side of the frame
 
@@ -86,7 +90,7 @@ def open_contours(mesh: np.ndarray) -> np.ndarray:
     return out
 
 
-def halo_rings(mesh_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def halo_rings(mesh_xy: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points on rings around the face oval: (points [H, 2], anchor oval indices [H], weights [H])."""
     oval = mesh_xy[list(FACE_OVAL)]
     centre = oval.mean(0)
@@ -94,13 +98,24 @@ def halo_rings(mesh_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     oval_angles = np.arctan2(oval[:, 1] - centre[1], oval[:, 0] - centre[0])
     order = np.argsort(oval_angles)
     radius = np.interp(angles, oval_angles[order], np.linalg.norm(oval - centre, axis=1)[order], period=2 * np.pi)
+    unit = np.stack([np.cos(angles), np.sin(angles)], 1)
+    # distance from the centre to the frame border along each ray
+    with np.errstate(divide="ignore"):
+        to_x = np.where(unit[:, 0] > 0, (width - 1 - centre[0]) / unit[:, 0], -centre[0] / unit[:, 0])
+        to_y = np.where(unit[:, 1] > 0, (height - 1 - centre[1]) / unit[:, 1], -centre[1] / unit[:, 1])
+    border = np.minimum(np.abs(to_x), np.abs(to_y))
     # the oval point nearest in angle to each ray
     gap = np.abs(np.angle(np.exp(1j * (angles[:, None] - oval_angles[None, :]))))
     anchor = np.asarray(FACE_OVAL)[gap.argmin(1)]
-    unit = np.stack([np.cos(angles), np.sin(angles)], 1)
-    points = [centre + unit * (radius * s)[:, None] for s in HALO_SCALES]
-    weights = [np.full(HALO_POINTS, w) for w in HALO_WEIGHTS]
-    return np.concatenate(points), np.tile(anchor, len(HALO_SCALES)), np.concatenate(weights)
+    chin = mesh_xy[FACE_OVAL[18]] - centre  # p152, the chin: "below the face"
+    below = np.clip(unit @ (chin / max(float(np.linalg.norm(chin)), 1e-9)), 0.0, 1.0)
+    neck = 1.0 - (1.0 - HALO_NECK_WEIGHT) * below**2
+    points, weights = [], []
+    for place, cap, w in zip(HALO_PLACES, HALO_CAPS, HALO_WEIGHTS):
+        r = np.minimum(radius + place * np.maximum(border - radius, 0.0), cap * radius)
+        points.append(centre + unit * r[:, None])
+        weights.append(w * neck)
+    return np.concatenate(points), np.tile(anchor, len(HALO_PLACES)), np.concatenate(weights)
 
 
 def border_points(width: int, height: int, per_side: int = BORDER_POINTS_PER_SIDE) -> np.ndarray:
@@ -138,7 +153,7 @@ def triangulate(points: np.ndarray, usable: np.ndarray, width: int, height: int)
 
 def build_control_points(mesh_xy: np.ndarray, width: int, height: int) -> ControlPoints:
     """Control points and triangles for a face mesh [478, 2] in a width x height output frame."""
-    halo, anchor, weight = halo_rings(mesh_xy)
+    halo, anchor, weight = halo_rings(mesh_xy, width, height)
     border = border_points(width, height)
     rest = np.concatenate([mesh_xy, halo, border]).astype(np.float64)
     usable = np.ones(len(rest), bool)
