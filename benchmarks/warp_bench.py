@@ -86,7 +86,7 @@ def still_driver_change(target: np.ndarray, frame: np.ndarray, config: WarpConfi
     return float(np.abs(out.astype(np.float32) - prepared.image.astype(np.float32))[outside].mean())
 
 
-def strip(frames: list[np.ndarray], outputs: list[np.ndarray], every: int = 10, height: int = 176,
+def strip(frames: list[np.ndarray], outputs: list[np.ndarray], every: int = 10, height: int = 144,
           per_row: int = 4) -> np.ndarray:
     """Driver | output pairs of every `every`-th frame, `per_row` pairs a row."""
     pairs = []
@@ -103,7 +103,7 @@ def strip(frames: list[np.ndarray], outputs: list[np.ndarray], every: int = 10, 
     return np.concatenate(rows, 0)
 
 
-def gif(frames: list[np.ndarray], outputs: list[np.ndarray], path: Path, height: int = 160, step: int = 2) -> None:
+def gif(frames: list[np.ndarray], outputs: list[np.ndarray], path: Path, height: int = 144, step: int = 2) -> None:
     """Driver | output animation, every `step`-th frame at the clip's pace."""
     from PIL import Image
 
@@ -112,7 +112,7 @@ def gif(frames: list[np.ndarray], outputs: list[np.ndarray], path: Path, height:
         d = cv2.resize(f, (round(f.shape[1] * height / f.shape[0]), height), interpolation=cv2.INTER_CUBIC)
         o = cv2.resize(o, (round(o.shape[1] * height / o.shape[0]), height), interpolation=cv2.INTER_AREA)
         pics.append(Image.fromarray(np.concatenate([d, o], 1)))
-    palette = pics[len(pics) // 2].quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    palette = pics[len(pics) // 2].quantize(colors=112, method=Image.Quantize.MEDIANCUT)
     pics = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pics]
     pics[0].save(path, save_all=True, append_images=pics[1:], duration=round(1000 * step / 29.97), loop=0,
                  optimize=True)
@@ -139,10 +139,11 @@ def main() -> None:
         r["still_driver_change_outside_face"] = still_driver_change(target, frames[0], config)
         report[name] = r
         c, st = r["correlation"], r["stage_median_ms"]
+        stages = ", ".join(f"{s} {v:.1f}" for s, v in st.items())
         print(f"{name:10s} frames {r['frames_in']}->{r['frames_out']} | corr mouth {c['mouth']:.3f} "
-              f"yaw {c['yaw']:.3f} roll {c['roll']:.3f} | still driver: {r['still_driver_change_outside_face']:.3f}/255 "
-              f"outside face | {r['median_ms']:.1f} ms/frame = {r['fps']:.0f} FPS (" +
-              ", ".join(f"{s} {v:.1f}" for s, v in st.items()) + " ms)")
+              f"yaw {c['yaw']:.3f} roll {c['roll']:.3f} | still driver: "
+              f"{r['still_driver_change_outside_face']:.3f}/255 outside face | "
+              f"{r['median_ms']:.1f} ms/frame = {r['fps']:.0f} FPS ({stages} ms)")
         if args.media and name == "astronaut":
             args.media.mkdir(parents=True, exist_ok=True)
             write_image(args.media / "warp_strip.png", strip(frames, outputs))

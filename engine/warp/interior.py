@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.warp.mesh import EYE_CORNERS, FACE_OVAL, INNER_LIPS, LID_PAIRS, LOWER_INNER_LIP, MOUTH_CORNERS, \
+from engine.warp.mesh import EYE_CORNERS, INNER_LIPS, LID_PAIRS, LOWER_INNER_LIP, MOUTH_CORNERS, \
     OUTER_LIPS, UPPER_INNER_LIP
 
 UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)  # corner to corner along the upper lip
@@ -48,10 +48,10 @@ class FacePainter:
         h, w = image.shape[:2]
         self.rest = p  # [478, 2] the target's (parted) mesh at rest, output pixels
         self.rest_opening = self._opening(p)
-        face_w = float(np.ptp(p[list(FACE_OVAL), 0]))
-        lips = _polygon_mask(p[list(OUTER_LIPS)], (h, w), np.zeros(2)) - _polygon_mask(p[list(INNER_LIPS)], (h, w), np.zeros(2))
+        zero = np.zeros(2)
+        lips = _polygon_mask(p[list(OUTER_LIPS)], (h, w), zero) - _polygon_mask(p[list(INNER_LIPS)], (h, w), zero)
         lip_pixels = image[lips > 0.5]
-        self.lip = np.median(lip_pixels, 0).astype(np.float32) if len(lip_pixels) else np.array([150, 80, 80], np.float32)
+        self.lip = (np.median(lip_pixels, 0) if len(lip_pixels) else np.array([150.0, 80.0, 80.0])).astype(np.float32)
         self.lids, self.lashes = [], []
         for k in range(2):
             eye_w = float(np.linalg.norm(p[EYE_CORNERS[k][0]] - p[EYE_CORNERS[k][1]]))
@@ -60,11 +60,11 @@ class FacePainter:
             margin = np.concatenate([_disc_pixels(image, p[i], 0.06 * eye_w) for i in UPPER_LIDS[k][2:7]])
             lum = margin @ np.array([0.3, 0.59, 0.11])
             self.lids.append(np.median(lid, 0).astype(np.float32) if len(lid) else self.lip)
-            self.lashes.append(margin[lum <= np.percentile(lum, 15)].mean(0).astype(np.float32) if len(margin) else self.lip * 0.3)
+            dark = margin[lum <= np.percentile(lum, 15)] if len(margin) else self.lip[None] * 0.3
+            self.lashes.append(dark.mean(0).astype(np.float32))
         skin = np.mean(self.lids, 0)
         bright = float(np.clip(skin @ np.array([0.3, 0.59, 0.11]) / 150.0, 0.55, 1.05))
         self.teeth = ((0.85 * TEETH + 0.15 * skin) * bright).astype(np.float32)
-        self.face_width = face_w
 
     @staticmethod
     def _opening(p: np.ndarray) -> float:
@@ -117,7 +117,8 @@ class FacePainter:
         teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
         teeth = _smoothstep((teeth_depth - t) / 0.06) * (1 - _smoothstep((side - 0.55) / 0.4))
         gaps = 1 - 0.07 * np.maximum(np.cos(2 * np.pi * 4.5 * (u - 0.5)), 0) ** 8  # faint seams between teeth
-        tooth = self.teeth * (gaps * (0.82 + 0.18 * (1 - side)) * (1 - 0.25 * _smoothstep((0.05 - t) / 0.05)))[..., None]
+        light = gaps * (0.82 + 0.18 * (1 - side)) * (1 - 0.25 * _smoothstep((0.05 - t) / 0.05))  # lip shadow on top
+        tooth = self.teeth * light[..., None]
         colour += (tooth - colour) * teeth[..., None]
         alpha = (mask * strength)[..., None]
         roi = image[y0:y1, x0:x1].astype(np.float32)

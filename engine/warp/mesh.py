@@ -15,11 +15,11 @@ EYE_RIGHT_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 37
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
+UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14  # centre of the inner lip contour
 # (upper, lower) points facing each other across the mouth opening and across each eye: they may meet, not cross
 LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
 LID_PAIRS = ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154), (173, 155),
-             (466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382))  # centre of the inner lip contour
+             (466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382))
 MOUTH_CORNERS = (61, 291)  # outer mouth corners
 EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) mid-lid points of each eye
 EYE_CORNERS = ((33, 133), (362, 263))  # (outer, inner) of the left eye; (inner, outer) of the right eye
@@ -57,7 +57,7 @@ class ControlPoints:
     rest: np.ndarray  # [P, 2] float64
     halo_anchor: np.ndarray  # [H] index of the face-oval mesh point each halo point follows
     halo_weight: np.ndarray  # [H] fraction of that point's motion it follows
-    triangles: np.ndarray  # [T, 3] int32, counter-clockwise at rest (in image coordinates, y down)
+    triangles: np.ndarray  # [T, 3] int32, each with a positive signed area at rest (see signed_areas)
 
     @property
     def halo(self) -> slice:
@@ -130,7 +130,7 @@ def border_points(width: int, height: int, per_side: int = BORDER_POINTS_PER_SID
 
 
 def triangulate(points: np.ndarray, usable: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Delaunay triangles [T, 3] over the `usable` points [N, 2] (all inside the frame), counter-clockwise."""
+    """Delaunay triangles [T, 3] over the `usable` points [N, 2] (inside the frame), areas made positive."""
     subdiv = cv2.Subdiv2D((-1, -1, width + 2, height + 2))
     index: dict[tuple[float, float], int] = {}
     for i in np.flatnonzero(usable):
@@ -183,7 +183,7 @@ def thinned(mesh_xy: np.ndarray) -> np.ndarray:
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Signed area of each triangle [T] (positive: counter-clockwise in image coordinates)."""
+    """Signed area of each triangle [T]; its sign flips when a triangle folds over."""
     a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.warp.mesh import CHEEKS, FACE_OVAL, EYE_OUTER_CORNERS, LOWER_INNER_LIP, MOUTH_CORNERS, NOSE_TIP, UPPER_INNER_LIP
+from engine.warp.mesh import CHEEKS, EYE_OUTER_CORNERS, FACE_OVAL, LOWER_INNER_LIP, MOUTH_CORNERS, NOSE_TIP, \
+    UPPER_INNER_LIP
 
 
 def mouth_opening(points: np.ndarray) -> float:

@@ -1,20 +1,20 @@
 """Head pose and expression transfer between 3-D face meshes, relative to a neutral frame of the driver.
 
 Meshes are MediaPipe's [478, 3] points in pixels (x right, y down, z depth in the x scale).
-With N the driver's neutral mesh and D its current mesh:
+With N the driver's neutral mesh and D its current mesh, over the rigid points (forehead, nose, cheekbones):
 
-  (s, R, t) = similarity fit  D ≈ s·R·N + t  over the rigid points     (pose change; R is a 3-D rotation)
-  E         = (s·R)⁻¹(D − t) − N                                       (expression, in the neutral pose)
+  (s, R, t) = similarity fit  D ≈ s·R·N + t          (pose change; R is a 3-D rotation: yaw, pitch, roll)
+  E         = (s·R)⁻¹(D − t) − N                      (expression, in the neutral pose)
 
-The driver's neutral is matched once to the target mesh Y by a similarity Y ≈ S(N)
-(rotation + scale: this carries E into the target's frame, scaled to the target's face).
-The animated target is then
+The driver's neutral is matched once to the target mesh Y by a similarity Y ≈ σ·Q·N + τ, which carries
+E into the target's axes and scale: E_Y = σ·Q·E (lid points further scaled by the ratio of the eye
+openings, so a closed eye closes whatever the eye sizes). The animated target is
 
-  Y' = s·R·(Y + g·S_lin(E) − c) + c + (μ_D − μ_N)·scale(S)
+  Y' = s^k·R·(Y + g·E_Y − c) + c + k·σ·(μ_D − μ_N)
 
-with c the centroid of the target's rigid points and μ the driver's rigid centroids:
-the target keeps its own shape, gets the driver's expression and turns (yaw, pitch, roll)
-about its own centre by the driver's change of pose. Projection to the image drops z.
+with c the centroid of the target's rigid points, μ the driver's, g the expression gain and k the
+translation gain: the target keeps its own face shape, makes the driver's expression and turns about
+its own centre as the driver turned. Lips and lids may then meet but not cross. Projection drops z.
 """
 from __future__ import annotations
 
@@ -53,22 +53,12 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> Similarity:
     return Similarity(scale, rot, mu_d - scale * mu_s @ rot.T)
 
 
-def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees of a 3-D rotation in image axes (x right, y down, z away)."""
-    r = rotation
-    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
-    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
-    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
-    return float(yaw), float(pitch), float(roll)
-
-
 @dataclass(frozen=True)
 class Motion:
     """The target mesh moved by the driver (target pixels, [478, 3])."""
 
     animated: np.ndarray  # the driver's pose change and expression
     posed: np.ndarray  # the driver's pose change only
-    rotation: np.ndarray  # [3, 3] the driver's head rotation relative to its neutral
 
 
 class MotionTransfer:
@@ -109,7 +99,7 @@ class MotionTransfer:
         posed = scale * centred @ pose.rotation.T + self._centre + shift
         animated = posed + scale * (self.expression_gain * expression) @ pose.rotation.T
         meet_not_cross(animated)
-        return Motion(animated, posed, pose.rotation)
+        return Motion(animated, posed)
 
     def _scale_lids(self, expression: np.ndarray) -> None:
         for ring, gain in zip((EYE_LEFT_RING, EYE_RIGHT_RING), self._eye_gain):

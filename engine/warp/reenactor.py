@@ -19,8 +19,8 @@ from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
 from engine.warp.framing import Framing, frame_target
 from engine.warp.interior import FacePainter
-from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, edges_of, \
-    open_contours
+from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, \
+    edges_of, open_contours
 from engine.warp.motion import Motion, MotionTransfer, fit_similarity
 from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
 
@@ -43,8 +43,8 @@ class WarpConfig:
     map_step: int = 2  # the warp field is rasterised every map_step output pixels, then upsampled
 
 
-class _Target:
-    """Everything prepared once per target portrait."""
+class PreparedTarget:
+    """Everything prepared once per target portrait (its framed image, mesh, triangulation, warp)."""
 
     def __init__(self, image: np.ndarray, mesh: np.ndarray, config: WarpConfig) -> None:
         h, w = image.shape[:2]
@@ -68,7 +68,8 @@ class _Target:
         # the full motion: 3-D turn and expression of the mesh; the halo follows the face oval
         moved = rigid.copy()
         moved[:N_MESH] = motion.animated[:, :2]
-        moved[c.halo] = c.rest[c.halo] + c.halo_weight[:, None] * (motion.posed[c.halo_anchor, :2] - self.mesh[c.halo_anchor, :2])
+        anchor_shift = motion.posed[c.halo_anchor, :2] - self.mesh[c.halo_anchor, :2]
+        moved[c.halo] = c.rest[c.halo] + c.halo_weight[:, None] * anchor_shift
         h, w = self.image.shape[:2]
         movable = c.halo.stop
         rigid[:movable] = keep_inside(c.rest[:movable], rigid[:movable], w, h)
@@ -111,7 +112,7 @@ class WarpReenactor:
         self.config = config
         self._detector: FaceMeshDetector | None = None  # created on the first frame (MediaPipe is slow to load)
         self._smoother = LandmarkSmoother(config.smoothing)
-        self._target: _Target | None = None
+        self._target: PreparedTarget | None = None
         self._last: np.ndarray | None = None
         self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
         self._neutral_frames = NEUTRAL_FRAMES  # frames until the neutral is fixed
@@ -140,7 +141,7 @@ class WarpReenactor:
             raise NoFaceError("no face found in the target image; try a frontal, well-lit portrait")
         image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
                                      self.config.face_fraction)
-        prepared = _Target(image, points, self.config)
+        prepared = PreparedTarget(image, points, self.config)
         self._target, self._last = prepared, image.copy()  # swapped whole: safe while another thread drives
         log.info("warp target: %dx%d, %d triangles", image.shape[1], image.shape[0],
                  len(prepared.control.triangles))
@@ -167,7 +168,7 @@ class WarpReenactor:
         out = self.animate(target, mesh.points, timings)
         return DriveResult(out, face_found=True, timings_ms=timings, driver_landmarks=mesh.xy.copy())
 
-    def animate(self, target: _Target, driver: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+    def animate(self, target: PreparedTarget, driver: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         """The output for one driver mesh [478, 3] (pixels of its frame); stage times are added to `timings`."""
         t = time.perf_counter()
         if self._neutral_frames == NEUTRAL_FRAMES:
@@ -191,7 +192,7 @@ class WarpReenactor:
         return out
 
     @property
-    def target(self) -> _Target | None:
+    def target(self) -> PreparedTarget | None:
         return self._target
 
     def close(self) -> None:
