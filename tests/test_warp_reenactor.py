@@ -12,7 +12,7 @@ from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import Reenactor, TargetSpec
 from engine.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.mesh import EYE_LIDS, LIP_PAIRS, RIGID, signed_areas
+from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, LID_PAIRS, LIP_PAIRS, RIGID, signed_areas
 from engine.warp.metrics import MEASURES, outside_face, pearson
 from engine.warp.reenactor import NEUTRAL_FRAMES
 
@@ -125,6 +125,33 @@ def test_no_triangle_folds_under_extreme_motion(warp: WarpReenactor, clip: list[
         assert np.isfinite(mapping).all()
         assert mapping[..., 0].min() > -2 and mapping[..., 0].max() < w + 1, name  # samples the portrait
         assert mapping[..., 1].min() > -2 and mapping[..., 1].max() < h + 1, name
+
+
+def _eye_opening(points: np.ndarray) -> float:
+    """Mean over both eyes of mid-lid gap over eye width."""
+    p = points[:, :2]
+    return float(np.mean([np.linalg.norm(p[u] - p[low]) / np.linalg.norm(p[a] - p[b])
+                          for (u, low), (a, b) in zip(EYE_LIDS, EYE_CORNERS)]))
+
+
+def test_closed_driver_eyes_close_the_target_eyes(warp: WarpReenactor, clip: list[np.ndarray]) -> None:
+    target = warp.target
+    assert target is not None
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        neutral = detector.detect(clip[0]).points.astype(np.float64)
+        closed = neutral.copy()
+        for upper, lower in LID_PAIRS:
+            gap = neutral[lower] - neutral[upper]
+            closed[upper] += 0.8 * gap
+            closed[lower] -= 0.2 * gap
+        warp.reset_neutral()
+        for _ in range(NEUTRAL_FRAMES):
+            at_rest = warp.animate(target, neutral, {})
+        for _ in range(8):  # let the smoothing catch up
+            shut = warp.animate(target, closed, {})
+        rest_open = _eye_opening(detector.detect(at_rest).points)
+        shut_open = _eye_opening(detector.detect(shut).points)
+    assert shut_open < 0.6 * rest_open, (rest_open, shut_open)
 
 
 def test_target_without_a_face_raises_no_face_error() -> None:

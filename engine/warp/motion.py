@@ -14,7 +14,7 @@ openings, so a closed eye closes whatever the eye sizes). The animated target is
 
 with c the centroid of the target's rigid points, μ the driver's, g the expression gain and k the
 translation gain: the target keeps its own face shape, makes the driver's expression and turns about
-its own centre as the driver turned. Lips and lids may then meet but not cross. Projection drops z.
+its own centre as the driver turned. Lips and lids may then meet (shut) but not cross. Projection drops z.
 """
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ class MotionTransfer:
         self._to_target: Similarity | None = None
         self._eye_gain = np.ones(2)
         self._centre = self.target[list(RIGID)].mean(0)
+        self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
 
     def set_neutral(self, driver: np.ndarray) -> None:
         self.neutral = driver
@@ -98,7 +99,7 @@ class MotionTransfer:
         centred = self.target - self._centre
         posed = scale * centred @ pose.rotation.T + self._centre + shift
         animated = posed + scale * (self.expression_gain * expression) @ pose.rotation.T
-        meet_not_cross(animated)
+        shut_pairs(animated, self._rest_gaps)
         return Motion(animated, posed)
 
     def _scale_lids(self, expression: np.ndarray) -> None:
@@ -106,18 +107,26 @@ class MotionTransfer:
             expression[list(ring)] *= gain
 
 
-def meet_not_cross(points: np.ndarray) -> None:
-    """Where a lower lip or lid point has passed above its upper partner (in the face's own up-down
-    direction, in the image), put both where they meet (in place; points [478, ≥2])."""
+PAIRS = np.array(LIP_PAIRS + LID_PAIRS)  # [K, 2] (upper, lower)
+SHUT = 0.15  # a pair closer than this fraction of its gap at rest counts as shut
+
+
+def pair_gaps(points: np.ndarray) -> np.ndarray:
+    """[K] gap of each lip/lid pair along the face's own down direction in the image (negative: crossed)."""
     eyes = points[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
     down = points[list(MOUTH_CORNERS), :2].mean(0) - eyes
     down /= max(float(np.linalg.norm(down)), 1e-9)
-    pairs = np.array(LIP_PAIRS + LID_PAIRS)
-    upper, lower = points[pairs[:, 0], :2], points[pairs[:, 1], :2]
-    gap = (lower - upper) @ down  # [K] negative: crossed
-    fix = np.minimum(gap, 0.0)[:, None] * down / 2
-    points[pairs[:, 0], :2] += fix
-    points[pairs[:, 1], :2] -= fix
+    return (points[PAIRS[:, 1], :2] - points[PAIRS[:, 0], :2]) @ down
+
+
+def shut_pairs(points: np.ndarray, rest_gaps: np.ndarray) -> None:
+    """Lip and lid pairs that are (nearly) shut or have crossed meet at their midpoint, so the thin
+    triangles between them close flat instead of folding over (in place; points [478, ≥2])."""
+    shut = pair_gaps(points) < SHUT * rest_gaps
+    upper, lower = PAIRS[shut, 0], PAIRS[shut, 1]
+    mid = (points[upper, :2] + points[lower, :2]) / 2
+    points[upper, :2] = mid
+    points[lower, :2] = mid
 
 
 def _gap(points: np.ndarray, pair: tuple[int, int]) -> float:
