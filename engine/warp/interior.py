@@ -65,6 +65,12 @@ class FacePainter:
         skin = np.mean(self.lids, 0)
         bright = float(np.clip(skin @ np.array([0.3, 0.59, 0.11]) / 150.0, 0.55, 1.05))
         self.teeth = ((0.85 * TEETH + 0.15 * skin) * bright).astype(np.float32)
+        inside = image[_polygon_mask(p[list(INNER_LIPS)], (h, w), zero) > 0.5].astype(np.float64)
+        if self.rest_opening > 0.08 and len(inside) >= 20:  # teeth show at rest: paint teeth like them
+            lum = inside @ np.array([0.3, 0.59, 0.11])
+            own = np.median(inside[lum >= np.percentile(lum, 75)], 0)
+            if own @ np.array([0.3, 0.59, 0.11]) > 1.15 * (skin @ np.array([0.3, 0.59, 0.11])):
+                self.teeth = own.astype(np.float32)
 
     @staticmethod
     def _opening(p: np.ndarray) -> float:
