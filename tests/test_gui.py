@@ -198,11 +198,11 @@ def test_camera_lost_and_bad_files_are_messages(qtbot, settings, clip, portrait,
     assert window.banner.kind == "error" and "a file" in window.banner.text
 
     before = window.reenactor
-    broken = tmp_path / "model.mimic"
+    broken = tmp_path / "model.safetensors"
     broken.write_bytes(b"\x00garbage" * 100)
     window.load_model(broken)
     qtbot.waitUntil(lambda: window._model_job is None, timeout=LONG)
-    assert window.banner.kind == "error" and "model.mimic" in window.banner.text
+    assert window.banner.kind == "error" and "model.safetensors" in window.banner.text
     assert window.reenactor is before
 
     shown = window.driver_view.frames_shown

@@ -449,7 +449,7 @@ class MainWindow(QMainWindow):
 
     def load_model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a Mimic model pack", "",
-                                              "Mimic model packs (*.mimic *.safetensors);;All files (*)")
+                                              "Mimic model packs (*.safetensors);;All files (*)")
         if path:
             self.load_model(Path(path))
 
