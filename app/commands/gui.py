@@ -17,12 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, metavar="PACK", help="Mimic model pack; default: the last one used, "
                    "else the weights-free landmark warp")
     p.add_argument("--target", type=Path, metavar="FILE", help="portrait image or latent (.npy/.pkl) to start with")
+    p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
+    p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from app.gui.app import run_gui
-    from app.gui.main_window import LaunchOptions
+    from app.gui.main_window import LaunchOptions, reenactor_factory_for
     from engine.errors import MediaError
 
     if args.source is not None and not args.source.is_file():
@@ -30,4 +33,5 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not args.weights.is_file():
         raise MediaError(f"model pack not found: {args.weights}")
     source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
-    return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target))
+    factory = reenactor_factory_for(args.runtime, args.device, args.precision)
+    return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target), factory)

@@ -5,7 +5,7 @@ import sys
 
 from PyQt6.QtWidgets import QApplication
 
-from app.gui.main_window import LaunchOptions, MainWindow
+from app.gui.main_window import LaunchOptions, MainWindow, ReenactorFactory, default_reenactor_factory
 from app.gui.theme import apply_dark_theme
 
 
@@ -17,8 +17,8 @@ def create_app() -> QApplication:
     return app
 
 
-def run_gui(options: LaunchOptions) -> int:
+def run_gui(options: LaunchOptions, factory: ReenactorFactory = default_reenactor_factory) -> int:
     app = create_app()
-    window = MainWindow(options)
+    window = MainWindow(options, reenactor_factory=factory)
     window.show()
     return app.exec()

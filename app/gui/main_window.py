@@ -53,10 +53,18 @@ RESOLUTIONS = ["640x480", "1280x720", "1920x1080"]
 ReenactorFactory = Callable[[Path | None], Reenactor]
 
 
-def default_reenactor_factory(weights: Path | None) -> Reenactor:
-    from engine.factory import create_reenactor  # the StyleGAN path imports torch: only ever on a worker thread
+def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ReenactorFactory:
+    """A factory that builds model packs with these runtime settings (see `python -m app render --help`)."""
 
-    return create_reenactor(weights)
+    def create(weights: Path | None) -> Reenactor:
+        from engine.factory import create_reenactor  # the StyleGAN path imports torch: only on a worker thread
+
+        return create_reenactor(weights, runtime=runtime, device=device, precision=precision)
+
+    return create
+
+
+default_reenactor_factory = reenactor_factory_for()
 
 
 @dataclass(frozen=True)
