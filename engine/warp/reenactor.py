@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import MimicError, NoFaceError
+from engine.errors import Cancelled, MimicError, NoFaceError
 from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
@@ -139,6 +139,8 @@ class WarpReenactor:
             mesh = detector.detect(target.image)
         if mesh is None:
             raise NoFaceError("no face found in the target image; try a frontal, well-lit portrait")
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("setting the target was cancelled")
         image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
                                      self.config.face_fraction)
         prepared = PreparedTarget(image, points, self.config)

@@ -6,6 +6,8 @@ offset field, and applied with one cv2.remap at full resolution.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -16,12 +18,12 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
               movable: int, radius: float, rounds: int = 24) -> np.ndarray:
     """`moved` [P, 2] changed just enough that no triangle is flipped (their rest areas are all positive).
 
-    `rigid` [P, 2] is a reference without expression (the in-plane head pose; made fold-free the same way
-    against `rest` should it fold). Where triangles
-    are flipped, the displacement from `rigid` is relaxed towards the mean of the neighbours' (local
-    Laplacian smoothing: a turned cheek or an overshooting lip settles flat). What still folds is toned
-    down towards `rigid` within `radius` (rest pixels) of the fold, and, failing that, everywhere.
-    Only the first `movable` points move (the frame border stays).
+    `rigid` [P, 2] is a reference without expression (the in-plane head pose; made fold-free the same
+    way against `rest` should it fold). Where triangles are flipped, the displacement from `rigid` is
+    relaxed towards the mean of the neighbours' (local Laplacian smoothing: a turned cheek or an
+    overshooting lip settles flat). What still folds is toned down towards `rigid` within `radius`
+    (rest pixels) of the fold, and, failing that, everywhere. Only the first `movable` points move
+    (the frame border stays).
     """
     if not _flipped(moved, triangles).any():
         return moved
@@ -41,7 +43,8 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
     return points
 
 
-def _tone_down(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, gain, steps: int = 7) -> np.ndarray:
+def _tone_down(base: np.ndarray, points: np.ndarray, triangles: np.ndarray,
+               gain: Callable[[float], float | np.ndarray], steps: int = 7) -> np.ndarray:
     """base + gain(α)·(points − base) with the largest α in [0, 1] (bisection) that folds nothing."""
     disp = points - base
     lo, hi = 0.0, 1.0
