@@ -93,7 +93,7 @@ class VideoView(QWidget):
     def _paint_points(self, p: QPainter, target: QRectF) -> None:
         assert self._image is not None and self._points is not None
         sx, sy = target.width() / self._image.width(), target.height() / self._image.height()
-        p.setPen(QPen(QColor(79, 140, 255, 200), 1.6))
+        p.setPen(QPen(QColor(80, 210, 255, 230), max(2.0, min(sx, sy) * 1.2)))
         pts = [QPointF(target.left() + x * sx, target.top() + y * sy) for x, y in self._points[:, :2]]
         p.drawPoints(pts)
 
