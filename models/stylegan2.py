@@ -1,13 +1,11 @@
 """StyleGAN2 generator (Karras et al. 2020), state-dict compatible with rosinality/stylegan2-pytorch.
 
 Plain PyTorch (no custom CUDA ops), export-friendly (static shapes, no Python-side data
-dependence), and formulated for speed at batch size one:
+dependence), and formulated for speed:
 
 - modulation is applied to the activations, not the weights (x·s → conv with the shared
   weight → ·d, with the demodulation d computed from (W²)·(s²)): exact, and the convolution
   weights stay constant, so compilers can pre-pack them;
-- the stride-2 transposed convolution of the upsampling layers is computed as one ordinary
-  2x2 convolution into 4·C_out channels followed by a pixel shuffle (its polyphase form);
 - FIR filters are depthwise convolutions eagerly and fused shifted sums under torch.compile.
 """
 from __future__ import annotations
@@ -85,23 +83,9 @@ class ModulatedConv2d(nn.Module):
 
 
 def transposed_conv3x3_stride2(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """conv_transpose2d(x, weightᵀ, stride=2) [B, out, 2H+1, 2W+1], returned with one extra zero row
-    and column ([B, out, 2H+2, 2W+2]) — as one 2x2 convolution into 4·out channels + pixel shuffle.
-
-    Output row 2i uses input rows i (tap 0 of the kernel) and i−1 (tap 2); row 2i+1 uses row i (tap 1).
-    """
-    out_ch, in_ch = weight.shape[:2]
-    zero = weight.new_zeros(out_ch, in_ch, 1)
-    rows = (torch.stack([weight[:, :, 2], weight[:, :, 0]], 2),  # phase 0: taps on rows (i-1, i)
-            torch.stack([torch.zeros_like(weight[:, :, 0]), weight[:, :, 1]], 2))  # phase 1: (-, i)
-    phases = []
-    for r in rows:  # r [out, in, 2, 3]
-        for cols in ((2, 0), (None, 1)):  # the same polyphase split along columns
-            taps = [zero.expand(out_ch, in_ch, 2) if c is None else r[:, :, :, c] for c in cols]
-            phases.append(torch.stack(taps, 3))  # [out, in, 2, 2]
-    polyphase = torch.stack(phases, 1).reshape(out_ch * 4, in_ch, 2, 2)
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), polyphase)  # [B, 4·out, H+1, W+1]
-    return F.pixel_shuffle(y, 2)
+    """conv_transpose2d(x, weightᵀ, stride=2) [B, out, 2H+1, 2W+1], with one extra zero row and column
+    ([B, out, 2H+2, 2W+2]) so that the following FIR pads only on the leading side."""
+    return F.pad(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2), (0, 1, 0, 1))
 
 
 class Blur(nn.Module):
