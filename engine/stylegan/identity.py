@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -108,10 +107,3 @@ def _align_target(image: np.ndarray) -> np.ndarray:
 
     return align_face(image, size=1024).image
 
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

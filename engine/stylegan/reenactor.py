@@ -55,7 +55,7 @@ class StyleGANReenactor:
         cfg = model.decoder.config
         self.options = options
         self.runtime = runtime
-        self.input_size = int(getattr(model, "config", None).input_size) if hasattr(model, "config") else 256
+        self.input_size = model.config.input_size
         self.n_latent, self.style_dim, self.g_size = cfg.n_latent, cfg.style_dim, cfg.size
         model = model.eval().requires_grad_(False)
         self.mapping = FoldedMapping(model.encoder.linear, model.mapping_net.linear, cfg.n_latent, cfg.style_dim).to(runtime.device)
@@ -63,8 +63,8 @@ class StyleGANReenactor:
         w0 = torch.zeros(1, cfg.n_latent, cfg.style_dim)
         self._features = build_graph(MotionFeatures(model.encoder), (x0,), runtime, cache_key=f"{weights_id}:E_m")
         self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G")
-        n_iters = int(getattr(getattr(inverter, "config", None), "restyle_iters", 5) or 5)
-        self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id, n_iters, self.input_size)
+        self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
+                                        model.config.restyle_iters, self.input_size)
         self._aligner = None
         self._constant: torch.Tensor | None = None
         self._last: np.ndarray | None = None
