@@ -157,8 +157,11 @@ def probe_compile() -> str:
         model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
         build_graph(model, (torch.randn(2, 4),), RuntimeChoice("compile", "cpu", "fp32", reason="bundle check"))
     except Exception as exc:  # noqa: BLE001 - any failure means: not available in this build
-        lines = str(exc).strip().splitlines()
-        return f"runtime 'compile' does NOT work in this bundle ({type(exc).__name__}: {lines[0][:160] if lines else ''})"
+        root = exc
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__
+        lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+        return f"runtime 'compile' does NOT work in this bundle ({type(root).__name__}: {lines[0][:200] if lines else ''})"
     return "runtime 'compile' works in this bundle (a C++ compiler and headers were found)"
 
 

@@ -17,8 +17,12 @@ import fnmatch
 import importlib.util
 import json
 import logging
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("mimic.packaging")
 
@@ -91,10 +95,18 @@ PRUNE_PATTERNS = (
     "torch/_inductor/codegen/aoti_runtime/*",
     "*.pyi",
     "*/__pycache__/*",
+    # Qt: the GTK platform theme (pulls in GTK's cairo/pango stack; Mimic has its own theme) and PDF images
+    "PyQt6/Qt6/plugins/platformthemes/libqgtk3.so",
+    "PyQt6/Qt6/plugins/imageformats/libqpdf.so",
+    "PyQt6/Qt6/lib/libQt6Pdf.so*",
 )
 
 # Needed although a PRUNE_PATTERN matches: `import torch` checks that torch_shm_manager exists.
 KEEP_PATTERNS = ("torch/bin/torch_shm_manager",)
+
+# Libraries whose symbol table (.symtab, not used for dynamic linking) is stripped: about -95 MB.
+# Only torch's own: libraries that auditwheel/patchelf edited (numpy.libs, cv2, av.libs) can break when stripped.
+STRIP_PATTERNS = ("torch/lib/libtorch_cpu.so", "torch/lib/libtorch_python.so")
 
 # CUDA libraries; a CPU build must contain none (the CPU torch wheel ships none).
 CUDA_PATTERNS = ("nvidia/*", "*libcudnn*", "*libcublas*", "*libcufft*", "*libcusparse*", "*libnccl*",
@@ -392,6 +404,44 @@ def prune(toc: list[tuple]) -> list[tuple]:
     kept = [entry for entry in toc if _matches(entry[0], KEEP_PATTERNS) or not _matches(entry[0], PRUNE_PATTERNS)]
     log.info("pruned %d of %d entries", len(toc) - len(kept), len(toc))
     return kept
+
+
+def prune_binaries(toc: list[tuple], imports: Callable[[str], set[str]]) -> list[tuple]:
+    """``prune`` for binaries, also dropping the top-level libraries that only pruned files needed
+    (e.g. GTK's stack behind the GTK platform theme). ``imports(source)`` gives the file names of the
+    libraries a binary links against (PyInstaller's bindepend.get_imports)."""
+    kept = prune(toc)
+    kept_names = {entry[0] for entry in kept}
+    removed = [entry for entry in toc if entry[0] not in kept_names]
+    if not removed:
+        return kept
+    top_level = {entry[0] for entry in kept if "/" not in entry[0].replace("\\", "/")}
+    wanted_by_removed = {name for entry in removed for name in imports(entry[1])} & top_level
+    if not wanted_by_removed:
+        return kept
+    still_needed = {name for entry in kept if entry[0] not in top_level for name in imports(entry[1])}
+    orphans = wanted_by_removed - still_needed
+    log.info("dropped %d libraries only pruned files needed: %s", len(orphans), ", ".join(sorted(orphans)))
+    return [entry for entry in kept if entry[0] not in orphans]
+
+
+def strip_symbols(toc: list[tuple], workdir: Path) -> list[tuple]:
+    """Entries matching STRIP_PATTERNS point to stripped copies in ``workdir`` (Linux, with binutils' strip)."""
+    strip = shutil.which("strip")
+    if not sys.platform.startswith("linux") or strip is None:
+        log.info("not stripping symbols (needs Linux and binutils' strip)")
+        return toc
+    out = []
+    for dest, src, kind in toc:
+        if _matches(dest, STRIP_PATTERNS):
+            target = workdir / "stripped" / dest
+            if not target.is_file() or target.stat().st_mtime < Path(src).stat().st_mtime:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run([strip, "--strip-unneeded", "-o", str(target), src], check=True)
+            log.info("stripped %s: %.0f -> %.0f MB", dest, Path(src).stat().st_size / 1e6, target.stat().st_size / 1e6)
+            src = str(target)
+        out.append((dest, src, kind))
+    return out
 
 
 def cuda_entries(toc: list[tuple]) -> list[str]:

@@ -57,12 +57,31 @@ def spec_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     namespace = {"SPECPATH": str(SPEC_DIR), "workpath": str(work), "DISTPATH": str(work / "dist"),
                  "specnm": "mimic", **classes}
     code = compile((SPEC_DIR / "mimic.spec").read_text(encoding="utf-8"), str(SPEC_DIR / "mimic.spec"), "exec")
-    saved_path = list(sys.path)
+    # PyInstaller itself is not needed: its binary-dependency lookup is replaced by "links nothing".
+    bindepend = ModuleType("PyInstaller.depend.bindepend")
+    bindepend.get_imports = lambda filename, search_paths=None: set()
+    stand_ins = {"PyInstaller": ModuleType("PyInstaller"), "PyInstaller.depend": ModuleType("PyInstaller.depend"),
+                 "PyInstaller.depend.bindepend": bindepend}
+    stand_ins["PyInstaller.depend"].bindepend = bindepend
+    stand_ins["PyInstaller"].depend = stand_ins["PyInstaller.depend"]
+    saved_path, saved_modules = list(sys.path), {k: sys.modules.get(k) for k in stand_ins}
+    saved_strip = os.environ.get("MIMIC_STRIP")
+    sys.modules.update(stand_ins)
+    os.environ["MIMIC_STRIP"] = "0"  # the stand-in Analysis lists files that do not exist
     try:
         exec(code, namespace)  # noqa: S102 - the project's own spec file
     finally:
         sys.path[:] = saved_path
         sys.modules.pop("bundle_contents", None)
+        if saved_strip is None:
+            os.environ.pop("MIMIC_STRIP", None)
+        else:
+            os.environ["MIMIC_STRIP"] = saved_strip
+        for name, module in saved_modules.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
     (args, kwargs), = classes["Analysis"].calls["Analysis"]
     return {"args": args, "kwargs": kwargs, "globals": namespace, "work": work}
 
@@ -172,6 +191,20 @@ def test_prune_drops_torch_tests_and_keeps_runtime_libraries(spec_run: dict) -> 
                      ("torch/include/ATen/ATen.h", "x", "DATA"),
                      ("torch/test/test_jit", "x", "DATA")]) == [
         ("mediapipe/modules/face_landmark/face_landmark.tflite", "x", "DATA")]
+
+
+def test_prune_drops_libraries_only_pruned_plugins_needed() -> None:
+    links = {"/qt/libqgtk3.so": {"libcairo.so.2", "libglib-2.0.so.0"},
+             "/qt/libQt6Gui.so.6": {"libglib-2.0.so.0", "libfontconfig.so.1"}}
+    toc = [("PyQt6/Qt6/plugins/platformthemes/libqgtk3.so", "/qt/libqgtk3.so", "BINARY"),
+           ("PyQt6/Qt6/lib/libQt6Gui.so.6", "/qt/libQt6Gui.so.6", "BINARY"),
+           ("libcairo.so.2", "/usr/lib/libcairo.so.2", "BINARY"),
+           ("libglib-2.0.so.0", "/usr/lib/libglib-2.0.so.0", "BINARY"),
+           ("libfontconfig.so.1", "/usr/lib/libfontconfig.so.1", "BINARY"),
+           ("libpython3.11.so.1.0", "/usr/lib/libpython3.11.so.1.0", "BINARY")]  # loaded by the bootloader
+    kept = bc.prune_binaries(toc, lambda src: links.get(src, set()))
+    assert [entry[0] for entry in kept] == ["PyQt6/Qt6/lib/libQt6Gui.so.6", "libglib-2.0.so.0",
+                                            "libfontconfig.so.1", "libpython3.11.so.1.0"]
 
 
 # -------------------------------------------------------------------------------------- data files
