@@ -324,16 +324,15 @@ def installed(module: str) -> bool:
 def hidden_imports(root: Path = ROOT) -> list[str]:
     """Modules to force into the bundle: every first-party module (which covers the CLI's sub-commands
     and any ``import_module`` of a first-party name), and the installed third-party modules that are
-    imported only inside functions or looked up by name (``find_spec("onnxruntime")``)."""
+    imported only inside functions or looked up by name (``find_spec("onnxruntime")``). OPTIONAL packages
+    go in when installed (a GPU environment's torch_tensorrt), and are left out quietly otherwise."""
     names = set(first_party_modules(root)) | set(command_modules(root))
     for site in dynamic_imports(root):
-        if not site.module or is_first_party(site.module):
-            continue
-        if excluded_by(site.module) or optional_reason(site.module):
+        if not site.module or is_first_party(site.module) or excluded_by(site.module):
             continue
         if installed(site.module):
             names.add(site.module)
-        else:
+        elif not optional_reason(site.module):
             log.warning("%s imports %s, which is not installed: not bundled", site.where, site.module)
     return sorted(names)
 

@@ -207,6 +207,21 @@ def test_prune_drops_libraries_only_pruned_plugins_needed() -> None:
                                             "libfontconfig.so.1", "libpython3.11.so.1.0"]
 
 
+@pytest.mark.skipif(shutil.which("strip") is None or not sys.platform.startswith("linux"), reason="needs Linux + strip")
+def test_strip_symbols_points_to_smaller_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch_dir = bc.package_dir("torch")
+    lib = torch_dir / "lib" / "libc10.so" if torch_dir else None
+    if lib is None or not lib.is_file():
+        pytest.skip("torch's libc10.so not found")
+    monkeypatch.setattr(bc, "STRIP_PATTERNS", ("torch/lib/libc10.so",))
+    other = ("torch/lib/libshm.so", str(lib.parent / "libshm.so"), "BINARY")
+    out = bc.strip_symbols([("torch/lib/libc10.so", str(lib), "BINARY"), other], tmp_path)
+    stripped = Path(out[0][1])
+    assert stripped == tmp_path / "stripped" / "torch" / "lib" / "libc10.so"
+    assert stripped.read_bytes()[:4] == b"\x7fELF" and 0 < stripped.stat().st_size <= lib.stat().st_size
+    assert out[1] == other
+
+
 # -------------------------------------------------------------------------------------- data files
 
 
