@@ -13,6 +13,8 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
+from training.errors import TrainingError
+
 
 @dataclass(frozen=True)
 class Rank:
@@ -96,4 +98,18 @@ def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
         else:
             sync_batchnorm(child, device)
     return module
+
+
+def pick_device(name: str = "auto", rank: Rank = Rank()) -> torch.device:
+    """'auto' → this process's GPU when CUDA is available, else the CPU; 'cpu', 'cuda', 'cuda:N' as given."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{rank.local_rank}"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {name} asked for, but this PyTorch sees no CUDA GPU")
+        torch.cuda.set_device(device)
+    return device
 

@@ -319,18 +319,3 @@ def latest_checkpoint(out: Path) -> Path | None:
     """The newest checkpoints/step_N.pt of a run folder, if any."""
     found = sorted((Path(out) / "checkpoints").glob("step_*.pt"))
     return found[-1] if found else None
-
-
-def pick_device(name: str = "auto", rank: Rank = Rank()) -> torch.device:
-    """'auto' → this process's GPU when CUDA is available, else the CPU; 'cpu', 'cuda', 'cuda:N' as given."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{rank.local_rank}"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"device {name} asked for, but this PyTorch sees no CUDA GPU")
-        torch.cuda.set_device(device)
-    return device
-
