@@ -157,12 +157,21 @@ def probe_compile() -> str:
         model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
         build_graph(model, (torch.randn(2, 4),), RuntimeChoice("compile", "cpu", "fp32", reason="bundle check"))
     except Exception as exc:  # noqa: BLE001 - any failure means: not available in this build
-        root = exc
-        while root.__cause__ is not None or root.__context__ is not None:
-            root = root.__cause__ or root.__context__
-        lines = [line.strip() for line in str(root).splitlines() if line.strip()]
-        return f"runtime 'compile' does NOT work in this bundle ({type(root).__name__}: {lines[0][:200] if lines else ''})"
+        if os.environ.get("MIMIC_BUNDLE_CHECK_TRACEBACK"):
+            traceback.print_exc()
+        return f"runtime 'compile' does NOT work in this bundle ({_reason(exc)})"
     return "runtime 'compile' works in this bundle (a C++ compiler and headers were found)"
+
+
+def _reason(exc: BaseException) -> str:
+    """One line naming why ``exc`` happened; torch's BackendCompilerFailed puts the real error after 'raised:'."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for before, after in zip(lines, lines[1:]):
+        if before.endswith("raised:"):
+            return after[:200]
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def check_qt() -> str:

@@ -58,8 +58,8 @@ EXCLUDES: dict[str, str] = {
     "IPython": "interactive shells only",
     "pytest": "tests only",
     "pandas": "not used",
+    # Not torch.testing._internal.distributed: torch._dynamo imports its fake_pg (via FSDP) when compiling.
     "torch.testing._internal.opinfo": "torch's operator test database",
-    "torch.testing._internal.distributed": "torch's distributed tests",
     "torch.testing._internal.optests": "torch's operator tests",
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Smoke test of a built Mimic bundle, run without Python: bash build_spec/smoke_test.sh [DIST_DIR]
+# Smoke test of a built Mimic bundle, run without Python: bash build_spec/smoke_test.sh [DIST_DIR | EXECUTABLE]
+# (DIST_DIR: a one-folder build, default dist/mimic; EXECUTABLE: e.g. the one-file build dist/mimic-onefile)
 #
 #   1. `mimic --help` lists the sub-commands
 #   2. `mimic --bundle-check`: every bundled module imports, data files present, torch/ONNX/MediaPipe/Qt/PyAV work
@@ -18,7 +19,7 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dist=${1:-$repo/dist/mimic}
-bin="$dist/mimic"
+if [ -f "$dist" ]; then bin=$dist; else bin="$dist/mimic"; fi
 fixtures=${MIMIC_FIXTURES:-$repo/../shared/fixtures}
 driving=${MIMIC_SMOKE_DRIVING:-$fixtures/video/carphone_pristine.mp4}
 target=${MIMIC_SMOKE_TARGET:-$fixtures/portraits/astronaut.png}
