@@ -168,6 +168,9 @@ def _reason(exc: BaseException) -> str:
     while exc.__cause__ is not None:
         exc = exc.__cause__
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:  # a C++ compile error: the compiler's own complaint
+        if "fatal error:" in line:
+            return line.split("fatal error:", 1)[1].strip()[:200]
     for before, after in zip(lines, lines[1:]):
         if before.endswith("raised:"):
             return after[:200]
