@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 from training.errors import TrainingError
@@ -33,15 +32,18 @@ class Rank:
         return self.world > 1
 
 
-def init_from_env(device: torch.device) -> Rank:
-    """Join the process group torchrun describes in the environment; a single process needs none."""
+def rank_from_env() -> Rank:
+    """This process's place as torchrun (or any launcher setting RANK / WORLD_SIZE / LOCAL_RANK) describes it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Rank()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return Rank(rank, world, local_rank)
+    return Rank(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def join(rank: Rank, device: torch.device) -> None:
+    """Join the process group (NCCL for GPUs, gloo otherwise); a single process needs none."""
+    if rank.distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank.rank, world_size=rank.world)
 
 
 def shutdown(rank: Rank) -> None:
@@ -61,11 +63,32 @@ def mean_over_ranks(values: dict[str, torch.Tensor], rank: Rank) -> dict[str, fl
     return dict(zip(names, stacked.tolist()))
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """all_reduce(SUM) whose gradient is the all_reduce(SUM) of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of `x` over the processes."""
+    return _SumOverRanks.apply(x)
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics span every process (any backend, gloo included).
 
-    torch's SyncBatchNorm runs only on GPUs; this one all-reduces the per-channel sums with the
-    differentiable collective, two passes (mean, then centred squares) as exact as BatchNorm2d.
+    torch's SyncBatchNorm runs only on GPUs; this one sums the per-channel moments over the processes
+    with a differentiable all-reduce, in two passes (mean, then centred squares) like BatchNorm2d.
     Every process must bring the same batch size.
     """
 
@@ -73,9 +96,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         n = x.numel() // x.shape[1] * dist.get_world_size()  # elements per channel in the global batch
-        mean = dist_fn.all_reduce(x.sum(dim=(0, 2, 3))) / n  # [C]
+        mean = sum_over_ranks(x.sum(dim=(0, 2, 3))) / n  # [C]
         centred = x - mean[None, :, None, None]
-        var = dist_fn.all_reduce(centred.square().sum(dim=(0, 2, 3))) / n  # biased, as BatchNorm normalises
+        var = sum_over_ranks(centred.square().sum(dim=(0, 2, 3))) / n  # biased, as BatchNorm normalises
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)

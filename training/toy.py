@@ -32,6 +32,7 @@ from models.irse import IRSEConfig
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
 from models.stylegan2 import Generator, NoiseMode
 from training.data import EpochOrder, Sample, other_index
+from training.distributed import Rank
 from training.export import write_restyle_checkpoint
 from training.losses import TransferLoss
 from training.lpips import random_lpips
@@ -49,7 +50,8 @@ class ToyConfig:
     frames: int = 40  # training frames per person
     held_out: int = 8  # evaluation frames per person (fresh motions)
     motion_layers: tuple[tuple[int, int], ...] = ((0, 4), (4, 8))  # W+ layer band of each motion direction
-    motion_strength: float = 1.0  # |d_j| per layer, in units of the spread of w between people
+    identity_spread: float = 0.4  # people = mean w + this x (their own w − mean w): faces resemble each other
+    motion_strength: float = 1.0  # |d_j| per layer, in units of the spread of w over random z
     image_std: float = 0.5  # G's output is calibrated to this standard deviation (random G: ≈ [-1, 1])
     seed: int = 0  # the world (G, people, motions)
 
@@ -66,8 +68,9 @@ class ToyWorld:
             self.generator = Generator(g_cfg).eval().requires_grad_(False)
         with torch.no_grad():
             w = self.generator.map(torch.randn(config.people, g_cfg.style_dim, generator=gen))  # [K, D]
-            self.identities = w[:, None].repeat(1, g_cfg.n_latent, 1)  # [K, n, D]
             spread = w.std(dim=0).mean()
+            w = w.mean(0) + config.identity_spread * (w - w.mean(0))
+            self.identities = w[:, None].repeat(1, g_cfg.n_latent, 1)  # [K, n, D]
             self.directions = torch.zeros(len(config.motion_layers), g_cfg.n_latent, g_cfg.style_dim)  # [J, n, D]
             for j, (lo, hi) in enumerate(config.motion_layers):
                 d = torch.randn(g_cfg.style_dim, generator=gen)
@@ -217,9 +220,11 @@ def toy_train_config(steps: int = 300, **changes) -> TrainConfig:
 
 
 def run_toy(out: Path | None = None, steps: int = 300, world_config: ToyConfig = ToyConfig(),
-            train_config: TrainConfig | None = None, resume: Path | None = None,
+            train_config: TrainConfig | None = None, resume: Path | None = None, rank: Rank = Rank(),
             progress: bool = True) -> ToyReport:
-    """Build the world, train with the real Trainer, measure before and after. One thread (tiny models)."""
+    """Build the world, train with the real Trainer, measure before and after. One thread (tiny models).
+
+    Under torchrun (`rank` from training.distributed, process group joined) every process trains its share."""
     config = train_config or toy_train_config(steps)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -229,10 +234,13 @@ def run_toy(out: Path | None = None, steps: int = 300, world_config: ToyConfig =
             world = ToyWorld(world_config)
             model = _fresh_model(world, config.seed)
             before = evaluate(world, model)
-            restyle = write_restyle_checkpoint(folder / "toy_restyle.pt", world.restyle_stand_in(config.seed + 1),
-                                               {"n_iters_per_batch": world_config.model.restyle_iters, "toy": True})
+            restyle = folder / "toy_restyle.pt"  # only the main process writes (and later reads) it
+            if rank.is_main:
+                write_restyle_checkpoint(restyle, world.restyle_stand_in(config.seed + 1),
+                                         {"n_iters_per_batch": world_config.model.restyle_iters, "toy": True})
             trainer = Trainer(config, model, toy_loss(config.seed + 2, config), world.dataset(seed=config.seed),
-                              world.dataset(held_out=True, seed=config.seed + 3), folder, restyle, progress=progress)
+                              world.dataset(held_out=True, seed=config.seed + 3), folder, restyle, rank=rank,
+                              progress=progress)
             trainer.run(resume)
             after = evaluate(world, model)
             return ToyReport(before, after, trainer.step, None if out is None else folder)

@@ -98,7 +98,7 @@ class Trainer:
         self.forward = self.step_module
         if rank.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.forward = DistributedDataParallel(self.step_module, device_ids=ids, broadcast_buffers=False)
+            self.forward = DistributedDataParallel(self.step_module, device_ids=ids, forward_sync_buffers=False)
         self.criterion = criterion.to(self.device)
         self.optimizer = Ranger([p for p in model.parameters() if p.requires_grad], lr=config.lr)
         self.amp_dtype: torch.dtype | None = None
