@@ -1,13 +1,16 @@
 """FFHQ face alignment from MediaPipe's mesh (the recipe of FFHQ / pSp / ReStyle / the paper).
 
 The recipe needs dlib's eye contours (6 points each) and outer mouth corners (48, 54); the
-MediaPipe mesh points at the same anatomical places are listed below. Two paths:
+MediaPipe mesh points at the same anatomical places are listed below (they re-align the
+FFHQ-aligned fixtures best of the choices tried; see docs/readme/alignment.md). Two paths:
 
 - `align_face`: quality path for targets — shrink, crop with a border, reflect-pad with a
-  blurred blend where the quad leaves the image, resample the quad (supersampled 2x, then
-  area-downsampled) to the output size;
-- `LiveAligner`: fast path for live frames — temporally smoothed quad, one affine warp
-  straight to the output size, inverse transform for pasting results back.
+  blurred blend where the quad leaves the image, resample the quad to the output size
+  (bilinear, supersampled by the downscale factor, then area-averaged);
+- `LiveAligner`: fast path for live frames — One-Euro-smoothed quad, one affine warp straight
+  to the output size, the inverse transform for pasting results back (`paste_back`).
+
+Coordinates are pixel centres (pixel (0, 0) is the point (0, 0)), as dlib's and MediaPipe's.
 """
 from __future__ import annotations
 
@@ -21,11 +24,13 @@ from engine.errors import NoFaceError
 from engine.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
 from engine.smoothing import OneEuroConfig, OneEuroFilter
 
-# MediaPipe mesh indices matching dlib's 68-point eye contours (order: outer corner, upper ×2,
-# inner corner, lower ×2) and outer mouth corners. "Left"/"right" are as seen in the image.
+# MediaPipe mesh indices at dlib's 68-point eye contours (order: outer corner, upper ×2, inner
+# corner, lower ×2) and outer mouth corners. "Left"/"right" are as seen in the image.
 EYE_LEFT = (33, 160, 158, 133, 153, 144)  # dlib 36..41
 EYE_RIGHT = (362, 385, 387, 263, 373, 380)  # dlib 42..47
 MOUTH_LEFT, MOUTH_RIGHT = 61, 291  # dlib 48, 54
+
+MAX_SUPERSAMPLE = 4  # the reference shrinks the source once the quad is 4x the output, so 4 suffices
 
 
 @dataclass
@@ -34,8 +39,8 @@ class AlignedFace:
 
     image: np.ndarray  # [S, S, 3] RGB uint8
     quad: np.ndarray  # [4, 2] source pixels: top-left, bottom-left, bottom-right, top-right of the crop
-    matrix: np.ndarray  # [2, 3] affine: source pixel centre → crop pixel centre
-    landmarks: np.ndarray | None = None  # [478, 2] mesh points in source pixels
+    matrix: np.ndarray  # [2, 3] affine: source pixel → crop pixel (S x S)
+    landmarks: np.ndarray | None = None  # [478, 2] mesh points in source pixels (unsmoothed)
 
     @property
     def size(self) -> int:
@@ -43,30 +48,42 @@ class AlignedFace:
 
 
 def ffhq_quad(points: np.ndarray) -> np.ndarray:
-    """The FFHQ crop quad [4, 2] (TL, BL, BR, TR) from mesh points [478, ≥2] in pixels."""
+    """The FFHQ crop quad [4, 2] (TL, BL, BR, TR) in pixels from mesh points [478, ≥2]."""
     pts = np.asarray(points, dtype=np.float64)[:, :2]
     eye_left, eye_right = pts[list(EYE_LEFT)].mean(0), pts[list(EYE_RIGHT)].mean(0)
     eye_avg = (eye_left + eye_right) / 2
     eye_to_eye = eye_right - eye_left
     mouth_avg = (pts[MOUTH_LEFT] + pts[MOUTH_RIGHT]) / 2
     eye_to_mouth = mouth_avg - eye_avg
-    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]  # eye line, tilted by the eye→mouth axis
     x /= np.hypot(*x)
-    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)  # half the crop side
     y = np.flipud(x) * [-1, 1]
     c = eye_avg + eye_to_mouth * 0.1
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
+def quad_side(quad: np.ndarray) -> float:
+    """Side length of a crop quad in source pixels."""
+    return float(np.hypot(*(quad[3] - quad[0])))
+
+
 def quad_matrix(quad: np.ndarray, size: int) -> np.ndarray:
-    """Affine [2, 3] mapping source pixel centres onto crop pixel centres (the reference's QUAD transform)."""
+    """Affine [2, 3] taking the quad's corners to the outer corners of a size x size crop.
+
+    The quad's corners are pixel-centre points; they land on the crop's pixel *edges* (±0.5),
+    as in the reference's PIL QUAD transform of `quad + 0.5`.
+    """
     src = np.float32([quad[0], quad[1], quad[3]])
     dst = np.float32([[-0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, -0.5]])
-    return cv2.getAffineTransform(src, dst)
+    return cv2.getAffineTransform(src, dst).astype(np.float64)
+
+
+# ------------------------------------------------------------------------------------- quality path
 
 
 def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector | None = None) -> AlignedFace:
-    """Quality alignment of a portrait (RGB uint8). Raises NoFaceError."""
+    """Quality alignment of a portrait (RGB uint8 [H, W, 3]); the largest face. Raises NoFaceError."""
     own = detector is None
     detector = detector or FaceMeshDetector(MeshConfig(static_images=True))
     try:
@@ -77,21 +94,25 @@ def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector |
     if mesh is None:
         raise NoFaceError("no face found in the image; try a frontal, well-lit portrait")
     quad = ffhq_quad(mesh.points)
-    crop = _resample_quad(image, quad, size)
+    source, local_quad = prepare_source(image, quad, size)
+    crop = resample_quad(source, local_quad, size)
     return AlignedFace(crop, quad, quad_matrix(quad, size), mesh.xy.copy())
 
 
-def _resample_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
-    """The reference's shrink / crop / reflect-pad-and-blend / transform, on float arrays."""
-    img = image
-    quad = quad.copy()
-    qsize = np.hypot(*(quad[3] - quad[0]))
+def prepare_source(image: np.ndarray, quad: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's shrink / crop / reflect-pad-with-blurred-blend steps.
+
+    Returns the prepared image and the quad in its pixels; resampling that quad gives the crop.
+    """
+    img, quad = image, np.asarray(quad, np.float64).copy()
+    qsize = quad_side(quad)
     shrink = int(np.floor(qsize / size * 0.5))
-    if shrink > 1:
+    if shrink > 1:  # area-downscale sources far larger than the output
         h, w = img.shape[:2]
         img = cv2.resize(img, (int(np.rint(w / shrink)), int(np.rint(h / shrink))), interpolation=cv2.INTER_AREA)
         quad /= shrink
         qsize /= shrink
+
     border = max(int(np.rint(qsize * 0.1)), 3)
     h, w = img.shape[:2]
     x0, y0 = np.floor(quad.min(0)).astype(int)
@@ -100,67 +121,135 @@ def _resample_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray
     if cx1 - cx0 < w or cy1 - cy0 < h:
         img = img[cy0:cy1, cx0:cx1]
         quad -= (cx0, cy0)
+
     h, w = img.shape[:2]
     x0, y0 = np.floor(quad.min(0)).astype(int)
     x1, y1 = np.ceil(quad.max(0)).astype(int)
     pad = np.array([max(-x0 + border, 0), max(-y0 + border, 0), max(x1 - w + border, 0), max(y1 - h + border, 0)])
-    if pad.max() > border - 4:
+    if pad.max() > border - 4:  # the quad (nearly) leaves the image: reflect, then blur and fade the padding
         pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
         f = np.pad(img.astype(np.float32), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
         ph, pw = f.shape[:2]
-        yy, xx = np.ogrid[:ph, :pw]
-        mask = np.maximum(
-            1.0 - np.minimum(xx.astype(np.float32) / pad[0], (pw - 1 - xx).astype(np.float32) / pad[2]),
-            1.0 - np.minimum(yy.astype(np.float32) / pad[1], (ph - 1 - yy).astype(np.float32) / pad[3]),
-        )[..., None]
+        yy = np.arange(ph, dtype=np.float32)[:, None]
+        xx = np.arange(pw, dtype=np.float32)[None, :]
+        # 0 inside the original image, rising to 1 at the outer edge of the padding
+        mask = np.maximum(1.0 - np.minimum(xx / pad[0], (pw - 1 - xx) / pad[2]),
+                          1.0 - np.minimum(yy / pad[1], (ph - 1 - yy) / pad[3]))[..., None]
         sigma = qsize * 0.02
-        f += (cv2.GaussianBlur(f, (0, 0), sigma) - f) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+        blurred = cv2.GaussianBlur(f, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        f += (blurred - f) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
         f += (np.median(f, axis=(0, 1)) - f) * np.clip(mask, 0.0, 1.0)
         img = np.uint8(np.clip(np.rint(f), 0, 255))
         quad += pad[:2]
-    # Supersample 2x with bilinear sampling, then area-downsample: close to the reference's 4096 + ANTIALIAS.
-    big = cv2.warpAffine(img, quad_matrix(quad, 2 * size), (2 * size, 2 * size), flags=cv2.INTER_LINEAR,
+    return img, quad
+
+
+def resample_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
+    """Resample `quad` of `image` to size x size: bilinear at k·size (k = the downscale factor,
+    rounded up, ≤ 4), then k x k area averaging — the reference's 4096² bilinear + Lanczos at a
+    fraction of the cost (≥ 47 dB PSNR against it, see benchmarks/align_bench.py)."""
+    k = int(np.clip(np.ceil(quad_side(quad) / size - 1e-6), 1, MAX_SUPERSAMPLE))
+    big = cv2.warpAffine(image, quad_matrix(quad, k * size), (k * size, k * size), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT)
-    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return big if k == 1 else cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------- paste back
 
 
 def paste_back(output: np.ndarray, frame: np.ndarray, aligned: AlignedFace, feather: float = 0.1) -> np.ndarray:
-    """Warp a square output (any size) back into `frame` where `aligned` was cut, with a feathered edge."""
+    """`frame` with a square `output` (any size, e.g. a generated face) warped back where `aligned`
+    was cut, blended through a mask that fades over `feather` of the crop side at its edge."""
     s = output.shape[0]
-    m = quad_matrix(aligned.quad, s)
+    m = quad_matrix(aligned.quad, s)  # source → output pixels; warped with its inverse
     h, w = frame.shape[:2]
-    back = cv2.warpAffine(output, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    mask = np.zeros((s, s), np.float32)
+    back = cv2.warpAffine(output, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
     edge = max(int(s * feather), 1)
+    mask = np.zeros((s, s), np.float32)
     mask[edge:-edge, edge:-edge] = 1.0
     mask = cv2.GaussianBlur(mask, (0, 0), edge / 2)
     alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)[..., None]
-    return (back * alpha + frame * (1 - alpha)).astype(np.uint8)
+    return np.uint8(np.rint(back * alpha + frame * (1.0 - alpha)))
+
+
+# ---------------------------------------------------------------------------------------- live path
 
 
 class LiveAligner:
-    """Fast path for live frames: mesh → smoothed FFHQ quad → one affine warp to size x size."""
+    """Fast path for live frames: mesh → FFHQ quad → One-Euro smoothing → one affine warp.
 
-    def __init__(self, size: int = 256, smoothing: float = 0.5, detector: FaceMeshDetector | None = None) -> None:
+    `align(frame)` returns the crop, or None with the reason in `last_reason`. The detector
+    (video mode) picks the largest face first, then tracks it. Not thread-safe.
+    """
+
+    def __init__(
+        self,
+        size: int = 256,  # output side in pixels
+        smoothing: float = 0.6,  # One-Euro strength: 0 (off) … 1 (very smooth, some lag on fast moves)
+        min_eye_distance: float = 8.0,  # px; faces smaller than this are refused (crop would be mush)
+        detector: FaceMeshDetector | None = None,  # default: a video-mode MediaPipe mesh owned by the aligner
+    ) -> None:
         self.size = size
+        self.min_eye_distance = min_eye_distance
+        self._own_detector = detector is None
         self.detector = detector or FaceMeshDetector(MeshConfig(static_images=False))
-        self.filter = OneEuroFilter(OneEuroConfig.from_strength(smoothing)) if smoothing > 0 else None
+        self._filter = OneEuroFilter(OneEuroConfig.from_strength(smoothing)) if smoothing > 0 else None
+        self._unit = 1.0  # filter unit (px): ≈ the eye distance when the track started
         self.last_mesh: FaceMesh | None = None
+        self.last_reason: str | None = None  # why the last call returned None
+        self.last_timings_ms: dict[str, float] = {}
 
     def align(self, frame: np.ndarray, t: float | None = None) -> AlignedFace | None:
-        """The aligned crop of the tracked face, or None when there is no face."""
+        """The aligned crop of the tracked face in an RGB uint8 frame, or None (see `last_reason`).
+
+        `t`: the frame's time in seconds (default: now); the smoothing filter runs on it.
+        """
+        t0 = time.perf_counter()
         mesh = self.detector.detect(frame)
+        mesh_ms = (time.perf_counter() - t0) * 1000.0
+        aligned = self.align_mesh(frame, mesh, t)
+        self.last_timings_ms = {"mesh": mesh_ms, **self.last_timings_ms}
+        return aligned
+
+    def align_mesh(self, frame: np.ndarray, mesh: FaceMesh | None, t: float | None = None) -> AlignedFace | None:
+        """As `align`, with landmarks the caller already has (None: no face)."""
+        t0 = time.perf_counter()
         self.last_mesh = mesh
+        self.last_timings_ms = {}
         if mesh is None:
-            if self.filter is not None:
-                self.filter.reset()
-            return None
+            return self._none("no face in the frame")
+        eyes = np.linalg.norm(mesh.xy[list(EYE_LEFT)].mean(0) - mesh.xy[list(EYE_RIGHT)].mean(0))
+        if eyes < self.min_eye_distance:
+            return self._none(f"face too small: eyes {eyes:.0f} px apart, needs {self.min_eye_distance:.0f} px")
         quad = ffhq_quad(mesh.points)
-        if self.filter is not None:
-            quad = self.filter(quad, time.perf_counter() if t is None else t)
+        if self._filter is not None:
+            if self._filter.empty:
+                self._unit = quad_side(quad) / 4.0  # ≈ eye distance: smoothing alike at any camera size
+            now = time.perf_counter() if t is None else t
+            quad = self._filter(quad / self._unit, now) * self._unit
         m = quad_matrix(quad, self.size)
         crop = cv2.warpAffine(frame, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        self.last_reason = None
+        self.last_timings_ms = {"warp": (time.perf_counter() - t0) * 1000.0}
         return AlignedFace(crop, quad, m, mesh.xy.copy())
 
+    def _none(self, reason: str) -> None:
+        self.last_reason = reason
+        self.reset()
+        return None
+
+    def reset(self) -> None:
+        """Forget the smoothing history (the next face starts a fresh track)."""
+        if self._filter is not None:
+            self._filter.reset()
+
     def close(self) -> None:
-        self.detector.close()
+        if self._own_detector:
+            self.detector.close()
+
+    def __enter__(self) -> "LiveAligner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
