@@ -91,11 +91,10 @@ class TransferLoss(nn.Module):
         self.lpips = lpips.eval() if weights.needs_lpips else None
         self.identity = IdentityLoss(arcface) if weights.needs_arcface else None
 
-    def forward(self, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """out: x (driving frame, the reconstruction target), y_hat, y_hat1 (transfer to B), target1 (G(w_B));
-        with CosFace also code (E_m(x)), code_rec (E_m(ŷ)), code_cross (E_m(ŷ₁)), code_other (E_m(x₁))."""
+    def reconstruction_terms(self, y_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The unweighted terms that compare the reconstruction ŷ with its driving frame x."""
         w = self.weights
-        x, y_hat = out["x"].float(), out["y_hat"].float()
+        y_hat, x = y_hat.float(), x.float()
         terms: dict[str, torch.Tensor] = {}
         if w.lpips > 0:
             terms["lpips"] = self.lpips(y_hat, x)
@@ -105,9 +104,21 @@ class TransferLoss(nn.Module):
             terms["l2"] = F.mse_loss(y_hat, x)
         if w.l2_crop > 0:
             terms["l2_crop"] = F.mse_loss(inner_crop(y_hat), inner_crop(x))
+        return terms
+
+    def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(getattr(self.weights, name) * value for name, value in terms.items())
+
+    def forward(self, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """out: x (driving frame, the reconstruction target), y_hat, y_hat1 (transfer to B), target1 (G(w_B));
+        with CosFace also code (E_m(x)), code_rec (E_m(ŷ)), code_cross (E_m(ŷ₁)), code_other (E_m(x₁))."""
+        w = self.weights
+        terms = self.reconstruction_terms(out["y_hat"], out["x"])
         if w.identity > 0:
             terms["identity"] = self.identity(out["y_hat1"].float(), out["target1"].float())
         if w.cosface > 0:
             terms["cosface"] = cosface_loss(out["code_rec"], out["code_cross"], out["code"], out["code_other"])
-        loss = sum(getattr(w, name) * value for name, value in terms.items())
+        if not terms:
+            raise ValueError("every loss weight is 0: nothing to train")
+        loss = self.weighted(terms)
         return loss, {**{k: v.detach() for k, v in terms.items()}, "loss": loss.detach()}

@@ -120,15 +120,16 @@ class _ClipAligner:
 
     def align_clip(self, video: Path, clip: str) -> ClipRecord:
         record = ClipRecord(clip, identity_of(clip))
+        folder = frame_path(self.data, clip, 0).parent
         try:
             for number, frame in self._sampled_frames(video):
                 try:
                     aligned = align_face(frame, self.config.size, self.detector)
                 except NoFaceError:
                     continue
-                write_image(frame_path(self.data, clip, number), aligned.image)
+                self._write(folder, frame_path(self.data, clip, number), aligned.image)
                 record.frames.append(number)
-        except (MediaError, OSError, ValueError, cv2.error) as exc:
+        except (MediaError, OSError, ValueError, cv2.error) as exc:  # the video's fault: skip it
             if not record.frames:  # a clip that breaks off keeps the frames read before
                 record.skipped = f"unreadable: {exc}"
                 return record
@@ -136,6 +137,15 @@ class _ClipAligner:
         if not record.frames:
             record.skipped = "no face in any sampled frame"
         return record
+
+    @staticmethod
+    def _write(folder: Path, path: Path, image: np.ndarray) -> None:
+        """Write a crop; failing to write is the data folder's fault and stops the run (TrainingError)."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_image(path, image)
+        except (MediaError, OSError) as exc:
+            raise TrainingError(f"cannot write the prepared frames: {exc}") from None
 
     def _sampled_frames(self, video: Path) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, RGB frame) at sample_fps, by the frames' timestamps."""

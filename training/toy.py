@@ -11,9 +11,10 @@ Ranger and pack export as a real run; only the data source and the loss backbone
 random, there are no pretrained weights here) are swapped. E_m (tiny IR-SE) and M start from scratch.
 
 Figures, on held-out frames (motions never seen in training):
-- reconstruction MSE  ‖G(M(w_A ‖ E_m(x_A))) − x_A‖², before and after training;
-- transfer MSE        ‖G(M(w_B ‖ E_m(x_A))) − G(w_B + m_A)‖² (B ≠ A, the ground truth exists in the toy),
-  against the no-motion baseline ‖G(w_B) − G(w_B + m_A)‖².
+- reconstruction loss: the objective's reconstruction terms for ŷ = G(M(w_A ‖ E_m(x_A))) vs x_A, before and
+  after training (and the plain whole-frame MSE, which includes the border that no weighted term looks at);
+- transfer MSE ‖G(M(w_B ‖ E_m(x_A))) − G(w_B + m_A)‖² (B ≠ A; the toy knows the ground truth) on the face
+  region (the inner crop), against the no-motion baseline ‖G(w_B) − G(w_B + m_A)‖² (and both on the whole frame).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from models.stylegan2 import Generator, NoiseMode
 from training.data import EpochOrder, Sample, other_index
 from training.distributed import Rank
 from training.export import write_restyle_checkpoint
-from training.losses import TransferLoss
+from training.losses import TransferLoss, inner_crop
 from training.lpips import random_lpips
 from training.trainer import TrainConfig, Trainer
 
@@ -148,9 +149,12 @@ class ToyDataset:
 
 @dataclass(frozen=True)
 class ToyFigures:
-    reconstruction_mse: float  # ‖G(M(w_A ‖ E_m(x_A))) − x_A‖² over held-out frames
-    transfer_mse: float  # ‖G(M(w_B ‖ E_m(x_A))) − G(w_B + m_A)‖², B ≠ A
-    baseline_mse: float  # ‖G(w_B) − G(w_B + m_A)‖²: the target without the driver's motion
+    reconstruction_loss: float  # the objective's reconstruction terms (0.05·LPIPS + 0.3·LPIPS crop + 2·MSE crop)
+    reconstruction_mse: float  # ‖G(M(w_A ‖ E_m(x_A))) − x_A‖² over the whole frame
+    transfer_mse: float  # face region (the inner crop): ‖G(M(w_B ‖ E_m(x_A))) − G(w_B + m_A)‖², B ≠ A
+    baseline_mse: float  # face region: ‖G(w_B) − G(w_B + m_A)‖², the target without the driver's motion
+    transfer_mse_frame: float  # the same two over the whole frame
+    baseline_mse_frame: float
 
 
 @dataclass(frozen=True)
@@ -162,27 +166,29 @@ class ToyReport:
 
     @property
     def reconstruction_gain(self) -> float:
-        """How many times lower the reconstruction MSE got."""
-        return self.before.reconstruction_mse / self.after.reconstruction_mse
+        """How many times lower the reconstruction loss got."""
+        return self.before.reconstruction_loss / self.after.reconstruction_loss
 
     @property
     def transfer_gain(self) -> float:
-        """How many times lower the transfer MSE is than the no-motion baseline."""
+        """How many times closer to the ground truth the transfer is than the no-motion baseline (face region)."""
         return self.after.baseline_mse / self.after.transfer_mse
 
     def lines(self) -> list[str]:
         b, a = self.before, self.after
         return [
-            f"toy world, {self.steps} steps — held-out frames:",
-            f"  reconstruction MSE  {b.reconstruction_mse:.4f} → {a.reconstruction_mse:.4f}  "
-            f"({self.reconstruction_gain:.1f}x lower)",
-            f"  transfer MSE        {a.transfer_mse:.4f} vs no-motion baseline {a.baseline_mse:.4f}  "
-            f"({self.transfer_gain:.1f}x lower; before training {b.transfer_mse:.4f})",
+            f"toy world, {self.steps} steps — held-out frames (motions never trained on):",
+            f"  reconstruction loss {b.reconstruction_loss:.4f} → {a.reconstruction_loss:.4f}  "
+            f"({self.reconstruction_gain:.1f}x lower; whole-frame MSE {b.reconstruction_mse:.4f} → "
+            f"{a.reconstruction_mse:.4f})",
+            f"  transfer MSE (face) {a.transfer_mse:.4f} vs no-motion baseline {a.baseline_mse:.4f}  "
+            f"({self.transfer_gain:.1f}x lower; before training {b.transfer_mse:.4f}; whole frame "
+            f"{a.transfer_mse_frame:.4f} vs {a.baseline_mse_frame:.4f})",
         ]
 
 
 @torch.no_grad()
-def evaluate(world: ToyWorld, model: PaperModel) -> ToyFigures:
+def evaluate(world: ToyWorld, model: PaperModel, criterion: TransferLoss) -> ToyFigures:
     """The figures on the held-out frames; each driver A is paired with the next person B = A + 1."""
     was_training = model.training
     model.eval()
@@ -200,7 +206,9 @@ def evaluate(world: ToyWorld, model: PaperModel) -> ToyFigures:
     def mse(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a - b).square().mean())
 
-    return ToyFigures(mse(rec, x), mse(out, truth), mse(neutral, truth))
+    return ToyFigures(float(criterion.weighted(criterion.reconstruction_terms(rec, x))), mse(rec, x),
+                      mse(inner_crop(out), inner_crop(truth)), mse(inner_crop(neutral), inner_crop(truth)),
+                      mse(out, truth), mse(neutral, truth))
 
 
 def toy_loss(seed: int, config: TrainConfig) -> TransferLoss:
@@ -233,16 +241,17 @@ def run_toy(out: Path | None = None, steps: int = 300, world_config: ToyConfig =
             folder = Path(folder)
             world = ToyWorld(world_config)
             model = _fresh_model(world, config.seed)
-            before = evaluate(world, model)
+            criterion = toy_loss(config.seed + 2, config)
+            before = evaluate(world, model, criterion)
             restyle = folder / "toy_restyle.pt"  # only the main process writes (and later reads) it
             if rank.is_main:
                 write_restyle_checkpoint(restyle, world.restyle_stand_in(config.seed + 1),
                                          {"n_iters_per_batch": world_config.model.restyle_iters, "toy": True})
-            trainer = Trainer(config, model, toy_loss(config.seed + 2, config), world.dataset(seed=config.seed),
+            trainer = Trainer(config, model, criterion, world.dataset(seed=config.seed),
                               world.dataset(held_out=True, seed=config.seed + 3), folder, restyle, rank=rank,
                               progress=progress)
             trainer.run(resume)
-            after = evaluate(world, model)
+            after = evaluate(world, model, criterion)
             return ToyReport(before, after, trainer.step, None if out is None else folder)
     finally:
         torch.set_num_threads(threads)
