@@ -227,3 +227,6 @@ def test_align_command_writes_crop_and_quad(fixtures_dir, tmp_path, capsys):
     broken.write_bytes(b"not a png")
     assert main(["align", str(broken), "-o", str(out)]) == 2
     assert "cannot read image" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["align", str(blank), "-o", str(out), "--size", "0"])
+    assert exit_info.value.code == 2 and "from 16 to 4096" in capsys.readouterr().err

@@ -8,12 +8,23 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("align", help="FFHQ-align a portrait", description="Crop and rotate a portrait the way "
-                       "FFHQ / StyleGAN encoders expect (MediaPipe landmarks, FFHQ recipe).")
+                       "FFHQ / StyleGAN encoders expect (MediaPipe landmarks, FFHQ recipe); with several "
+                       "faces, the largest.")
     p.add_argument("image", type=Path, help="portrait image")
     p.add_argument("-o", "--output", required=True, type=Path, help="aligned image (.png)")
-    p.add_argument("--size", type=int, default=1024, help="output size in pixels (default 1024)")
+    p.add_argument("--size", type=_size, default=1024, help="output size in pixels, 16–4096 (default 1024)")
     p.add_argument("--json", type=Path, help="write the crop quad (4 corners in input pixels: TL, BL, BR, TR)")
     p.set_defaults(func=run)
+
+
+def _size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 16 <= size <= 4096:
+        raise argparse.ArgumentTypeError(f"expected a size in pixels from 16 to 4096, got {text!r}")
+    return size
 
 
 def run(args: argparse.Namespace) -> int:
