@@ -60,17 +60,15 @@ def test_a_checkpoint_only_resumes_the_same_settings(tmp_path):
 
 def test_two_gloo_processes_follow_the_one_process_loss_curve(tmp_path):
     """torchrun, 2 CPU processes x batch 2 vs 1 process x batch 4: same global batches, same curve."""
-    steps = 6
+    steps = 6  # one Lookahead sync
     one = tmp_path / "one"
-    run_toy(one, train_config=toy_train_config(steps, log_every=1), progress=False)
+    run_toy(one, world_config=SMALL_WORLD, train_config=toy_train_config(steps, log_every=1), progress=False)
     two = tmp_path / "two"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "app", "train", "--toy", "--steps", str(steps), "--log-every", "1", "--out", str(two)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+         str(ROOT / "tests" / "toy_ddp_worker.py"), str(two), str(steps)],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "reconstruction loss" in done.stdout and (two / "model.safetensors").is_file()
     curve_one, curve_two = _metrics(one), _metrics(two)
     assert [r["step"] for r in curve_two] == list(range(1, steps + 1))
     for a, b in zip(curve_one, curve_two):
@@ -79,6 +77,7 @@ def test_two_gloo_processes_follow_the_one_process_loss_curve(tmp_path):
     w1, w2 = _checkpoint(one, steps)["model"], _checkpoint(two, steps)["model"]
     for name in w1:
         torch.testing.assert_close(w2[name], w1[name], rtol=1e-3, atol=1e-5, msg=name)
+    assert (two / "model.safetensors").is_file()
 
 
 def test_run_folder_has_grids_tensorboard_paper_checkpoint_and_pack(tmp_path):
@@ -120,3 +119,10 @@ def test_encoder_starts_from_arcface_like_psp():
     copied = init_encoder_from_arcface(model, arcface)
     assert copied == len([k for k in arcface.state_dict() if k.startswith(("input_layer.", "body."))])
     assert torch.equal(model.encoder.body[0].res_layer[1].weight, arcface.body[0].res_layer[1].weight)
+
+
+def test_toy_command_prints_the_figures(tmp_path, capsys):
+    assert main(["train", "--toy", "--steps", "1", "--log-every", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "reconstruction loss" in out and "no-motion baseline" in out
+    assert (tmp_path / "model.safetensors").is_file()
