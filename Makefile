@@ -1,5 +1,5 @@
 # Mimic — the two quick-start commands are `make run` and `make test`.
-.PHONY: run test bench dist smoke
+.PHONY: run test bench dist dist-onefile
 
 run:            ## set up .venv and launch the app
 	bash scripts/setup.sh app
@@ -17,3 +17,8 @@ dist:           ## standalone one-folder app under dist/mimic, then its smoke te
 	bash scripts/setup.sh dist
 	.venv/bin/pyinstaller --noconfirm --clean build_spec/mimic.spec
 	bash build_spec/smoke_test.sh dist/mimic
+
+dist-onefile:   ## standalone single executable dist/mimic-onefile, then its smoke test
+	bash scripts/setup.sh dist
+	MIMIC_ONEFILE=1 .venv/bin/pyinstaller --noconfirm --clean build_spec/mimic.spec
+	bash build_spec/smoke_test.sh dist/mimic-onefile

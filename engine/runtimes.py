@@ -11,6 +11,8 @@ import hashlib
 import importlib.util
 import logging
 import os
+import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ class RuntimeChoice:
 
 def runtime_status() -> dict[str, str | None]:
     """For each runtime: None when usable here, else the reason it is not."""
-    status: dict[str, str | None] = {"eager": None, "compile": None}
+    status: dict[str, str | None] = {"eager": None, "compile": _compile_toolchain_problem()}
     status["onnx"] = None if _has("onnxruntime") and _has("onnx") else "onnxruntime/onnx not installed (pip install onnx onnxruntime)"
     if not torch.cuda.is_available():
         status["tensorrt"] = "no CUDA GPU visible to torch (install requirements-gpu.txt on a machine with an NVIDIA GPU)"
@@ -57,6 +59,17 @@ def runtime_status() -> dict[str, str | None]:
     else:
         status["tensorrt"] = None
     return status
+
+
+def _compile_toolchain_problem() -> str | None:
+    """torch.compile (inductor) compiles C++ at run time: None when a compiler and torch's headers exist."""
+    if not (Path(torch.__file__).parent / "include" / "torch" / "csrc" / "inductor" / "cpp_prefix.h").is_file():
+        where = "this standalone build" if getattr(sys, "frozen", False) else "this torch installation"
+        return f"{where} lacks torch's C++ headers that torch.compile needs; use --runtime onnx or eager"
+    compilers = [os.environ.get("CXX", "")] + (["cl"] if sys.platform == "win32" else ["g++", "c++", "clang++"])
+    if not any(c and shutil.which(c) for c in compilers):
+        return "no C++ compiler found (torch.compile needs one: g++/clang++, or MSVC's cl on Windows); use --runtime onnx or eager"
+    return None
 
 
 def select_runtime(name: str = "auto", device: str = "auto", precision: str = "auto") -> RuntimeChoice:
@@ -77,10 +90,8 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
 
     status = runtime_status()
     if name == "auto":
-        if device == "cuda":
-            name = "tensorrt" if status["tensorrt"] is None else "compile"
-        else:
-            name = "compile"
+        preference = ("tensorrt", "compile", "eager") if device == "cuda" else ("compile", "onnx", "eager")
+        name = next(n for n in preference if status[n] is None)
     elif name not in RUNTIMES:
         raise RuntimeUnavailableError(f"unknown runtime {name!r}; expected one of auto, {', '.join(RUNTIMES)}")
     if status[name] is not None:

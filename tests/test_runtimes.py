@@ -46,6 +46,21 @@ def test_asking_for_a_missing_gpu_is_an_error_not_a_fallback():
     assert runtime_status()["tensorrt"] is not None
 
 
+def test_without_a_cpp_compiler_auto_skips_compile(monkeypatch):
+    """A standalone bundle or a Windows box without MSVC: `auto` must not pick torch.compile there."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    import engine.runtimes as runtimes
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(runtimes.shutil, "which", lambda name: None)
+    assert "no C++ compiler" in runtime_status()["compile"]
+    with pytest.raises(RuntimeUnavailableError, match="runtime compile is unavailable: no C\\+\\+ compiler"):
+        select_runtime("compile")
+    expected = "onnx" if runtime_status()["onnx"] is None else "eager"
+    assert select_runtime("auto").name == expected
+
+
 @pytest.mark.parametrize("bad", [("warp-drive", "auto", "auto"), ("eager", "tpu", "auto"), ("eager", "cpu", "fp16")])
 def test_bad_requests_are_one_line_errors(bad):
     with pytest.raises(RuntimeUnavailableError) as err:
