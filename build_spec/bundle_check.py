@@ -163,6 +163,17 @@ def probe_compile() -> str:
     return "runtime 'compile' works in this bundle (a C++ compiler and headers were found)"
 
 
+def check_auto_runtime() -> str:
+    """`--runtime auto` must name a runtime that works in the bundle (never compile without a compiler)."""
+    from engine.runtimes import runtime_status, select_runtime
+
+    choice = select_runtime("auto")
+    problem = runtime_status()[choice.name]
+    if problem is not None:
+        raise AssertionError(f"auto picked {choice.name}, which cannot run here: {problem}")
+    return f"--runtime auto picks {choice.name} ({runtime_status()['compile'] or 'compile usable'})"
+
+
 def _reason(exc: BaseException) -> str:
     """One line naming why ``exc`` happened; torch's BackendCompilerFailed puts the real error after 'raised:'."""
     while exc.__cause__ is not None:
@@ -226,6 +237,7 @@ def run_checks(argv: list[str]) -> int:
     report.run("torch", check_torch_eager_and_onnx)
     if "--no-compile" not in argv:
         report.note(probe_compile())
+    report.run("runtime auto", check_auto_runtime)
     if report.failures:
         print(f"bundle check FAILED: {len(report.failures)} problem(s):", file=sys.stderr)
         for failure in report.failures:
