@@ -70,10 +70,12 @@ def test_prepare_aligns_sampled_frames_and_reports_the_skipped(prepared):
     assert 60 < crop.mean() < 200  # a face crop, not padding
 
 
-def test_prepare_resumes_and_shards(prepared, videos, tmp_path):
+def test_prepare_resumes_and_shards(prepared, videos, tmp_path, capsys):
     data, _ = prepared
     again = prepare(videos, data, progress=False)
     assert again.clips == 0 and again.already_done == 6
+    assert main(["train", "prepare", str(videos), "-o", str(data)]) == 0
+    assert "0 clips aligned (0 frames), 6 already done, 0 skipped" in capsys.readouterr().out
     shard = prepare(videos, tmp_path, rank=1, world=2, progress=False)  # clips 1, 3, 5 of the sorted six
     assert sorted(read_manifest(tmp_path)) == ["bob/yt01/00001", "dave/clip", "frank/wall"]
     assert (tmp_path / "manifest" / "shard-00001-of-00002.jsonl").is_file()

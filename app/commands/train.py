@@ -128,8 +128,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
     report = prepare(args.videos, args.data, PrepareConfig(size=args.size, sample_fps=args.sample_fps),
                      workers=args.workers, rank=args.rank, world=args.world_size)
-    print(f"{report.clips} clips aligned ({report.frames} frames), {report.already_done} already done, "
-          f"{len(report.skipped)} skipped")
+    aligned = report.clips - len(report.skipped)
+    print(f"{aligned} clip{'s' * (aligned != 1)} aligned ({report.frames} frames), {report.already_done} already "
+          f"done, {len(report.skipped)} skipped")
     for clip, reason in report.skipped:
         print(f"  skipped {clip}: {reason}")
     return 0
