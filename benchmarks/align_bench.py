@@ -54,15 +54,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(np.mean((a.astype(float) - b.astype(float)) ** 2), 1e-9)))
 
 
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def quad_from(points: np.ndarray, choice: tuple) -> np.ndarray:
     """The FFHQ quad with another landmark choice."""
     left, right, mouth_l, mouth_r = choice

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from models.checkpoints.errors import CheckpointError
 from models.encoders import ArcFace
 from training.losses import IdentityLoss, LossWeights, TransferLoss, cosface_loss, inner_crop
-from training.lpips import CHANNELS, LPIPS, load_lpips, random_lpips
+from training.lpips import CHANNELS, load_lpips, random_lpips
 from training.optim import Lookahead, Ranger
 from training.sources import RANDOM_ARCFACE
 

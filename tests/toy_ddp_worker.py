@@ -9,19 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, as `python -m` would
 
-import torch  # noqa: E402
-
-from training.distributed import join, rank_from_env, shutdown  # noqa: E402
-from training.toy import ToyConfig, run_toy, toy_train_config  # noqa: E402
+from training.toy import ToyConfig, toy_train_config, train_toy  # noqa: E402
 
 SMALL_WORLD = ToyConfig(people=4, frames=8, held_out=2)
 
 if __name__ == "__main__":
     out, steps = Path(sys.argv[1]), int(sys.argv[2])
-    rank = rank_from_env()
-    join(rank, torch.device("cpu"))
-    try:
-        run_toy(out, world_config=SMALL_WORLD, train_config=toy_train_config(steps, log_every=1), rank=rank,
-                progress=False)
-    finally:
-        shutdown(rank)
+    train_toy(out, toy_train_config(steps, log_every=1), SMALL_WORLD, progress=False)

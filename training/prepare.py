@@ -120,14 +120,13 @@ class _ClipAligner:
 
     def align_clip(self, video: Path, clip: str) -> ClipRecord:
         record = ClipRecord(clip, identity_of(clip))
-        folder = frame_path(self.data, clip, 0).parent
         try:
             for number, frame in self._sampled_frames(video):
                 try:
                     aligned = align_face(frame, self.config.size, self.detector)
                 except NoFaceError:
                     continue
-                self._write(folder, frame_path(self.data, clip, number), aligned.image)
+                self._write(frame_path(self.data, clip, number), aligned.image)
                 record.frames.append(number)
         except (MediaError, OSError, ValueError, cv2.error) as exc:  # the video's fault: skip it
             if not record.frames:  # a clip that breaks off keeps the frames read before
@@ -139,10 +138,10 @@ class _ClipAligner:
         return record
 
     @staticmethod
-    def _write(folder: Path, path: Path, image: np.ndarray) -> None:
+    def _write(path: Path, image: np.ndarray) -> None:
         """Write a crop; failing to write is the data folder's fault and stops the run (TrainingError)."""
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_image(path, image)
         except (MediaError, OSError) as exc:
             raise TrainingError(f"cannot write the prepared frames: {exc}") from None

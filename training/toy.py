@@ -33,7 +33,7 @@ from models.irse import IRSEConfig
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
 from models.stylegan2 import Generator, NoiseMode
 from training.data import EpochOrder, Sample, other_index
-from training.distributed import Rank
+from training.distributed import Rank, join, rank_from_env, shutdown
 from training.export import write_restyle_checkpoint
 from training.losses import TransferLoss, inner_crop
 from training.lpips import random_lpips
@@ -255,6 +255,20 @@ def run_toy(out: Path | None = None, steps: int = 300, world_config: ToyConfig =
             return ToyReport(before, after, trainer.step, None if out is None else folder)
     finally:
         torch.set_num_threads(threads)
+
+
+def train_toy(out: Path | None, config: TrainConfig, world_config: ToyConfig = ToyConfig(),
+              progress: bool = True) -> ToyReport | None:
+    """`run_toy` in one process, or in every process under torchrun (gloo, CPU).
+
+    The main process returns the report, the others None."""
+    rank = rank_from_env()
+    join(rank, torch.device("cpu"))
+    try:
+        report = run_toy(out, world_config=world_config, train_config=config, rank=rank, progress=progress)
+    finally:
+        shutdown(rank)
+    return report if rank.is_main else None
 
 
 def _fresh_model(world: ToyWorld, seed: int) -> PaperModel:

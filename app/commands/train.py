@@ -104,19 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _toy(args: argparse.Namespace) -> int:
-    import torch
+    from training.toy import toy_train_config, train_toy
 
-    from training.distributed import join, rank_from_env, shutdown
-    from training.toy import run_toy, toy_train_config
-
-    rank = rank_from_env()
-    join(rank, torch.device("cpu"))
-    try:
-        config = toy_train_config(args.toy_steps, log_every=args.toy_log_every)
-        report = run_toy(args.toy_out, train_config=config, rank=rank)
-    finally:
-        shutdown(rank)
-    if rank.is_main:
+    report = train_toy(args.toy_out, toy_train_config(args.toy_steps, log_every=args.toy_log_every))
+    if report is not None:  # the main process
         print("\n".join(report.lines()))
         if report.out is not None:
             print(f"run folder: {report.out} (best_model.pt, model.safetensors, samples/, metrics.jsonl)")
