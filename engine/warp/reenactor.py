@@ -17,7 +17,7 @@ from engine.errors import Cancelled, MimicError, NoFaceError
 from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
-from engine.warp.framing import Framing, frame_target
+from engine.framing import Framing, frame_target
 from engine.warp.interior import FacePainter
 from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, \
     edges_of, open_contours
