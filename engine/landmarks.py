@@ -14,6 +14,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 N_POINTS = 478  # 468 mesh points + 2 x 5 iris points (refine_landmarks=True)
+# the face's outline, clockwise in the image from the top of the forehead (MediaPipe's FACEMESH_FACE_OVAL)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
 
 @dataclass(frozen=True)
