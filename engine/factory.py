@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.reenactor import Reenactor
+
+if TYPE_CHECKING:
+    from engine.stylegan.reenactor import StyleGANOptions
+    from engine.warp import WarpConfig
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +20,8 @@ def create_reenactor(
     device: str = "auto",
     precision: str = "auto",
     aligned: bool = False,
+    stylegan: "StyleGANOptions | None" = None,
+    warp: "WarpConfig | None" = None,
 ) -> Reenactor:
     """A ready reenactor (no target set yet).
 
@@ -23,19 +30,21 @@ def create_reenactor(
     runtime:   StyleGAN pipeline only: auto, eager, compile, onnx, tensorrt (engine.runtimes).
     device:    StyleGAN pipeline only: auto, cpu, cuda. A missing GPU is an error, not a fallback.
     precision: StyleGAN pipeline only: auto, fp32, bf16 (CPU), fp16 (CUDA).
-    aligned:   StyleGAN pipeline only: driving frames and target images are already FFHQ-aligned.
+    aligned:   StyleGAN pipeline only: the paper's semantics exactly (inputs already FFHQ-aligned,
+               absolute motion, the official crop, no paste-back, no smoothing); overrides `stylegan`.
+    stylegan:  StyleGAN pipeline options (paste-back, framing, motion, smoothing, expression).
+    warp:      landmark warp settings (framing, size, gains, smoothing).
     """
     if weights is None:
-        from engine.warp import WarpReenactor
+        from engine.warp import WarpConfig, WarpReenactor
 
-        reenactor: Reenactor = WarpReenactor()
+        reenactor: Reenactor = WarpReenactor(warp or WarpConfig())
     else:
         from engine.stylegan import StyleGANReenactor
         from engine.stylegan.reenactor import StyleGANOptions
 
-        reenactor = StyleGANReenactor.from_pack(
-            Path(weights), runtime=runtime, device=device, precision=precision,
-            options=StyleGANOptions(aligned_input=aligned),
-        )
+        options = StyleGANOptions.paper() if aligned else (stylegan or StyleGANOptions())
+        reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime, device=device,
+                                                precision=precision, options=options)
     log.info("reenactor: %s", reenactor.describe())
     return reenactor

@@ -49,7 +49,8 @@ def test_reenactor_output_equals_paper_forward(tiny):
     config, model, inverter = tiny
     g = model.decoder.config
     reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"),
-                                  StyleGANOptions(aligned_input=True, paper_crop=False))
+                                  StyleGANOptions(aligned_input=True, paper_crop=False, paste_back=False,
+                                                                  motion="absolute", smoothing=0.0))
     assert isinstance(reenactor, Reenactor)
     w_id = np.random.RandomState(1).randn(g.n_latent, g.style_dim).astype(np.float32)
     reenactor.set_identity(w_id)
@@ -125,7 +126,7 @@ def test_compiled_runtimes_match_eager(tiny, runtime, tmp_path, monkeypatch):
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
     config, model, inverter = tiny
     g = model.decoder.config
-    opts = StyleGANOptions(aligned_input=True, paper_crop=False)
+    opts = StyleGANOptions(aligned_input=True, paper_crop=False, motion="absolute", smoothing=0.0)
     eager = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"), opts)
     fast = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime(runtime, "cpu"), opts)
     w_id = np.random.RandomState(5).randn(g.n_latent, g.style_dim).astype(np.float32)

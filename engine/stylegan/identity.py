@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from PIL import Image
 from engine.errors import Cancelled, MimicError
 from engine.reenactor import ProgressFn, TargetSpec
 from engine.runtimes import cache_dir
+
+if TYPE_CHECKING:
+    from engine.align import AlignedFace
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +47,16 @@ class IdentityEncoder:
         self.input_size = input_size
         self.device = device
 
-    def encode(self, target: TargetSpec, aligned: bool, progress: ProgressFn | None = None,
+    def encode(self, target: TargetSpec, progress: ProgressFn | None = None,
                cancel: threading.Event | None = None) -> np.ndarray:
+        """The identity of a latent or random target (image targets: `invert` their aligned crop)."""
         if target.kind == "latent":
             from engine.weights import load_latent
 
             return load_latent(target.path)
         if target.kind == "random":
-            face = self.random_face(target.seed)
-            return self.invert(face, progress, cancel)
-        if target.image is None:
-            raise MimicError("target image missing")
-        face = target.image if aligned else _align_target(target.image)
-        return self.invert(face, progress, cancel)
+            return self.invert(self.random_face(target.seed), progress, cancel)
+        raise MimicError("target image missing")
 
     @torch.no_grad()
     def random_face(self, seed: int) -> np.ndarray:
@@ -101,9 +102,9 @@ class IdentityEncoder:
         return latent
 
 
-def _align_target(image: np.ndarray) -> np.ndarray:
+def align_target(image: np.ndarray) -> "AlignedFace":
     """FFHQ-align a portrait at 1024 (the quality path), as the official code does for targets."""
     from engine.align import align_face
 
-    return align_face(image, size=1024).image
+    return align_face(image, size=1024)
 

@@ -1,7 +1,9 @@
 """StyleGANReenactor: the paper's pipeline behind the Reenactor interface.
 
-Per frame:  driving frame → (align, 256²) → E_m features f [1, D]
-            → folded mapping  w = K·f + c(target)  [1, n, D] → G → image.
+Per frame:  driving frame → (align, 256²) → E_m features f [1, D] → relative motion and smoothing
+            (engine/stylegan/motion.py) → folded mapping  w = K·f' + c(target)  [1, n, D] → G →
+            the generated crop, pasted back into the target portrait (engine/paste_back.py) or cropped
+            like the official code.
 The two heavy graphs (E_m up to its features, and G) run on the chosen runtime.
 """
 from __future__ import annotations
@@ -14,24 +16,50 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import MimicError
+from engine.errors import Cancelled, MimicError
+from engine.framing import Framing
+from engine.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.runtimes import RuntimeChoice, build_graph, select_runtime
 from engine.stylegan.folding import FoldedMapping
-from engine.stylegan.identity import IdentityEncoder, to_image, to_tensor
+from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
+from engine.stylegan.motion import DEFAULT_SMOOTHING, FeatureMotion, MotionConfig, MotionMode
 
 log = logging.getLogger(__name__)
 
 PAPER_CROP_TOP = 240  # the official inference crops rows 240..1024 of the 1024² output (→ 1024x784)
+NOISE_LEVELS = 6.0  # grey levels of sensor noise whose feature response sets the smoothing filter's units
+NOISE_SAMPLES = 4  # noisy copies of the target crop that measure that response
 
 
 @dataclass(frozen=True)
 class StyleGANOptions:
-    aligned_input: bool = False  # driving frames are already FFHQ-aligned (skip alignment, as --aligned)
-    paper_crop: bool = True  # crop the output like the official inference code (drop the top 240/1024 rows)
-    output_width: int | None = None  # resize the output to this width (None: the generator's size)
+    aligned_input: bool = False  # driving frames and target images are already FFHQ-aligned (skip alignment)
+    paste_back: bool = True  # image targets: the generated face pasted into the portrait (else: the crop)
+    framing: Framing = "face"  # paste-back: a square around the face, or the whole portrait (as the warp)
+    output_size: int = 512  # paste-back: the side of the square ("face") or the longer side ("portrait")
+    paper_crop: bool = True  # the crop (no paste-back): drop the top 240/1024 rows like the official code
+    output_width: int | None = None  # the crop: resize to this width (None: the generator's size)
+    motion: MotionMode = "relative"  # relative to the driver's neutral frames, or the paper's absolute code
+    expression: float = 1.0  # gain on the driver's motion
+    smoothing: float = DEFAULT_SMOOTHING  # One-Euro strength on E_m's features, 0 (off) … 1
+
+    @staticmethod
+    def paper() -> "StyleGANOptions":
+        """The paper's semantics exactly (`render --aligned`): aligned inputs, absolute motion, the
+        official crop, no paste-back, no smoothing."""
+        return StyleGANOptions(aligned_input=True, paste_back=False, motion="absolute", smoothing=0.0)
+
+    @property
+    def motion_config(self) -> MotionConfig:
+        return MotionConfig(mode=self.motion, expression=self.expression, smoothing=self.smoothing)
+
+    @property
+    def paste_config(self) -> PasteBackConfig:
+        return PasteBackConfig(framing=self.framing, output_size=self.output_size)
 
 
 class MotionFeatures(nn.Module):
@@ -65,8 +93,11 @@ class StyleGANReenactor:
         self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G")
         self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
                                         model.config.restyle_iters, self.input_size)
+        self.motion = FeatureMotion(options.motion_config)
         self._aligner = None
         self._constant: torch.Tensor | None = None
+        self._paste: PasteBack | None = None
+        self._rest: np.ndarray | None = None  # the output before the first face: the target at rest
         self._last: np.ndarray | None = None
 
     @classmethod
@@ -86,26 +117,52 @@ class StyleGANReenactor:
 
     @property
     def output_size(self) -> tuple[int, int]:
+        paste = self._paste
+        if paste is not None:
+            return paste.output_size
         width = self.options.output_width or self.g_size
         height = self.g_size - PAPER_CROP_TOP * self.g_size // 1024 if self.options.paper_crop else self.g_size
         return width, round(height * width / self.g_size)
 
     def set_target(self, target: TargetSpec, progress: ProgressFn | None = None,
                    cancel: threading.Event | None = None) -> None:
-        w_id = self.identity.encode(target, aligned=self.options.aligned_input, progress=progress, cancel=cancel)
+        """Invert the target (cached); image targets are FFHQ-aligned first and, with paste-back, get
+        their portrait framing and face mask. Raises NoFaceError / MimicError / Cancelled."""
+        paste, crop = None, None
+        if target.kind == "image" and target.image is not None and not self.options.aligned_input:
+            aligned = align_target(target.image)
+            crop = aligned.image
+            if self.options.paste_back:
+                paste = PasteBack(target.image, aligned, self.options.paste_config)
+        elif target.kind == "image" and target.image is not None:
+            crop = target.image
+        w_id = (self.identity.invert(crop, progress, cancel) if crop is not None
+                else self.identity.encode(target, progress=progress, cancel=cancel))
         if w_id.shape != (self.n_latent, self.style_dim):
             raise MimicError(f"identity latent has shape {w_id.shape}; this model needs {self.n_latent}x{self.style_dim}")
-        self.set_identity(w_id)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("setting the target was cancelled")
+        self.set_identity(w_id, crop, paste)
 
-    def set_identity(self, w_id: np.ndarray) -> None:
-        """Use an identity W+ [n, D] directly."""
+    def set_identity(self, w_id: np.ndarray, crop: np.ndarray | None = None, paste: PasteBack | None = None) -> None:
+        """Use an identity W+ [n, D] directly. `crop`: the target's aligned face (None: G(w_id) stands in
+        for it); `paste`: where the output goes back into the portrait (None: the generated crop)."""
         w = torch.from_numpy(np.asarray(w_id, dtype=np.float32)).unsqueeze(0)
-        self._constant = self.mapping.identity_constant(w.to(self.mapping.fold_weight.device))
+        constant = self.mapping.identity_constant(w.to(self.mapping.fold_weight.device))
+        if crop is None and (self.motion.needs_target or self.options.smoothing > 0):
+            crop = self._generated_crop(w)
+        if crop is not None:
+            f_target, scale = self._target_features(crop)
+            self.motion.set_target(f_target, scale)
+        rest = paste.framed.copy() if paste is not None else None
+        self._constant, self._paste, self._rest, self._last = constant, paste, rest, None
         self.identity_latent = np.asarray(w_id, dtype=np.float32)
 
     def reset_neutral(self) -> None:
-        """The paper's model is absolute (no neutral reference); smoothing state restarts."""
-        self._aligner = None
+        """The next driving frames with a face become the driver's neutral (relative motion)."""
+        self.motion.reset_neutral()
+        if self._aligner is not None:
+            self._aligner.reset()
 
     def drive(self, frame: np.ndarray) -> DriveResult:
         if self._constant is None:
@@ -119,8 +176,9 @@ class StyleGANReenactor:
             aligned = self._live_aligner().align(frame)
             if aligned is None:
                 timings["align"] = _ms(t0)
-                return self._no_face(frame, timings)
-            crop, landmarks = aligned.image, getattr(aligned, "landmarks", None)
+                self.motion.reset_track()
+                return self._no_face(timings)
+            crop, landmarks = aligned.image, aligned.landmarks
         timings["align"] = _ms(t0)
 
         image = self.render(to_tensor(crop, self.input_size), timings)
@@ -136,19 +194,25 @@ class StyleGANReenactor:
         features = self._features(driving)
         timings["E_m"] = _ms(t)
         t = time.perf_counter()
+        moved = self.motion(features[0].detach().float().cpu().numpy())
+        f = torch.from_numpy(moved).float()[None].to(self._constant.device)
+        timings["motion"] = _ms(t)
+        t = time.perf_counter()
         with torch.inference_mode():
-            w = self.mapping(features.to(self._constant.device), self._constant)
+            w = self.mapping(f, self._constant)
         timings["map"] = _ms(t)
         t = time.perf_counter()
         img = self._generate(w)
         timings["G"] = _ms(t)
         t = time.perf_counter()
         image = self._postprocess(img)
-        timings["post"] = _ms(t)
+        timings["paste" if self._paste is not None else "post"] = _ms(t)
         return image
 
     def _postprocess(self, img: torch.Tensor) -> np.ndarray:
         image = to_image(img)
+        if self._paste is not None:
+            return self._paste(image)
         if self.options.paper_crop:
             image = image[PAPER_CROP_TOP * self.g_size // 1024:]
         width, height = self.output_size
@@ -158,6 +222,24 @@ class StyleGANReenactor:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(image)
 
+    @torch.no_grad()
+    def _generated_crop(self, w: torch.Tensor) -> torch.Tensor:
+        """G(w_id) pooled to the input size: the target's face where there is no portrait."""
+        img = self._generate(w.to(self.mapping.fold_weight.device)).float().cpu().clamp(-1, 1)
+        return F.adaptive_avg_pool2d(img, self.input_size)
+
+    @torch.no_grad()
+    def _target_features(self, crop: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """f_target [D] of the target's aligned crop, and the per-dimension response [D] of f to
+        ±NOISE_LEVELS grey levels of sensor noise (the smoothing filter's units)."""
+        x = crop if isinstance(crop, torch.Tensor) else to_tensor(crop, self.input_size)
+        gen = torch.Generator().manual_seed(0)
+        noise = (torch.rand((NOISE_SAMPLES, *x.shape[1:]), generator=gen) * 2 - 1) * (NOISE_LEVELS * 2 / 255)
+        batch = torch.cat([x, (x + noise).clamp(-1, 1)])
+        feats = torch.cat([self._features(b[None]).float().cpu() for b in batch]).double().numpy()
+        spread = np.sqrt(((feats[1:] - feats[0]) ** 2).mean(0))
+        return feats[0], np.maximum(spread, 0.1 * float(np.median(spread)) + 1e-12)
+
     def _live_aligner(self):
         if self._aligner is None:
             from engine.align import LiveAligner
@@ -165,9 +247,11 @@ class StyleGANReenactor:
             self._aligner = LiveAligner(size=self.input_size)
         return self._aligner
 
-    def _no_face(self, frame: np.ndarray, timings: dict[str, float]) -> DriveResult:
+    def _no_face(self, timings: dict[str, float]) -> DriveResult:
         width, height = self.output_size
-        image = self._last if self._last is not None else np.zeros((height, width, 3), np.uint8)
+        image = self._last if self._last is not None else self._rest
+        if image is None:
+            image = np.zeros((height, width, 3), np.uint8)
         return DriveResult(image=image, face_found=False, timings_ms=timings)
 
 
