@@ -15,13 +15,87 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--driving", required=True, type=Path, help="driving video (.mp4, ...) or image")
     p.add_argument("--target", required=True, help="target portrait image, latent file (.npy/.pkl) or 'random'")
     p.add_argument("--weights", type=Path, help="Mimic model pack (python -m app import-weights); default: no weights")
-    p.add_argument("--aligned", action="store_true", help="inputs are already FFHQ-aligned: skip alignment")
+    p.add_argument("--aligned", action="store_true", help="inputs are already FFHQ-aligned: the paper's script "
+                   "exactly (absolute motion, the official crop, no paste-back, no smoothing)")
     p.add_argument("--seed", type=int, default=0, help="seed for --target random")
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
     p.add_argument("-o", "--output", required=True, type=Path, help="OUT.mp4 (video driver) or OUT.png (image driver)")
+    look = p.add_argument_group("output and motion (both reenactors unless noted)")
+    look.add_argument("--framing", choices=("face", "portrait"), help="a square around the face (default) "
+                      "or the whole portrait")
+    look.add_argument("--size", type=_size, help="output pixels: the square's side or the portrait's longer side "
+                      "(default 512; with --no-paste-back: the crop's width)")
+    look.add_argument("--expression", type=_gain, help="expression strength, 0 (the target at rest) … 1 (as "
+                      "driven, default) … 3")
+    look.add_argument("--smoothing", type=_strength, help="temporal smoothing 0 (off) … 1 (strong); default: "
+                      "the reenactor's own")
+    look.add_argument("--motion", choices=("relative", "absolute"), help="model packs: relative to the "
+                      "driver's first frames (default) or the paper's absolute motion")
+    look.add_argument("--no-paste-back", action="store_true", help="model packs: write the generated aligned "
+                      "crop instead of pasting the face back into the portrait")
     p.set_defaults(func=run)
+
+
+def _number(text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what} from {low:g} to {high:g}, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    value = _number(text, 64, 4096, "a size in pixels")
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}")
+    return int(value)
+
+
+def _gain(text: str) -> float:
+    return _number(text, 0, 3, "an expression strength")
+
+
+def _strength(text: str) -> float:
+    return _number(text, 0, 1, "a smoothing strength")
+
+
+def reenactor_settings(args: argparse.Namespace) -> dict:
+    """create_reenactor's keyword arguments for the parsed flags (one-line errors for flags that conflict)."""
+    from engine.errors import MimicError
+
+    given = {name: getattr(args, name) for name in ("framing", "size", "expression", "smoothing", "motion")
+             if getattr(args, name) is not None}
+    if args.no_paste_back:
+        given["no_paste_back"] = True
+    if args.weights is None:
+        wrong = [f"--{n.replace('_', '-')}" for n in ("motion", "no_paste_back") if n in given]
+        if wrong:
+            raise MimicError(f"{' and '.join(wrong)} need a model pack (--weights); the landmark warp always "
+                             "moves relative to the driver's first frames and animates the portrait itself")
+        from engine.warp import WarpConfig
+
+        names = {"framing": "framing", "size": "output_size", "expression": "expression_gain", "smoothing": "smoothing"}
+        return {"warp": WarpConfig(**{names[k]: v for k, v in given.items()})}
+    if args.aligned:
+        if given:
+            flags = ", ".join(f"--{n.replace('_', '-')}" for n in given)
+            raise MimicError(f"--aligned keeps the paper's semantics exactly (absolute motion, the official crop, "
+                             f"no paste-back, no smoothing): drop {flags}")
+        return {"aligned": True}
+    from engine.stylegan.reenactor import StyleGANOptions
+
+    options = {"framing": args.framing, "output_size": args.size, "expression": args.expression,
+               "smoothing": args.smoothing, "motion": args.motion}
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.no_paste_back:
+        options["paste_back"] = False
+        if args.size is not None:
+            options["output_width"] = options.pop("output_size")
+    return {"stylegan": StyleGANOptions(**options)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.driving.is_file():
         raise MediaError(f"driving video/image not found: {args.driving}")
+    settings = reenactor_settings(args)
     reenactor = create_reenactor(args.weights, runtime=args.runtime, device=args.device,
-                                 precision=args.precision, aligned=args.aligned)
+                                 precision=args.precision, **settings)
     print(f"reenactor: {reenactor.describe()}")
     target = parse_target(args.target, seed=args.seed)
     with tqdm(total=100, desc="target", unit="%", leave=False) as bar:

@@ -27,7 +27,8 @@ def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     """
     if image.shape[:2] != (size, size):
         image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
+    image = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
+    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
     return x.sub(0.5).div(0.5).unsqueeze(0)
 
 
