@@ -41,6 +41,7 @@ class AlignedFace:
     quad: np.ndarray  # [4, 2] source pixels: top-left, bottom-left, bottom-right, top-right of the crop
     matrix: np.ndarray  # [2, 3] affine: source pixel → crop pixel (S x S)
     landmarks: np.ndarray | None = None  # [478, 2] mesh points in source pixels (unsmoothed)
+    source: str = "mesh"  # which landmarks placed the crop: "mesh", "full-range detector + crop" (a small face)
 
     @property
     def size(self) -> int:
@@ -93,6 +94,7 @@ def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector |
     detector = detector or FaceMeshDetector(MeshConfig(static_images=True))
     try:
         mesh = detector.detect(image)
+        found_by = detector.last_source
     finally:
         if own:
             detector.close()
@@ -101,7 +103,7 @@ def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector |
     quad = ffhq_quad(mesh.points)
     source, local_quad = prepare_source(image, quad, size)
     crop = resample_quad(source, local_quad, size)
-    return AlignedFace(crop, quad, quad_matrix(quad, size), mesh.xy.copy())
+    return AlignedFace(crop, quad, quad_matrix(quad, size), mesh.xy.copy(), found_by)
 
 
 def prepare_source(image: np.ndarray, quad: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

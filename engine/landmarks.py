@@ -3,6 +3,13 @@
 `FaceMeshDetector.detect(frame)` returns the landmarks of the chosen face in
 input pixels, or None when there is no face. With several faces it picks the
 largest on the first frame, then the one nearest to the face it tracked last.
+
+Small faces (README, "Face alignment"): the mesh's own detector is short-range (a face
+filling a good part of the frame). When it finds nothing, MediaPipe's full-range detector
+(`face_detection_full_range_sparse.tflite`, inside the wheel) looks for faces — on the whole
+image, then, for photos, on overlapping half-size tiles — and the mesh runs on a crop around
+the face. In a video, a face smaller than `SMALL_FACE` of the frame is meshed on a crop
+around where it was in the previous frame.
 """
 from __future__ import annotations
 
@@ -13,6 +20,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+SMALL_FACE = 0.2  # video: a face narrower than this share of the frame's shorter side is meshed on a crop
+CROP_FACTOR = 3.0  # the crop around a face is this many face sizes wide
+TILE_FRACTION = 0.5  # photos: the full-range detector's tiles are this share of the shorter side (50 % overlap)
 N_POINTS = 478  # 468 mesh points + 2 x 5 iris points (refine_landmarks=True)
 # the face's outline, clockwise in the image from the top of the forehead (MediaPipe's FACEMESH_FACE_OVAL)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -25,6 +35,7 @@ class MeshConfig:
     max_faces: int = 4  # faces MediaPipe looks for; one of them is chosen
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    find_small_faces: bool = True  # fall back to the full-range detector and a crop when the mesh finds nothing
 
 
 @dataclass
@@ -59,31 +70,77 @@ class FaceMeshDetector:
     """Wraps MediaPipe FaceMesh; not thread-safe (use one per thread)."""
 
     def __init__(self, config: MeshConfig = MeshConfig()) -> None:
+        self.config = config
+        self._mesh = self._new_mesh(config.max_faces)
+        self._crop_mesh = None  # a second mesh for crops around small faces, made when first needed
+        self._finder: FaceFinder | None = None
+        self._last_center: np.ndarray | None = None
+        self._small_box: tuple[float, float, float, float] | None = None  # video: where the small face was
+        self.last_source = "none"  # which path found the last face: mesh, crop, full-range detector + crop, none
+
+    def _new_mesh(self, max_faces: int):
         import mediapipe as mp  # imported lazily: heavy, and absent in some test environments
 
-        self.config = config
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=config.static_images,
-            max_num_faces=config.max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=config.min_detection_confidence,
-            min_tracking_confidence=config.min_tracking_confidence,
-        )
-        self._last_center: np.ndarray | None = None
+        c = self.config
+        return mp.solutions.face_mesh.FaceMesh(static_image_mode=c.static_images, max_num_faces=max_faces,
+                                               refine_landmarks=True, min_detection_confidence=c.min_detection_confidence,
+                                               min_tracking_confidence=c.min_tracking_confidence)
 
     def detect(self, frame: np.ndarray) -> FaceMesh | None:
         """Landmarks of the tracked face in an RGB uint8 frame [H, W, 3], or None."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {frame.dtype} {frame.shape}")
+        face = None
+        if self._small_box is not None:  # a small face in a video: mesh the crop around where it was
+            face = self._mesh_in_box(frame, self._small_box)
+        if face is None:
+            face = self._mesh_whole(frame)
+        if face is None and self.config.find_small_faces:
+            face = self._find_small(frame)
+        self._last_center = None if face is None else face.center
+        self._small_box = None if face is None or self.config.static_images else _small_box(face, frame.shape)
+        self.last_source = "none" if face is None else self.last_source
+        return face
+
+    def _mesh_whole(self, frame: np.ndarray) -> FaceMesh | None:
         h, w = frame.shape[:2]
         result = self._mesh.process(np.ascontiguousarray(frame))
         if not result.multi_face_landmarks:
-            self._last_center = None
             return None
-        faces = [self._to_pixels(lms, w, h) for lms in result.multi_face_landmarks]
-        face = self._choose(faces)
-        self._last_center = face.center
-        return face
+        self.last_source = "mesh"
+        return self._choose([self._to_pixels(lms, w, h) for lms in result.multi_face_landmarks])
+
+    def _find_small(self, frame: np.ndarray) -> FaceMesh | None:
+        """The full-range detector's faces, largest first, each meshed on a crop around it."""
+        if self._finder is None:
+            self._finder = FaceFinder(tiles=self.config.static_images)
+        for box in self._finder.find(frame):
+            face = self._mesh_in_box(frame, box)
+            if face is not None:
+                self.last_source = "full-range detector + crop"
+                return face
+        return None
+
+    def _mesh_in_box(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> FaceMesh | None:
+        """The mesh run on a square crop CROP_FACTOR times the box around it, in frame pixels."""
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = box
+        side = CROP_FACTOR * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
+        right, bottom = int(min(cx + side / 2, w)), int(min(cy + side / 2, h))
+        if right - left < 16 or bottom - top < 16:
+            return None
+        if self._crop_mesh is None:
+            self._crop_mesh = self._new_mesh(max_faces=1)
+        result = self._crop_mesh.process(np.ascontiguousarray(frame[top:bottom, left:right]))
+        if not result.multi_face_landmarks:
+            return None
+        face = self._to_pixels(result.multi_face_landmarks[0], right - left, bottom - top)
+        face.points[:, 0] += left
+        face.points[:, 1] += top
+        self.last_source = "crop"
+        return FaceMesh(points=face.points, image_size=(w, h))
 
     def _choose(self, faces: list[FaceMesh]) -> FaceMesh:
         if len(faces) == 1:
@@ -102,9 +159,63 @@ class FaceMeshDetector:
 
     def close(self) -> None:
         self._mesh.close()
+        if self._crop_mesh is not None:
+            self._crop_mesh.close()
+        if self._finder is not None:
+            self._finder.close()
 
     def __enter__(self) -> "FaceMeshDetector":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _small_box(face: FaceMesh, shape: tuple[int, ...]) -> tuple[float, float, float, float] | None:
+    """The face's box when it is small in the frame (the next frame is meshed on a crop), else None."""
+    x0, y0, x1, y1 = face.bbox
+    return face.bbox if max(x1 - x0, y1 - y0) < SMALL_FACE * min(shape[:2]) else None
+
+
+class FaceFinder:
+    """MediaPipe's full-range face detector (faces down to ~10 % of the image), optionally on tiles."""
+
+    def __init__(self, tiles: bool = True, min_confidence: float = 0.5) -> None:
+        import mediapipe as mp
+
+        self.tiles = tiles  # also search overlapping half-size tiles (photos: faces down to ~5 %)
+        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                   min_detection_confidence=min_confidence)
+
+    def find(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Face boxes (x0, y0, x1, y1) in pixels, largest first: the whole image, then (tiles) each tile
+        until one has a face."""
+        h, w = image.shape[:2]
+        boxes = self._boxes(image, 0, 0)
+        if boxes or not self.tiles:
+            return boxes
+        side = int(TILE_FRACTION * min(w, h))
+        for top in _starts(h, side):
+            for left in _starts(w, side):
+                boxes += self._boxes(image[top:top + side, left:left + side], left, top)
+        return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+
+    def _boxes(self, image: np.ndarray, left: int, top: int) -> list[tuple[float, float, float, float]]:
+        h, w = image.shape[:2]
+        result = self._detector.process(np.ascontiguousarray(image))
+        boxes = []
+        for d in result.detections or []:
+            b = d.location_data.relative_bounding_box
+            boxes.append((left + b.xmin * w, top + b.ymin * h, left + (b.xmin + b.width) * w, top + (b.ymin + b.height) * h))
+        return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+
+    def close(self) -> None:
+        self._detector.close()
+
+
+def _starts(length: int, side: int) -> list[int]:
+    """Tile origins along one axis: half-overlapping tiles of `side` covering `length`."""
+    if side >= length:
+        return [0]
+    n = int(np.ceil((length - side) / (side / 2))) + 1
+    return [int(round(i * (length - side) / (n - 1))) for i in range(n)]

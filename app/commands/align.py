@@ -9,7 +9,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("align", help="FFHQ-align a portrait", description="Crop and rotate a portrait the way "
                        "FFHQ / StyleGAN encoders expect (MediaPipe landmarks, FFHQ recipe); with several "
-                       "faces, the largest.")
+                       "faces, the largest; small faces are found by MediaPipe's full-range detector.")
     p.add_argument("image", type=Path, help="portrait image")
     p.add_argument("-o", "--output", required=True, type=Path, help="aligned image (.png)")
     p.add_argument("--size", type=_size, default=1024, help="output size in pixels, 16–4096 (default 1024)")
@@ -41,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps({"image": str(args.image), "size": args.size,
                                          "quad": [[round(float(v), 3) for v in c] for c in aligned.quad]}, indent=2))
-    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
+    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else "") + f" (landmarks: {aligned.source})")
     return 0
