@@ -4,8 +4,9 @@ Once per target: the portrait is framed like the landmark warp's output (engine/
 feathered face mask is drawn from the target's mesh in aligned-crop coordinates (face oval, forehead
 raised) and carried into the output through the inverse of the target's own alignment transform.
 Per frame: the generated crop goes through the same transform, its colours are matched to the
-portrait's in a ring along the seam (mean and standard deviation per channel), and it is blended in
-under the mask. Where the mask is 0 the output is the framed portrait, bit for bit.
+portrait's in a ring along the seam (per-channel mean; matching the standard deviation too, or
+Poisson blending, measured no better: benchmarks/paper_live_bench.py), and it is blended in under
+the mask. Where the mask is 0 the output is the framed portrait, bit for bit.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from engine.landmarks import FACE_OVAL
 
 MASK_SIZE = 256  # the mask is drawn at this crop size, then carried into the output
 RING = (0.05, 0.95)  # mask values that count as the seam ring for the colour statistics
-MAX_COLOUR_GAIN = 2.0  # the colour match scales contrast by at most this factor (or its inverse)
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PasteBackConfig:
     face_fraction: float = 0.45  # "face" framing: face height over the output side (as the warp)
     feather: float = 0.04  # width of the mask's fade, as a fraction of the crop side
     forehead: float = 0.15  # the oval's upper half is raised by this fraction of its height (more forehead)
-    colour_match: bool = True  # match mean and std of the generated face to the portrait in the seam ring
+    colour_match: bool = True  # shift the generated face's colours to the portrait's mean in the seam ring
 
 
 def face_mask(points_crop: np.ndarray, config: PasteBackConfig, size: int = MASK_SIZE) -> np.ndarray:
@@ -81,7 +81,7 @@ class PasteBack:
         self._alpha_box = alpha[y0:y1, x0:x1, None]
         self._ring = (self._alpha_box[..., 0] > RING[0]) & (self._alpha_box[..., 0] < RING[1])
         self._framed_box = self.framed[y0:y1, x0:x1].astype(np.float32)
-        self._ring_stats = _stats(self._framed_box[self._ring])
+        self._ring_mean = self._framed_box[self._ring].mean(0) if self._ring.any() else None
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -90,18 +90,23 @@ class PasteBack:
 
     def __call__(self, generated: np.ndarray) -> np.ndarray:
         """The framed portrait with the generated aligned crop [S, S, 3] (RGB uint8) pasted in."""
-        shrink = generated.shape[0] / self.face_side
-        if shrink > 1.5:  # area-average first: one bilinear pass would alias a large crop into a small face
-            side = max(int(round(self.face_side)), 8)
-            generated = cv2.resize(generated, (side, side), interpolation=cv2.INTER_AREA)
-        face = self._warp(generated, cv2.INTER_CUBIC, self.box).astype(np.float32)
-        if self.config.colour_match and self._ring.any():
-            face = _match_colours(face, self._ring, self._ring_stats)
+        face = self.face_in_box(generated, self.config.colour_match)
         x0, y0, x1, y1 = self.box
         out = self.framed.copy()
         blended = self._framed_box + self._alpha_box * (face - self._framed_box)
         out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
         return out
+
+    def face_in_box(self, generated: np.ndarray, colour_match: bool) -> np.ndarray:
+        """The generated crop in output pixels over `box` (float32 [h, w, 3]), colours matched or not."""
+        shrink = generated.shape[0] / self.face_side
+        if shrink > 1.5:  # area-average first: one bilinear pass would alias a large crop into a small face
+            side = max(int(round(self.face_side)), 8)
+            generated = cv2.resize(generated, (side, side), interpolation=cv2.INTER_AREA)
+        face = self._warp(generated, cv2.INTER_CUBIC, self.box).astype(np.float32)
+        if colour_match and self._ring_mean is not None:
+            face += self._ring_mean - face[self._ring].mean(0)
+        return face
 
     def _warp(self, crop: np.ndarray, interpolation: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """A square crop (any size) in output pixels over `box`, through crop → portrait → output."""
@@ -114,15 +119,3 @@ class PasteBack:
 
 def _full(matrix: np.ndarray) -> np.ndarray:
     return np.vstack([matrix, [0.0, 0.0, 1.0]])
-
-
-def _stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of pixels [N, 3]."""
-    return pixels.mean(0), pixels.std(0) + 1e-3
-
-
-def _match_colours(face: np.ndarray, ring: np.ndarray, target: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """`face` with its ring's per-channel mean and std moved to the portrait's (`target`)."""
-    mean, std = _stats(face[ring])
-    gain = np.clip(target[1] / std, 1.0 / MAX_COLOUR_GAIN, MAX_COLOUR_GAIN)
-    return (face - mean) * gain + target[0]
