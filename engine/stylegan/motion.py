@@ -23,7 +23,7 @@ MotionMode = Literal["relative", "absolute"]
 MOTION_MODES: tuple[MotionMode, ...] = ("relative", "absolute")
 NEUTRAL_FRAMES = 5  # the driver's first tracked frames averaged into its neutral features
 FRAME_RATE = 30.0  # Hz: the filter's clock advances 1/FRAME_RATE per driving frame (deterministic)
-DEFAULT_SMOOTHING = 0.5  # chosen by measurement (benchmarks/paper_live_bench.py; README)
+DEFAULT_SMOOTHING = 0.7  # chosen by measurement (benchmarks/paper_live_bench.py; README)
 SPEED_GAIN = 0.05  # One-Euro beta for features in noise units (benchmarks/paper_live_bench.py)
 
 
