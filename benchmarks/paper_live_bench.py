@@ -15,7 +15,7 @@
   the portrait itself; a live 1280² frame with a 10 % face: whole-frame mesh against the crop path.
 
 Speeds are medians on this machine, in the same run; name the CPU and load when quoting them.
---media DIR writes paper_live_strip.png: driver | landmark warp | paper model (random weights),
+--media DIR writes paper_live_strip.jpg: driver | landmark warp | paper model (random weights),
 pasted back, every 24th frame of the fixture clip.
 """
 from __future__ import annotations
@@ -166,7 +166,7 @@ def bench_smoothing(pack: Path, portrait: np.ndarray, faces: list[np.ndarray]) -
         r = copy.copy(base)
         r.motion = FeatureMotion(MotionConfig(smoothing=strength))
         r.motion.set_target(f_target, scale)
-        outs = np.array([r.render(to_tensor(noisy(a, rng), 64)) for _ in range(40)])[15:].astype(np.float32)
+        outs = np.array([r.render(to_tensor(noisy(a, rng), 64)) for _ in range(100)])[20:].astype(np.float32)
         print(f"  strength {strength:.1f}: still driver → f std {f_std:.3f} noise units, output std "
               f"{outs.std(0).mean(-1)[region].mean():.2f} grey levels in the face (pasted back); "
               f"moving driver → |f − truth| {lag * 100:.1f} % of the move")
@@ -184,18 +184,21 @@ def torch_no_grad():
 
 def bench_pipeline(pack: Path, portrait: np.ndarray, face: np.ndarray) -> None:
     from engine.reenactor import TargetSpec
+    from engine.stylegan.identity import to_tensor
 
-    print("pipeline per frame (tiny random pack, aligned 64² driver): median ms per stage")
-    driver = cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA)
+    print("pipeline per frame after alignment (tiny random pack, 64² driver crop): median ms per stage")
+    x = to_tensor(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA), 64)
     for name, options in (("paper crop (absolute, no smoothing)", dict(paste_back=False, motion="absolute", smoothing=0.0)),
-                          ("paste-back + relative + smoothing", dict())):
-        r = paper(pack, aligned_input=True, **options)
-        r.set_target(TargetSpec.from_image(portrait) if options else TargetSpec.random(1))
+                          ("paste-back 512 + relative + smoothing", dict())):
+        r = paper(pack, **options)
+        r.set_target(TargetSpec.from_image(portrait))
         stages: dict[str, list[float]] = {}
         for _ in range(30):
-            for k, v in r.drive(driver).timings_ms.items():
+            timings: dict[str, float] = {}
+            r.render(x, timings)
+            for k, v in timings.items():
                 stages.setdefault(k, []).append(v)
-        print(f"  {name:36s} " + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in stages.items()))
+        print(f"  {name:38s} " + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in stages.items()))
 
 
 def bench_small_faces(portrait: np.ndarray) -> None:
@@ -210,11 +213,10 @@ def bench_small_faces(portrait: np.ndarray) -> None:
         got = align_face(canvas, size=256, detector=det)
         err = np.linalg.norm(got.quad - expected, axis=1).max() / quad_side(expected)
         t_small = median_ms(lambda: det.detect(canvas), 5)
-        big = np.full((2000, 2000, 3), 90, np.uint8)
-        big[:512, :512] = portrait
-        t_plain = median_ms(lambda: det.detect(big), 5)
+    with FaceMeshDetector(MeshConfig(static_images=True, find_small_faces=False)) as det:
+        t_plain = median_ms(lambda: det.detect(canvas), 5)
     print(f"  2000² canvas, face quad 8 %: found by {got.source}, worst corner {err * 100:.2f} % of the quad side; "
-          f"landmarks {t_small:.0f} ms (a 2000² canvas with a large face: {t_plain:.0f} ms)")
+          f"landmarks {t_small:.0f} ms with the fallback (the mesh alone: {t_plain:.0f} ms, no face)")
     s = 0.10 * 1280 / quad_side(ref.quad)
     small = cv2.resize(portrait, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     frame = np.full((1280, 1280, 3), 90, np.uint8)
@@ -243,11 +245,12 @@ def strip(pack: Path, portrait: np.ndarray, folder: Path) -> None:
         for i, frame in enumerate(video):
             a, b = warp.drive(frame).image, model.drive(frame).image
             if i % 24 == 12:
-                h = 256
+                h = 224
                 row = [cv2.resize(frame, (round(frame.shape[1] * h / frame.shape[0]), h)),
                        cv2.resize(a, (h, h), interpolation=cv2.INTER_AREA), cv2.resize(b, (h, h), interpolation=cv2.INTER_AREA)]
                 rows.append(np.hstack(row))
-    out = folder / "paper_live_strip.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "paper_live_strip.jpg"
     write_image(out, np.vstack(rows))
     print(f"wrote {out}")
 
