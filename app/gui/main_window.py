@@ -72,6 +72,7 @@ class LaunchOptions:
     source: str | None = None  # video file (looped) or camera index; None: the last one used
     weights: Path | None = None  # model pack; None: the last one used, else the landmark warp
     target: Path | None = None  # portrait or latent to start with; None: the last one used
+    screenshot: Path | None = None  # save the window here once it is live, then quit
 
 
 def target_kind(path: Path) -> str | None:
@@ -360,7 +361,23 @@ class MainWindow(QMainWindow):
         if not status.ok:
             self.driver_view.set_badge("")
 
+    def _screenshot_when_live(self) -> None:
+        """--screenshot: once the output (or, with no target to load, the driver) has shown frames, save and quit."""
+        path = self.options.screenshot
+        if path is None or self._model_job is not None or self._target_job is not None:
+            return
+        waiting_for_target = self._pending_target is not None or self.target_spec is not None
+        view = self.output_view if waiting_for_target else self.driver_view
+        if view.frames_shown < 5:
+            return
+        self.options = LaunchOptions(self.options.source, self.options.weights, self.options.target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.grab().save(str(path)):
+            log.error("cannot save the screenshot to %s", path)
+        self.close()
+
     def _update_stats(self) -> None:
+        self._screenshot_when_live()
         stats = self.bridge.pipeline.stats()
         if self.reenactor is not None and self.bridge.pipeline.reenactor is not None:
             self.fps_chip.setText(f"{stats.fps:.1f} fps  (camera {stats.capture_fps:.0f})")
