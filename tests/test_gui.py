@@ -254,3 +254,27 @@ def test_app_layer_does_not_import_torch() -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_an_option_control_is_restored_saved_and_sent_to_the_session(qtbot, settings, clip, tmp_path) -> None:
+    from PyQt6.QtWidgets import QSlider
+
+    from app.gui.panels.base import option_checkbox, option_combo, option_slider
+
+    window = open_window(qtbot, settings, clip)
+    ctx = window.record_panel.ctx
+    row = option_slider(ctx, "strength", "Strength", 0.0, 2.0, default=1.0, steps=20)
+    box = option_checkbox(ctx, "paste", "Paste back", default=False)
+    combo = option_combo(ctx, "mode", {"a": "Mode A", "b": "Mode B"}, default="a")
+    for widget in (row, box, combo):
+        window.record_panel.add_row(widget)
+    assert window.session.state.options == {"strength": 1.0, "paste": False, "mode": "a"}  # defaults sent at once
+    row.findChild(QSlider).setValue(5)
+    box.setChecked(True)
+    combo.setCurrentIndex(1)
+    assert window.session.state.options == {"strength": 0.5, "paste": True, "mode": "b"}
+    again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert again.option("strength", 1.0) == 0.5 and again.option("paste", False) is True
+    assert again.option("mode", "a") == "b"
+    restored = option_slider(ctx, "strength", "Strength", 0.0, 2.0, default=1.0, steps=20)
+    assert restored.findChild(QSlider).value() == 5
