@@ -164,6 +164,12 @@ class StyleGANReenactor:
         if self._aligner is not None:
             self._aligner.reset()
 
+    def close(self) -> None:
+        """Close the live aligner's MediaPipe graph (a new one opens with the next frame)."""
+        aligner, self._aligner = self._aligner, None
+        if aligner is not None:
+            aligner.close()
+
     def drive(self, frame: np.ndarray) -> DriveResult:
         if self._constant is None:
             raise MimicError("no target set: choose a portrait, a latent or a random identity first")
