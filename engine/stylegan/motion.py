@@ -54,6 +54,13 @@ class FeatureMotion:
         self._neutral_count = 0
         self._frames = 0
 
+    def reconfigured(self, config: MotionConfig) -> "FeatureMotion":
+        """A new FeatureMotion with `config` that keeps this one's target and neutral (the filter restarts)."""
+        other = FeatureMotion(config)
+        other._target, other._scale = self._target, self._scale
+        other._neutral_sum, other._neutral_count = self._neutral_sum, self._neutral_count
+        return other
+
     @property
     def needs_target(self) -> bool:
         """Whether f_target enters f' (relative motion, or a gain other than 1)."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from engine.stylegan.motion import DEFAULT_SMOOTHING, FeatureMotion, MotionConfi
 
 log = logging.getLogger(__name__)
 
+# The app's option names for this reenactor (Session.set_option) → StyleGANOptions fields.
+OPTION_FIELDS = {"paper_paste_back": "paste_back", "paper_motion": "motion", "paper_smoothing": "smoothing",
+                 "paper_expression": "expression"}
 PAPER_CROP_TOP = 240  # the official inference crops rows 240..1024 of the 1024² output (→ 1024x784)
 NOISE_LEVELS = 6.0  # grey levels of sensor noise whose feature response sets the smoothing filter's units
 NOISE_SAMPLES = 4  # noisy copies of the target crop that measure that response
@@ -97,6 +101,7 @@ class StyleGANReenactor:
         self._aligner = None
         self._constant: torch.Tensor | None = None
         self._paste: PasteBack | None = None
+        self._portrait: tuple[np.ndarray, object] | None = None  # (image, AlignedFace) of an image target
         self._rest: np.ndarray | None = None  # the output before the first face: the target at rest
         self._last: np.ndarray | None = None
 
@@ -128,10 +133,10 @@ class StyleGANReenactor:
                    cancel: threading.Event | None = None) -> None:
         """Invert the target (cached); image targets are FFHQ-aligned first and, with paste-back, get
         their portrait framing and face mask. Raises NoFaceError / MimicError / Cancelled."""
-        paste, crop = None, None
+        paste, crop, portrait = None, None, None
         if target.kind == "image" and target.image is not None and not self.options.aligned_input:
             aligned = align_target(target.image)
-            crop = aligned.image
+            crop, portrait = aligned.image, (target.image, aligned)
             if self.options.paste_back:
                 paste = PasteBack(target.image, aligned, self.options.paste_config)
         elif target.kind == "image" and target.image is not None:
@@ -143,20 +148,35 @@ class StyleGANReenactor:
         if cancel is not None and cancel.is_set():
             raise Cancelled("setting the target was cancelled")
         self.set_identity(w_id, crop, paste)
+        self._portrait = portrait
 
     def set_identity(self, w_id: np.ndarray, crop: np.ndarray | None = None, paste: PasteBack | None = None) -> None:
         """Use an identity W+ [n, D] directly. `crop`: the target's aligned face (None: G(w_id) stands in
         for it); `paste`: where the output goes back into the portrait (None: the generated crop)."""
         w = torch.from_numpy(np.asarray(w_id, dtype=np.float32)).unsqueeze(0)
         constant = self.mapping.identity_constant(w.to(self.mapping.fold_weight.device))
-        if crop is None and (self.motion.needs_target or self.options.smoothing > 0):
-            crop = self._generated_crop(w)
-        if crop is not None:
-            f_target, scale = self._target_features(crop)
-            self.motion.set_target(f_target, scale)
+        f_target, scale = self._target_features(crop if crop is not None else self._generated_crop(w))
+        self.motion.set_target(f_target, scale)  # kept for every motion setting: the app may switch them live
         rest = paste.framed.copy() if paste is not None else None
-        self._constant, self._paste, self._rest, self._last = constant, paste, rest, None
+        self._constant, self._paste, self._rest, self._last, self._portrait = constant, paste, rest, None, None
         self.identity_latent = np.asarray(w_id, dtype=np.float32)
+
+    def set_option(self, name: str, value: Any) -> bool:
+        """The app's controls (OPTION_FIELDS): paste-back, motion mode, smoothing, expression strength.
+
+        Called on the GUI thread while drive() runs: every change is one assignment of a new object."""
+        field = OPTION_FIELDS.get(name)
+        if field is None:
+            return False
+        kind = {"paste_back": bool, "motion": str, "smoothing": float, "expression": float}[field]
+        self.options = replace(self.options, **{field: kind(value)})
+        if field == "paste_back":
+            portrait = self._portrait
+            paste = PasteBack(*portrait, self.options.paste_config) if portrait is not None and kind(value) else None
+            self._paste, self._rest, self._last = paste, None if paste is None else paste.framed.copy(), None
+        else:
+            self.motion = self.motion.reconfigured(self.options.motion_config)
+        return True
 
     def reset_neutral(self) -> None:
         """The next driving frames with a face become the driver's neutral (relative motion)."""

@@ -3,6 +3,7 @@
     source.SourcePanel   camera / video file, resolution          → Session.use_source
     target.TargetPanel   gallery, Open…, Random identity          → Session.choose_target / random_identity
     model.ModelPanel     running model, Load pack…, Import…       → Session.load_model
+    paper.PaperPanel     paste-back, motion, smoothing, expression → Session.set_option (paper model)
     record.RecordPanel   Record, Snapshot, output folder, v. cam  → Session.start/stop_recording, snapshot, …
     view.ViewPanel       driver + output views, toolbar, banner   → Session.set_mirror, retake_neutral
 

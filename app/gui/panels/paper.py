@@ -1,0 +1,41 @@
+"""Paper-model panel: how the StyleGAN reenactor animates the portrait (paste-back, motion, smoothing, expression).
+
+Each control is a named option (persisted, sent with `Session.set_option`); only the paper's reenactor
+reads them (`engine.stylegan.reenactor.OPTION_FIELDS`), so the panel is enabled while it runs.
+"""
+from __future__ import annotations
+
+from PyQt6.QtWidgets import QLabel
+
+from app.gui.panels.base import Panel, PanelContext, option_checkbox, option_combo, option_slider
+from engine.session import Part
+from engine.stylegan.motion import DEFAULT_SMOOTHING
+
+PAPER_NAME = "StyleGAN2 (paper)"
+
+
+class PaperPanel(Panel):
+    parts = frozenset({Part.MODEL})
+
+    def __init__(self, ctx: PanelContext) -> None:
+        super().__init__(ctx, "Paper model")
+        self.paste_back = option_checkbox(ctx, "paper_paste_back", "Paste the face back into the portrait", True,
+                                          tip="Off: the generated, aligned face crop (the paper's own output)")
+        self.motion = option_combo(ctx, "paper_motion", {"relative": "Relative to my neutral face",
+                                                         "absolute": "Absolute (the paper's)"}, "relative",
+                                   tip="Relative: your face at rest leaves the portrait at rest (N re-takes it)")
+        self.smoothing = option_slider(ctx, "paper_smoothing", "Smoothing", 0.0, 1.0, DEFAULT_SMOOTHING,
+                                       tip="Temporal smoothing of the motion code: 0 off … 1 strong")
+        self.expression = option_slider(ctx, "paper_expression", "Expression", 0.0, 2.0, 1.0, steps=40,
+                                        tip="Strength of the transferred expression: 0 the portrait at rest, 1 as driven")
+        self.hint = QLabel("Load a model pack to use these.")
+        self.hint.setWordWrap(True)
+        for widget in (self.paste_back, self.motion, self.smoothing, self.expression, self.hint):
+            self.add_row(widget)
+
+    def render(self) -> None:
+        reenactor = self.session.state.reenactor
+        active = reenactor is not None and reenactor.name == PAPER_NAME
+        for widget in (self.paste_back, self.motion, self.smoothing, self.expression):
+            widget.setEnabled(active)
+        self.hint.setVisible(not active)

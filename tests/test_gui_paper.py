@@ -1,0 +1,72 @@
+"""The paper-model panel: paste-back, motion, smoothing and expression reach the StyleGAN reenactor, persisted."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import QSettings
+from PyQt6.QtWidgets import QSlider
+
+from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
+from app.gui.settings import AppSettings
+from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+
+LONG = 60_000  # ms: upper bound for waits on a busy machine, never a speed assertion
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory) -> Path:
+    from engine.weights import import_weights
+
+    d = tmp_path_factory.mktemp("weights")
+    model = tiny_paper()
+    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", tiny_inverter(model.decoder)),
+                   out=d / "tiny.safetensors")
+    return d / "tiny.safetensors"
+
+
+def open_window(qtbot, tmp_path, clip) -> MainWindow:
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.output_dir = tmp_path / "recordings"
+    window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
+    return window
+
+
+def test_paper_controls_drive_the_stylegan_reenactor(qtbot, tmp_path, fixtures_dir, pack, monkeypatch) -> None:
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
+    clip = fixtures_dir / "video" / "carphone_pristine.mp4"
+    window = open_window(qtbot, tmp_path, clip)
+    panel = window.paper_panel
+    assert not panel.paste_back.isEnabled()  # the landmark warp runs: nothing to set
+    with qtbot.waitSignal(window.target_applied, timeout=LONG):
+        window.session.choose_target_file(fixtures_dir / "portraits" / "astronaut.png")
+    window.session.load_model(pack)
+    qtbot.waitUntil(lambda: window.session.state.model_pack == pack and window.session.pipeline.reenactor is not None,
+                    timeout=LONG)
+    reenactor = window.session.state.reenactor
+    assert panel.paste_back.isEnabled() and reenactor.output_size == (512, 512)  # pasted back into the portrait
+
+    panel.paste_back.setChecked(False)
+    assert reenactor.output_size == (64, 64 - 240 * 64 // 1024)  # the generated crop
+    panel.motion.setCurrentIndex(panel.motion.findData("absolute"))
+    panel.smoothing.findChild(QSlider).setValue(0)
+    panel.expression.findChild(QSlider).setValue(10)  # 0.5
+    assert (reenactor.options.motion, reenactor.options.smoothing, reenactor.options.expression) == ("absolute", 0.0, 0.5)
+    assert reenactor.motion.config.mode == "absolute"
+    panel.paste_back.setChecked(True)
+    assert reenactor.output_size == (512, 512)
+
+    qtbot.waitUntil(lambda: reenactor.motion.neutral is not None, timeout=LONG)  # frames with a face arrived
+    panel.motion.setCurrentIndex(panel.motion.findData("relative"))
+    retaken: list[int] = []
+    reset = reenactor.motion.reset_neutral
+    reenactor.motion.reset_neutral = lambda: (retaken.append(reenactor.motion._neutral_count), reset())
+    window.acts.neutral.trigger()  # re-take neutral: reaches the reenactor on the inference thread
+    qtbot.waitUntil(lambda: bool(retaken) and reenactor.motion.neutral is not None, timeout=LONG)
+
+    again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert again.option("paper_paste_back", False) is True and again.option("paper_motion", "") == "relative"
+    assert again.option("paper_smoothing", 1.0) == 0.0 and again.option("paper_expression", 1.0) == 0.5
