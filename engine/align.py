@@ -41,7 +41,8 @@ class AlignedFace:
     quad: np.ndarray  # [4, 2] source pixels: top-left, bottom-left, bottom-right, top-right of the crop
     matrix: np.ndarray  # [2, 3] affine: source pixel → crop pixel (S x S)
     landmarks: np.ndarray | None = None  # [478, 2] mesh points in source pixels (unsmoothed)
-    source: str = "mesh"  # which landmarks placed the crop: "mesh", "full-range detector + crop" (a small face)
+    source: str = "mesh"  # which landmarks placed the crop: "mesh", "full-range detector + crop" (a small
+    # face), "dlib 68 points" (requirements-ffhq.txt; "… (face found by the full-range detector + crop)")
 
     @property
     def size(self) -> int:
@@ -88,8 +89,13 @@ def quad_matrix(quad: np.ndarray, size: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------- quality path
 
 
-def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector | None = None) -> AlignedFace:
-    """Quality alignment of a portrait (RGB uint8 [H, W, 3]); the largest face. Raises NoFaceError."""
+def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector | None = None,
+               ffhq_landmarks: bool = False) -> AlignedFace:
+    """Quality alignment of a portrait (RGB uint8 [H, W, 3]); the largest face. Raises NoFaceError.
+
+    ffhq_landmarks: place the crop with dlib's 68 points when requirements-ffhq.txt is installed
+    (FFHQ's own landmarks; `AlignedFace.source` says which were used), else with the mesh's.
+    """
     own = detector is None
     detector = detector or FaceMeshDetector(MeshConfig(static_images=True))
     try:
@@ -100,10 +106,21 @@ def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector |
             detector.close()
     if mesh is None:
         raise NoFaceError("no face found in the image; try a frontal, well-lit portrait")
-    quad = ffhq_quad(mesh.points)
-    source, local_quad = prepare_source(image, quad, size)
-    crop = resample_quad(source, local_quad, size)
-    return AlignedFace(crop, quad, quad_matrix(quad, size), mesh.xy.copy(), found_by)
+    quad, source = ffhq_quad(mesh.points), found_by
+    dlib = _dlib() if ffhq_landmarks else None
+    if dlib is not None:
+        pts = dlib.points(image, mesh)
+        quad = quad_from_features(pts[36:42].mean(0), pts[42:48].mean(0), pts[48], pts[54])
+        source = "dlib 68 points" + ("" if found_by == "mesh" else f" (face found by the {found_by})")
+    prepared, local_quad = prepare_source(image, quad, size)
+    crop = resample_quad(prepared, local_quad, size)
+    return AlignedFace(crop, quad, quad_matrix(quad, size), mesh.xy.copy(), source)
+
+
+def _dlib():
+    from engine.ffhq_landmarks import load
+
+    return load()
 
 
 def prepare_source(image: np.ndarray, quad: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     image = read_image(args.image)
     try:
-        aligned = align_face(image, size=args.size)
+        aligned = align_face(image, size=args.size, ffhq_landmarks=True)
     except NoFaceError:
         raise NoFaceError(f"no face found in {args.image}") from None
     write_image(args.output, aligned.image)

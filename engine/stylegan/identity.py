@@ -104,8 +104,11 @@ class IdentityEncoder:
 
 
 def align_target(image: np.ndarray) -> "AlignedFace":
-    """FFHQ-align a portrait at 1024 (the quality path), as the official code does for targets."""
+    """FFHQ-align a portrait at 1024 (the quality path), as the official code does for targets; with
+    dlib's landmarks when requirements-ffhq.txt is installed (the ones the official code uses)."""
     from engine.align import align_face
 
-    return align_face(image, size=1024)
+    aligned = align_face(image, size=1024, ffhq_landmarks=True)
+    log.info("target aligned with %s", aligned.source)
+    return aligned
 
