@@ -233,6 +233,32 @@ def bench_small_faces(portrait: np.ndarray) -> None:
           f"{t_whole:.1f} ms/frame ({'found' if whole_found else 'no face'})")
 
 
+def bench_ffhq_landmarks() -> None:
+    from engine import ffhq_landmarks
+
+    dlib = ffhq_landmarks.load()
+    if dlib is None:
+        print("FFHQ-exact landmarks: requirements-ffhq.txt not installed, skipped")
+        return
+    print("FFHQ-exact landmarks (dlib 68 points) against the mesh, re-aligning the six FFHQ-aligned fixtures")
+    ident = np.array([[0, 0], [0, 1023], [1023, 1023], [1023, 0]], float)
+    errors: dict[str, list[float]] = {"mesh": [], "dlib": []}
+    with FaceMeshDetector(MeshConfig(static_images=True)) as det:
+        faces = [read_image(p) for p in sorted((FIXTURES / "aligned").glob("*.png"))]
+        for face in faces:
+            for name, ffhq in (("mesh", False), ("dlib", True)):
+                quad = align_face(face, 1024, det, ffhq_landmarks=ffhq).quad
+                errors[name].append(float(np.linalg.norm(quad - ident, axis=1).mean()))
+        mesh = det.detect(faces[0])
+    print("  mean corner error per image: " + "; ".join(
+        f"{k} " + ", ".join(f"{e:.1f}" for e in v) + f" (mean {np.mean(v):.1f} px)" for k, v in errors.items()))
+    small = cv2.resize(faces[0], (256, 256), interpolation=cv2.INTER_AREA)
+    with FaceMeshDetector(MeshConfig(static_images=True)) as det:
+        small_mesh = det.detect(small)
+    print(f"  dlib per call (HOG detector on a crop + predictor): {median_ms(lambda: dlib.points(faces[0], mesh), 10):.1f} ms "
+          f"on a 1024² face, {median_ms(lambda: dlib.points(small, small_mesh), 10):.1f} ms on a 256² one")
+
+
 def strip(pack: Path, portrait: np.ndarray, folder: Path) -> None:
     from engine.reenactor import TargetSpec
     from engine.warp import WarpReenactor
@@ -271,6 +297,7 @@ def main() -> None:
         bench_smoothing(pack, portrait, faces)
         bench_pipeline(pack, portrait, faces[0])
         bench_small_faces(portrait)
+        bench_ffhq_landmarks()
         if args.media:
             strip(pack, portrait, args.media)
 
