@@ -99,10 +99,9 @@ class PasteBack:
 
     def face_in_box(self, generated: np.ndarray, colour_match: bool) -> np.ndarray:
         """The generated crop in output pixels over `box` (float32 [h, w, 3]), colours matched or not."""
-        shrink = generated.shape[0] / self.face_side
-        if shrink > 1.5:  # area-average first: one bilinear pass would alias a large crop into a small face
-            side = max(int(round(self.face_side)), 8)
-            generated = cv2.resize(generated, (side, side), interpolation=cv2.INTER_AREA)
+        while generated.shape[0] >= 2 * self.face_side:  # halve (2x2 means, fast) so the warp never shrinks 2x
+            half = generated.shape[0] // 2
+            generated = cv2.resize(generated[:2 * half, :2 * half], (half, half), interpolation=cv2.INTER_AREA)
         face = self._warp(generated, cv2.INTER_CUBIC, self.box).astype(np.float32)
         if colour_match and self._ring_mean is not None:
             face += self._ring_mean - face[self._ring].mean(0)
