@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.framing import FRAMINGS
+from engine.stylegan.motion import MOTION_MODES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
     p.add_argument("-o", "--output", required=True, type=Path, help="OUT.mp4 (video driver) or OUT.png (image driver)")
     look = p.add_argument_group("output and motion (both reenactors unless noted)")
-    look.add_argument("--framing", choices=("face", "portrait"), help="a square around the face (default) "
+    look.add_argument("--framing", choices=FRAMINGS, help="a square around the face (default) "
                       "or the whole portrait")
     look.add_argument("--size", type=_size, help="output pixels: the square's side or the portrait's longer side "
                       "(default 512; with --no-paste-back: the crop's width)")
@@ -31,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "driven, default) … 3")
     look.add_argument("--smoothing", type=_strength, help="temporal smoothing 0 (off) … 1 (strong); default: "
                       "the reenactor's own")
-    look.add_argument("--motion", choices=("relative", "absolute"), help="model packs: relative to the "
+    look.add_argument("--motion", choices=MOTION_MODES, help="model packs: relative to the "
                       "driver's first frames (default) or the paper's absolute motion")
     look.add_argument("--no-paste-back", action="store_true", help="model packs: write the generated aligned "
                       "crop instead of pasting the face back into the portrait")
