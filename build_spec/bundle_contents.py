@@ -72,6 +72,8 @@ EXCLUDED_USE_ALLOWED: dict[str, str] = {
 OPTIONAL: dict[str, str] = {
     "torch_tensorrt": "GPU build only (requirements-gpu.txt)",
     "tensorrt": "GPU build only (requirements-gpu.txt)",
+    "dlib": "FFHQ-exact landmarks, optional (requirements-ffhq.txt)",
+    "face_recognition_models": "dlib's 68-point model, optional (requirements-ffhq.txt)",
 }
 
 # Third-party modules the bundle check imports: the app cannot run without them.
