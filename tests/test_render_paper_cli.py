@@ -57,6 +57,8 @@ def test_no_paste_back_gives_the_generated_crop(pack, fixtures_dir, tmp_path):
     assert render(fixtures_dir, out, "--weights", str(pack), "--no-paste-back", "--motion", "absolute",
                   "--smoothing", "0", "--expression", "0.5") == 0
     assert read_image(out).shape == (64 - 240 * 64 // 1024, 64, 3)  # the tiny G's 64², cropped officially
+    assert render(fixtures_dir, out, "--weights", str(pack), "--no-paste-back", "--size", "128") == 0
+    assert read_image(out).shape == (2 * (64 - 240 * 64 // 1024), 128, 3)  # --size: the crop's width
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     look.add_argument("--framing", choices=FRAMINGS, help="a square around the face (default) "
                       "or the whole portrait")
     look.add_argument("--size", type=_size, help="output pixels: the square's side or the portrait's longer side "
-                      "(default 512; with --no-paste-back: the crop's width)")
+                      "(default 512; the generated crop's width with --no-paste-back and for latent/random targets)")
     look.add_argument("--expression", type=_gain, help="expression strength, 0 (the target at rest) … 1 (as "
                       "driven, default) … 3")
     look.add_argument("--smoothing", type=_strength, help="temporal smoothing 0 (off) … 1 (strong); default: "
@@ -96,8 +96,8 @@ def reenactor_settings(args: argparse.Namespace) -> dict:
     options = {k: v for k, v in options.items() if v is not None}
     if args.no_paste_back:
         options["paste_back"] = False
-        if args.size is not None:
-            options["output_width"] = options.pop("output_size")
+    if args.size is not None:  # the portrait's output size, and the crop's width (no paste-back, latent targets)
+        options["output_width"] = args.size
     return {"stylegan": StyleGANOptions(**options)}
 
 
