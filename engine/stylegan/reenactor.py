@@ -27,7 +27,7 @@ from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.runtimes import RuntimeChoice, build_graph, select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
-from engine.stylegan.motion import DEFAULT_SMOOTHING, FeatureMotion, MotionConfig, MotionMode
+from engine.stylegan.motion import DEFAULT_SMOOTHING, MOTION_MODES, FeatureMotion, MotionConfig, MotionMode
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,9 @@ class StyleGANReenactor:
         if field is None:
             return False
         kind = {"paste_back": bool, "motion": str, "smoothing": float, "expression": float}[field]
+        if field == "motion" and value not in MOTION_MODES:
+            log.warning("unknown motion mode %r ignored", value)
+            return False
         self.options = replace(self.options, **{field: kind(value)})
         if field == "paste_back":
             portrait = self._portrait
