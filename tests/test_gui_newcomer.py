@@ -1,0 +1,155 @@
+"""What a newcomer meets: hints that say what is going on, nothing clipped or overlapping, fullscreen that fills.
+
+Offscreen (no window manager): the window has to hold its own minimum size and fill the screen itself.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import QRect, QSettings, Qt
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QPushButton, QToolButton, QWidget
+
+from app.gui.main_window import MIN_SIZE, LaunchOptions, MainWindow
+from app.gui.panels.source import NO_CAMERA, source_hint
+from app.gui.panels.view import ESC_HINT
+from app.gui.settings import AppSettings
+from engine.camera import CameraInfo
+
+LONG = 30_000  # ms: generous bounds on a busy machine (never a speed assertion)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.output_dir = tmp_path / "recordings"
+    return settings
+
+
+@pytest.fixture
+def clip(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "video" / "carphone_pristine.mp4"
+
+
+@pytest.fixture
+def portrait(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "portraits" / "astronaut.png"
+
+
+@pytest.fixture
+def window(qtbot, settings, clip) -> MainWindow:
+    window = MainWindow(LaunchOptions(source=str(clip)), settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.session.state.reenactor is not None and window.session.state.cameras_listed,
+                    timeout=LONG)
+    qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown >= 3, timeout=LONG)
+    return window
+
+
+def live(qtbot, window: MainWindow, portrait: Path) -> None:
+    with qtbot.waitSignal(window.target_applied, timeout=LONG):
+        window.session.choose_target_file(portrait)
+    qtbot.waitUntil(lambda: window.view_panel.output_view.frames_shown >= 3, timeout=LONG)
+
+
+def in_window(widget: QWidget) -> QRect:
+    return QRect(widget.mapTo(widget.window(), widget.rect().topLeft()), widget.size())
+
+
+def test_the_source_hint_follows_the_source(window, clip) -> None:
+    assert window.source_panel.hint.text() == f"Playing {clip.name} in a loop as the camera."
+    assert "No camera" not in window.source_panel.hint.text()
+    cams = [CameraInfo(0, "Laptop camera")]
+    assert source_hint("0", [0], True) == ""
+    assert source_hint("0", [], True) == NO_CAMERA
+    assert source_hint("2", [0], True).startswith("Camera 2 is not connected")
+    assert source_hint("0", [], False) == "Looking for cameras…"
+    window.session.state.cameras = cams
+    window.source_panel.use("0")  # a camera the machine may not have: the hint says what is true now
+    assert window.source_panel.hint.text() == source_hint("0", [0], True)
+
+
+def test_the_source_list_shows_its_whole_text(window) -> None:
+    window.source_panel.use("0")  # not on this machine: "Camera 0 (not found)"
+    combo = window.source_panel.combo
+    text = combo.currentText()
+    assert text in ("Camera 0 (not found)",) or window.session.state.cameras
+    arrow = 30  # px of the drop-down arrow and padding
+    assert combo.fontMetrics().horizontalAdvance(text) <= combo.width() - arrow
+
+
+def test_record_reads_stop_while_recording(qtbot, window, portrait) -> None:
+    live(qtbot, window, portrait)
+    button = window.record_panel.record_button
+    assert "Record" in button.text()
+    window.acts.record.trigger()
+    assert window.session.state.recorder is not None and "Stop" in button.text() and button.isChecked()
+    with qtbot.waitSignal(window.recording_saved, timeout=LONG):
+        button.click()
+    assert "Record" in button.text() and not button.isChecked()
+
+
+def test_a_banner_never_puts_the_caption_over_the_picture(qtbot, window, portrait) -> None:
+    live(qtbot, window, portrait)
+    window.resize(*MIN_SIZE)
+    window.view_panel.banner.show_message("error", "a long error message " * 6)
+    qtbot.wait(50)
+    for view in (window.view_panel.output_view, window.view_panel.driver_view):
+        assert view.caption_rect().bottom() <= view.image_rect().top()
+
+
+def test_file_dialog_toolbar_icons_are_visible_on_the_dark_theme(qtbot) -> None:
+    from app.gui.dialogs import ICON_SIZE, file_dialog
+    from app.gui.theme import BG
+
+    dialog = file_dialog(None, "Open", str(Path.home()))
+    qtbot.addWidget(dialog)
+    buttons = [b for b in dialog.findChildren(QToolButton) if b.objectName().endswith("Button")]
+    assert {b.objectName() for b in buttons} >= {"backButton", "forwardButton", "toParentButton", "newFolderButton"}
+    background = QColor(BG).lightness()
+    for button in buttons:
+        image = button.icon().pixmap(ICON_SIZE, ICON_SIZE).toImage()
+        drawn = [image.pixelColor(x, y) for x in range(image.width()) for y in range(image.height())]
+        drawn = [c for c in drawn if c.alpha() > 128]
+        assert drawn, f"{button.objectName()}: an empty icon"
+        assert min(c.lightness() for c in drawn) - background > 100, f"{button.objectName()}: dark on dark"
+
+
+def test_fullscreen_fills_the_screen_and_says_how_to_leave(qtbot, window, portrait) -> None:
+    live(qtbot, window, portrait)
+    window.acts.fullscreen.trigger()
+    view = window.view_panel.fullscreen_view
+    qtbot.waitUntil(lambda: view.frames_shown > 0, timeout=LONG)
+    assert view.geometry() == window.screen().geometry()  # no window manager makes it so: the app does
+    assert view.footer == ESC_HINT
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.view_panel.fullscreen_view is None, timeout=LONG)
+    assert not window.acts.fullscreen.isChecked()
+
+
+def test_the_smallest_window_has_nothing_overlapping_or_clipped(qtbot, window, portrait) -> None:
+    live(qtbot, window, portrait)
+    window.resize(600, 400)  # smaller than allowed: no window manager stops this, the window does
+    qtbot.wait(50)
+    assert (window.width(), window.height()) == MIN_SIZE
+    window.acts.record.trigger()  # the REC chip shows in the toolbar too
+    qtbot.wait(300)
+    leaves = (QLabel, QPushButton, QComboBox, QCheckBox, QListWidget, QToolButton)
+    for panel in (window.source_panel, window.target_panel, window.model_panel, window.record_panel,
+                  window.view_panel):
+        widgets = [w for w in panel.findChildren(QWidget) if isinstance(w, leaves) and w.isVisible()
+                   and w.parent() is panel]
+        for a, b in combinations(widgets, 2):
+            assert not in_window(a).intersects(in_window(b)), f"{a.text() if hasattr(a, 'text') else a} overlaps " \
+                                                              f"{b.text() if hasattr(b, 'text') else b}"
+        for w in widgets:  # nothing cut off at the sidebar's or the window's right edge
+            assert in_window(w).right() < window.width()
+    bar = window.statusBar()
+    assert in_window(bar).bottom() < window.height() and bar.isVisible()
+    for chip in (window.fps_chip, window.latency_chip, window.source_chip, window.device_chip):
+        assert chip.isVisible() and in_window(bar).contains(in_window(chip)), chip.text()
+        assert chip.width() >= chip.fontMetrics().horizontalAdvance(chip.text())  # elided, never cut
+    window.acts.record.trigger()
