@@ -132,9 +132,11 @@ class Task:
 
     def __init__(self, title: str, work: Work, post: Post, on_done: Callable[[Any], None],
                  on_failed: Callable[[str], None], on_cancelled: Callable[[], None] = lambda: None,
-                 discard: Callable[[Any], None] = lambda result: None, show_progress: bool = False) -> None:
+                 discard: Callable[[Any], None] = lambda result: None, show_progress: bool = False,
+                 uses: Reenactor | None = None) -> None:
         self.title = title  # for the user, e.g. "Preparing astronaut.png"
         self.show_progress = show_progress  # a view shows a cancellable progress dialog for it
+        self.uses = uses  # the reenactor the work calls into: it is closed only after the task ends
         self.cancel_event = threading.Event()
         self.on_progress: Callable[[float, str], None] = lambda fraction, message: None
         self.on_ended: Callable[[], None] = lambda: None
@@ -440,7 +442,7 @@ class Session:
         """Close a replaced reenactor once nothing uses it (a drive() or set_target() in progress)."""
         if old is None or old is self.state.reenactor:
             return
-        users = [t for t in self._tasks if getattr(t, "reenactor", None) is old]
+        users = [t for t in self._tasks if t.uses is old]
 
         def close() -> None:
             for task in users:
@@ -498,8 +500,7 @@ class Session:
                     lambda message: self._target_task_over(task) and self._notify(Notice("error", message)),
                     on_cancelled=lambda: self._target_task_over(task) and self._notify(
                         Notice("info", f"Cancelled: {label}", 3000)),
-                    show_progress=True)
-        task.reenactor = reenactor  # type: ignore[attr-defined]  # a retired reenactor waits for it
+                    show_progress=True, uses=reenactor)
         self._target_task = task
         self._run(task)
 

@@ -159,7 +159,7 @@ def test_snapshot_mirror_shortcuts_and_settings_persist(qtbot, settings, clip, p
 
     keys = {a.text(): [k.toString() for k in a.shortcuts()] for a in window.actions()}
     assert keys["Record"] == ["R", "Ctrl+R"] and keys["Snapshot"] == ["S"]
-    assert keys["Re-take neutral"] == ["N"] and keys["Mirror"] == ["M"] and keys["Fullscreen output"] == ["F11", "F"]
+    assert keys["Re-take neutral"] == ["N"] and keys["Mirror"] == ["M"] and keys["Fullscreen"] == ["F11", "F"]
 
     window.acts.fullscreen.trigger()
     qtbot.waitUntil(lambda: window.view_panel.fullscreen_view is not None and window.view_panel.fullscreen_view.frames_shown > 0,

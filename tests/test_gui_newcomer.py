@@ -147,6 +147,8 @@ def test_the_smallest_window_has_nothing_overlapping_or_clipped(qtbot, window, p
                                                               f"{b.text() if hasattr(b, 'text') else b}"
         for w in widgets:  # nothing cut off at the sidebar's or the window's right edge
             assert in_window(w).right() < window.width()
+    for button in window.view_panel.findChildren(QToolButton):  # the toolbar's labels are whole
+        assert button.width() >= button.sizeHint().width(), button.text()
     bar = window.statusBar()
     assert in_window(bar).bottom() < window.height() and bar.isVisible()
     for chip in (window.fps_chip, window.latency_chip, window.source_chip, window.device_chip):

@@ -25,6 +25,7 @@ from app.gui.panels.view import ViewPanel
 from app.gui.settings import AppSettings
 from app.gui.widgets import chip
 from engine.session import (
+    Changed,
     Event,
     Part,
     RecordingSaved,
@@ -177,7 +178,7 @@ class MainWindow(QMainWindow):
             self.target_applied.emit(event.ref.path if event.ref else event.label)
         elif isinstance(event, RecordingSaved):
             self.recording_saved.emit(event.stats)
-        elif getattr(event, "part", None) in (Part.SOURCE, Part.MODEL):
+        elif isinstance(event, Changed) and event.part in (Part.SOURCE, Part.MODEL):
             self._update_chips()
 
     def _progress_dialog(self, task: Task) -> QProgressDialog:
@@ -203,7 +204,9 @@ class MainWindow(QMainWindow):
         self._set_elided(self.device_chip, state.reenactor.describe() if state.reenactor else
                          f"loading {state.loading}…" if state.loading else "no model")
 
-    def _set_elided(self, label, text: str, max_px: int = 320) -> None:
+    def _set_elided(self, label, text: str) -> None:
+        """Long names shortened in the middle so that the four chips fit the window's width."""
+        max_px = max(100, (self.width() - 440) // 2)
         label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max_px))
         label.setToolTip(text)
 
