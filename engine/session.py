@@ -259,6 +259,7 @@ class Session:
         self._pending_target: TargetRef | None = None
         self._tasks: set[Task] = set()
         self._retiring: list[threading.Thread] = []
+        self._closed = False
         self.pipeline = LivePipeline(
             on_result=self._on_result, on_frame=self._on_frame, mirror=mirror,
             on_status=lambda status: post(lambda: self._on_status(status)),
@@ -293,6 +294,7 @@ class Session:
     def close(self, timeout: float = 10.0) -> None:
         """Finish the recording, stop everything and close the reenactor(s). Blocks (finishing the file
         matters more than a snappy exit)."""
+        self._closed = True  # outcomes still on their way are dropped (a finished model is closed)
         for task in list(self._tasks):
             task.cancel()
         recorder = self._detach_recorder()
@@ -302,11 +304,15 @@ class Session:
         self.pipeline.stop()
         for task in list(self._tasks):
             task.wait(timeout)
-        for thread in self._retiring:
-            thread.join(timeout)
+        self.join_retired(timeout)
         reenactor, self.state.reenactor = self.state.reenactor, None
         if reenactor is not None:
             reenactor.close()
+
+    def join_retired(self, timeout: float | None = None) -> None:
+        """Wait until every replaced reenactor has been closed."""
+        for thread in self._retiring:
+            thread.join(timeout)
 
     def _run(self, task: Task) -> Task:
         self._tasks.add(task)
@@ -405,7 +411,7 @@ class Session:
 
     def _model_task_over(self, task: Task) -> bool:
         """Clear the model task if `task` is it; whether it was (a superseded load is ignored)."""
-        if self._model_task is not task:
+        if self._model_task is not task or self._closed:
             return False
         self._model_task, self.state.loading = None, None
         self._changed(Part.MODEL)
@@ -505,7 +511,7 @@ class Session:
         self._run(task)
 
     def _target_task_over(self, task: Task) -> bool:
-        if self._target_task is not task:
+        if self._target_task is not task or self._closed:
             return False
         self._target_task = None
         return True

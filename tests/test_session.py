@@ -132,13 +132,11 @@ def test_ten_model_swaps_leave_no_mediapipe_graph_or_thread(session) -> None:
         assert session.queue.pump(lambda: session.pipeline.stats().processed > seen + 3, WAIT)  # the new one drives
 
     swap()
-    for thread in session._retiring:
-        thread.join(WAIT)
+    session.join_retired(WAIT)
     threads, graphs = native_threads(), len(open_graphs())
     for _ in range(10):
         swap()
-    for thread in session._retiring:
-        thread.join(WAIT)
+    session.join_retired(WAIT)
     assert len(session.made.built) == 12
     assert all(r._detector is None for r in session.made.built[:-1])  # every replaced one was closed
     assert len(open_graphs()) <= graphs <= 1  # only the running warp's tracker
