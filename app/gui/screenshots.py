@@ -45,8 +45,30 @@ def _save_small_png(image: QImage, path: Path) -> None:
 
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
     pixels = np.frombuffer(rgb.constBits().asstring(rgb.sizeInBytes()), np.uint8)
-    pixels = pixels.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
+    rows = pixels.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3]
+    pixels = rows.reshape(rgb.height(), rgb.width(), 3)
     Image.fromarray(pixels).quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+
+
+def _steps(window: MainWindow, save, clip: Path, portrait: Path, no_face: Path) -> list:
+    """(delay after the previous step in ms, what to do), up to closing the window."""
+    return [
+        (4000, lambda: save("first-launch")),
+        (200, lambda: window.session.choose_target_file(portrait)),
+        (6000, lambda: window.acts.landmarks.setChecked(True)),
+        (1500, lambda: save("live")),
+        (200, lambda: window.acts.landmarks.setChecked(False)),
+        (200, lambda: window.source_panel.use(str(no_face))),
+        (3000, lambda: save("no-face")),
+        (200, lambda: window.source_panel.use(str(clip))),
+        (200, lambda: window.record_panel.side_by_side_box.setChecked(True)),
+        (2500, lambda: window.acts.record.setChecked(True)),
+        (3200, lambda: save("recording")),
+        (200, lambda: window.resize(*MIN_SIZE)),
+        (1500, lambda: save("small-window", MIN_SIZE[0])),
+        (200, lambda: window.acts.record.setChecked(False)),
+        (2000, lambda: window.close()),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,25 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         _save_small_png(image, path)
         log.info("saved %s", path)
 
-    # (delay after the previous step in ms, what to do)
-    steps = [
-        (4000, lambda: save("first-launch")),
-        (200, lambda: window.session.choose_target_file(args.portrait)),
-        (6000, lambda: window.acts.landmarks.setChecked(True)),
-        (1500, lambda: save("live")),
-        (200, lambda: window.acts.landmarks.setChecked(False)),
-        (200, lambda: window.source_panel.use(str(no_face))),
-        (3000, lambda: save("no-face")),
-        (200, lambda: window.source_panel.use(str(args.clip))),
-        (200, lambda: window.record_panel.side_by_side_box.setChecked(True)),
-        (2500, lambda: window.acts.record.setChecked(True)),
-        (3200, lambda: save("recording")),
-        (200, lambda: window.resize(*MIN_SIZE)),
-        (1500, lambda: save("small-window", MIN_SIZE[0])),
-        (200, lambda: window.acts.record.setChecked(False)),
-        (2000, lambda: window.close()),
-        (500, app.quit),
-    ]
+    steps = _steps(window, save, args.clip, args.portrait, no_face) + [(500, app.quit)]
 
     def run(i: int = 0) -> None:
         if i < len(steps):
