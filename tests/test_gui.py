@@ -226,7 +226,9 @@ def test_event_loop_never_stalls_while_a_target_is_inverted(qtbot, settings, cli
     gaps_ms = [(b - a) * 1000 for a, b in zip(ticks, ticks[1:])]
     print(f"\nGUI ticks during a 2.5 s inversion: {len(ticks)}, longest gap {max(gaps_ms):.0f} ms")
     assert len(ticks) > 50
-    assert max(gaps_ms) < 100
+    # The property, not a speed: an inversion on the GUI thread would freeze it for the whole 2.5 s;
+    # the bound leaves room for a loaded machine (gaps of 25-165 ms measured at load average 7).
+    assert max(gaps_ms) < 1000
 
 
 def test_inversion_can_be_cancelled(qtbot, settings, clip, portrait) -> None:
