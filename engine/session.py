@@ -423,7 +423,7 @@ class Session:
             return
         old = self.state.reenactor
         self.state.reenactor, self.state.model_pack = reenactor, pack
-        self.pipeline.reenactor = reenactor if spec is not None else None  # it has `spec` prepared
+        self._drive_with(reenactor if spec is not None else None)  # it has `spec` prepared
         self._retire(old)
         self._changed(Part.MODEL, Part.TARGET)
         if pack is not None:
@@ -443,6 +443,10 @@ class Session:
             self.load_model(None)  # nothing running yet: fall back to the weights-free warp
         elif self.state.reenactor is None:
             self._pending_target = None
+
+    def _drive_with(self, reenactor: Reenactor | None) -> None:
+        """The one place the live loop gets its reenactor (None: driver preview only, no output)."""
+        self.pipeline.reenactor = reenactor
 
     def _retire(self, old: Reenactor | None) -> None:
         """Close a replaced reenactor once nothing uses it (a drive() or set_target() in progress)."""
@@ -521,7 +525,7 @@ class Session:
         if not self._target_task_over(task) or reenactor is not self.state.reenactor:
             return  # superseded, or the model was switched meanwhile (it re-applies the current target)
         self.state.target_spec, self.state.target, self.state.target_label = spec, target, label
-        self.pipeline.reenactor = reenactor
+        self._drive_with(reenactor)
         self._changed(Part.TARGET)
         self._notify(TargetApplied(label, target, image))
 
