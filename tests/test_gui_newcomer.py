@@ -4,6 +4,10 @@ Offscreen (no window manager): the window has to hold its own minimum size and f
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from itertools import combinations
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from app.gui.panels.view import ESC_HINT
 from app.gui.settings import AppSettings
 from engine.camera import CameraInfo
 
+ROOT = Path(__file__).resolve().parents[1]
 LONG = 30_000  # ms: generous bounds on a busy machine (never a speed assertion)
 
 
@@ -155,3 +160,52 @@ def test_the_smallest_window_has_nothing_overlapping_or_clipped(qtbot, window, p
         assert chip.isVisible() and in_window(bar).contains(in_window(chip)), chip.text()
         assert chip.width() >= chip.fontMetrics().horizontalAdvance(chip.text())  # elided, never cut
     window.acts.record.trigger()
+
+
+def test_the_window_comes_back_where_it_was(qtbot, window, settings, clip) -> None:
+    window.resize(900, 750)  # within the offscreen screen (800x800): restoring keeps a window on its screen
+    qtbot.wait(50)
+    window.close()
+    again = MainWindow(LaunchOptions(source=str(clip)), settings)
+    qtbot.addWidget(again)
+    again.show()
+    assert (again.width(), again.height()) == (900, 750)
+    again.close()
+
+
+XVFB_SCRIPT = """
+import sys
+from pathlib import Path
+from PyQt6.QtCore import QSettings, QTimer
+from app.gui.app import create_app
+from app.gui.main_window import LaunchOptions, MainWindow
+from app.gui.settings import AppSettings
+
+app = create_app()
+settings = AppSettings(QSettings(sys.argv[2], QSettings.Format.IniFormat))
+window = MainWindow(LaunchOptions(source=sys.argv[1]), settings)
+window.show()
+
+def report():
+    view = window.view_panel.fullscreen_view
+    g, s = view.geometry(), view.screen().geometry()
+    print(f"fullscreen {g.width()}x{g.height()} screen {s.width()}x{s.height()}", flush=True)
+    window.close()
+    app.quit()
+
+QTimer.singleShot(1500, lambda: window.acts.fullscreen.setChecked(True))
+QTimer.singleShot(3500, report)
+sys.exit(app.exec())
+"""
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (scripts/setup.sh test)")
+def test_fullscreen_fills_an_x_screen_without_a_window_manager(clip, tmp_path) -> None:
+    out = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-c", XVFB_SCRIPT, str(clip),
+         str(tmp_path / "settings.ini")],
+        cwd=ROOT, env={**os.environ, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fullscreen 1280x800 screen 1280x800" in out.stdout, out.stdout
