@@ -66,24 +66,27 @@ def in_window(widget: QWidget) -> QRect:
 
 def test_the_source_hint_follows_the_source(window, clip) -> None:
     assert window.source_panel.hint.text() == f"Playing {clip.name} in a loop as the camera."
-    assert "No camera" not in window.source_panel.hint.text()
-    cams = [CameraInfo(0, "Laptop camera")]
     assert source_hint("0", [0], True) == ""
     assert source_hint("0", [], True) == NO_CAMERA
     assert source_hint("2", [0], True).startswith("Camera 2 is not connected")
     assert source_hint("0", [], False) == "Looking for cameras…"
-    window.session.state.cameras = cams
-    window.source_panel.use("0")  # a camera the machine may not have: the hint says what is true now
-    assert window.source_panel.hint.text() == source_hint("0", [0], True)
+    window.source_panel.use("0")  # camera 0, there or not: the hint tells which
+    cameras = [c.index for c in window.session.state.cameras]
+    assert window.source_panel.hint.text() == source_hint("0", cameras, True)
+    assert (window.source_panel.hint.text() == NO_CAMERA) == (not cameras)
 
 
-def test_the_source_list_shows_its_whole_text(window) -> None:
-    window.source_panel.use("0")  # not on this machine: "Camera 0 (not found)"
+def test_the_source_list_shows_its_whole_text(window, clip, tmp_path) -> None:
     combo = window.source_panel.combo
-    text = combo.currentText()
-    assert text in ("Camera 0 (not found)",) or window.session.state.cameras
     arrow = 30  # px of the drop-down arrow and padding
-    assert combo.fontMetrics().horizontalAdvance(text) <= combo.width() - arrow
+    window.source_panel.use("0")  # "Camera 0 (not found)" on a machine without one
+    assert combo.fontMetrics().horizontalAdvance(combo.currentText()) <= combo.width() - arrow
+    long_name = tmp_path / "a driving clip with a rather long name, recorded on a phone.mp4"
+    long_name.symlink_to(clip)
+    assert window.source_panel.use(str(long_name))
+    assert combo.fontMetrics().horizontalAdvance(combo.currentText()) <= combo.width() - arrow  # elided…
+    assert "…" in combo.currentText() and combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole) \
+        == str(long_name)  # …with the whole path in the tooltip
 
 
 def test_record_reads_stop_while_recording(qtbot, window, portrait) -> None:
