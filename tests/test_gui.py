@@ -78,9 +78,21 @@ def portrait(fixtures_dir: Path) -> Path:
     return fixtures_dir / "portraits" / "astronaut.png"
 
 
+_windows: list[MainWindow] = []  # strong references: a window collected unclosed would leave its session running
+
+
+@pytest.fixture(autouse=True)
+def _close_windows():
+    """Close every window a test opened (closeEvent: recording finished, live loop stopped, reenactor closed)."""
+    yield
+    while _windows:
+        _windows.pop().close()
+
+
 def open_window(qtbot, settings: AppSettings, source: Path, factory=default_reenactor_factory) -> MainWindow:
     window = MainWindow(LaunchOptions(source=str(source)), settings, reenactor_factory=factory)
     qtbot.addWidget(window)
+    _windows.append(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown >= 3, timeout=LONG)

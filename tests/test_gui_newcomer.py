@@ -49,7 +49,8 @@ def window(qtbot, settings, clip) -> MainWindow:
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None and window.session.state.cameras_listed,
                     timeout=LONG)
     qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown >= 3, timeout=LONG)
-    return window
+    yield window
+    window.close()  # a window collected unclosed would leave its session running
 
 
 def live(qtbot, window: MainWindow, portrait: Path) -> None:

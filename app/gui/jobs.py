@@ -8,7 +8,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from app.gui.bridge import QtPost
-from engine.session import Task, Work
+from engine.tasks import Task, Work
 
 
 class Job(QObject):

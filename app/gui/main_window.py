@@ -33,12 +33,12 @@ from engine.session import (
     Session,
     TargetApplied,
     TargetRef,
-    Task,
     TaskEnded,
     TaskProgress,
     TaskStarted,
     target_kind,
 )
+from engine.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.acts = WindowActions.create(self)
         self.acts.fill_menus(self)
         self.acts.quit.triggered.connect(self.close)
-        ctx = PanelContext(self.session, self.settings, self.acts, self.events, self._notify)
+        ctx = PanelContext(self.session, self.settings, self.acts, self.events)
         self.source_panel, self.target_panel = SourcePanel(ctx), TargetPanel(ctx)
         self.model_panel, self.record_panel = ModelPanel(ctx), RecordPanel(ctx)
         self.view_panel = ViewPanel(ctx, self.feed)
@@ -192,9 +192,6 @@ class MainWindow(QMainWindow):
         dialog.setValue(0)
         dialog.canceled.connect(task.cancel)
         return dialog
-
-    def _notify(self, kind: str, text: str) -> None:
-        self.view_panel.banner.show_message(kind, text)
 
     # ------------------------------------------------------------------ status bar
 
