@@ -4,7 +4,7 @@ This is the one place where an action of the user changes the engine's state (RE
 Qt-free: a GUI (or a test, or a script) calls the intent methods on its *owner thread* and listens
 to the events. Slow work — building a reenactor, preparing a target, finishing a recording,
 listing cameras — runs as a `Task` on a worker thread, and its outcome comes back to the owner
-thread through `post` (the GUI posts into its event loop; `EventQueue` does it without one), so
+thread through `post` (the GUI posts into its event loop; `engine.tasks.EventQueue` does it without one), so
 every state change happens on the owner thread, in the order the events report it.
 
     intent (owner thread) ──▶ Session ──Task (worker)──▶ post ──▶ transition (owner thread) ──▶ events
@@ -13,7 +13,6 @@ every state change happens on the owner thread, in the order the events report i
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -25,10 +24,11 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.camera import CameraInfo, FrameSource, SourceStatus, list_cameras, open_source
-from engine.errors import USER_ERRORS, Cancelled, MediaError, MimicError
+from engine.errors import Cancelled, MediaError, MimicError
 from engine.live import LivePipeline, LiveResult
 from engine.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
 from engine.reenactor import Reenactor, TargetSpec, apply_option
+from engine.tasks import Post, Task
 from engine.video_io import read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ LATENT_SUFFIXES = {".npy", ".pkl"}
 
 # Builds a reenactor: the model pack, or None for the weights-free landmark warp (runs on a worker thread).
 ReenactorFactory = Callable[[Path | None], Reenactor]
-# Runs a callable on the owner thread, later; callable from any thread.
-Post = Callable[[Callable[[], None]], None]
-# work(progress, cancel) -> result; progress(fraction in [0, 1], message)
-Work = Callable[[Callable[[float, str], None], threading.Event], Any]
 
 
 def target_kind(path: Path) -> str | None:
@@ -117,91 +113,6 @@ class RecordingSaved:
 
 
 Event = Changed | Notice | TaskStarted | TaskProgress | TaskEnded | TargetApplied | RecordingSaved
-
-
-# ---------------------------------------------------------------------------------------------- tasks
-
-
-class Task:
-    """Work on a worker thread whose outcome is posted to the owner thread.
-
-    Exactly one of on_done(result), on_failed(message), on_cancelled() runs there, then on_ended().
-    A result that arrives after cancel() goes to `discard` (on the worker thread) instead: a reenactor
-    built for a load that was superseded is closed, not leaked.
-    """
-
-    def __init__(self, title: str, work: Work, post: Post, on_done: Callable[[Any], None],
-                 on_failed: Callable[[str], None], on_cancelled: Callable[[], None] = lambda: None,
-                 discard: Callable[[Any], None] = lambda result: None, show_progress: bool = False,
-                 uses: Reenactor | None = None) -> None:
-        self.title = title  # for the user, e.g. "Preparing astronaut.png"
-        self.show_progress = show_progress  # a view shows a cancellable progress dialog for it
-        self.uses = uses  # the reenactor the work calls into: it is closed only after the task ends
-        self.cancel_event = threading.Event()
-        self.on_progress: Callable[[float, str], None] = lambda fraction, message: None
-        self.on_ended: Callable[[], None] = lambda: None
-        self._work, self._post = work, post
-        self._done, self._failed, self._cancelled, self._discard = on_done, on_failed, on_cancelled, discard
-        self._thread = threading.Thread(target=self._run, name=f"mimic-task-{title[:24]}", daemon=True)
-
-    def start(self) -> "Task":
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the work is done (shutdown, retiring a reenactor, tests); True when it is."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        outcome = self._outcome()
-        self._post(lambda: (outcome(), self.on_ended()))
-
-    def _outcome(self) -> Callable[[], None]:
-        progress = lambda f, m: self._post(lambda: self.on_progress(f, m))  # noqa: E731
-        try:
-            result = self._work(progress, self.cancel_event)
-        except Cancelled:
-            return self._cancelled
-        except USER_ERRORS as exc:
-            log.info("%s failed: %s", self.title, exc)
-            message = str(exc)
-            return lambda: self._failed(message)
-        except Exception as exc:  # a bug: a message for the user, the app keeps running
-            log.exception("%s failed", self.title)
-            message = f"{self.title} failed unexpectedly: {type(exc).__name__}: {exc}"
-            return lambda: self._failed(message)
-        if self.cancel_event.is_set():
-            self._discard(result)
-            return self._cancelled
-        return lambda: self._done(result)
-
-
-class EventQueue:
-    """`post` for an owner thread without an event loop (scripts, tests): run what was posted with `pump`."""
-
-    def __init__(self) -> None:
-        self._calls: queue.Queue[Callable[[], None]] = queue.Queue()
-
-    def post(self, call: Callable[[], None]) -> None:
-        self._calls.put(call)
-
-    def pump(self, until: Callable[[], bool] = lambda: False, timeout: float = 30.0) -> bool:
-        """Run posted calls until `until()` holds or `timeout` s passed; whether it holds."""
-        end = time.monotonic() + timeout
-        while not until():
-            left = end - time.monotonic()
-            if left <= 0:
-                return until()
-            try:
-                self._calls.get(timeout=min(left, 0.05))()
-            except queue.Empty:
-                pass
-        return True
 
 
 # ---------------------------------------------------------------------------------------------- session
