@@ -7,6 +7,7 @@ only composes them, shows progress for long tasks, takes dropped files and shuts
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MIN_SIZE = (900, 600)  # the window's smallest size: every control fits, nothing overlaps
 SIDEBAR_WIDTH = 300
+SCREENSHOT_WAIT_S = 60.0  # --screenshot: the longest wait for a live output
 
 
 def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ReenactorFactory:
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.events.event.connect(self._on_event)
         self._restore_geometry()
+        self._started_at = time.monotonic()
         self._stats_timer = QTimer(self, interval=250, timeout=self._update_stats)
         self._stats_timer.start()
         self._start()
@@ -220,12 +223,14 @@ class MainWindow(QMainWindow):
         self._screenshot_when_live()
 
     def _screenshot_when_live(self) -> None:
-        """--screenshot: once the output (or, with no target, the driver) has shown frames, save and quit."""
+        """--screenshot: once the output (or, with no target, the driver) has shown frames, save and quit;
+        after SCREENSHOT_WAIT_S without (no camera, a target without a face) save what is shown."""
         path = self.options.screenshot
-        if path is None or self.session.busy:
+        if path is None:
             return
         view = self.view_panel.output_view if self.session.state.live else self.view_panel.driver_view
-        if view.frames_shown < 5:
+        waited = time.monotonic() - self._started_at > SCREENSHOT_WAIT_S
+        if not waited and (self.session.busy or view.frames_shown < 5):
             return
         self.options = replace(self.options, screenshot=None)
         path.parent.mkdir(parents=True, exist_ok=True)
