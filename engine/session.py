@@ -4,7 +4,7 @@ This is the one place where an action of the user changes the engine's state (RE
 Qt-free: a GUI (or a test, or a script) calls the intent methods on its *owner thread* and listens
 to the events. Slow work — building a reenactor, preparing a target, finishing a recording,
 listing cameras — runs as a `Task` on a worker thread, and its outcome comes back to the owner
-thread through `post` (the GUI posts into its event loop; `EventQueue` does it without one), so
+thread through `post` (the GUI posts into its event loop; `engine.tasks.EventQueue` does it without one), so
 every state change happens on the owner thread, in the order the events report it.
 
     intent (owner thread) ──▶ Session ──Task (worker)──▶ post ──▶ transition (owner thread) ──▶ events
@@ -13,7 +13,6 @@ every state change happens on the owner thread, in the order the events report i
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -25,10 +24,11 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.camera import CameraInfo, FrameSource, SourceStatus, list_cameras, open_source
-from engine.errors import USER_ERRORS, Cancelled, MediaError, MimicError
+from engine.errors import Cancelled, MediaError, MimicError
 from engine.live import LivePipeline, LiveResult
 from engine.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
 from engine.reenactor import Reenactor, TargetSpec, apply_option
+from engine.tasks import Post, Task
 from engine.video_io import read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ LATENT_SUFFIXES = {".npy", ".pkl"}
 
 # Builds a reenactor: the model pack, or None for the weights-free landmark warp (runs on a worker thread).
 ReenactorFactory = Callable[[Path | None], Reenactor]
-# Runs a callable on the owner thread, later; callable from any thread.
-Post = Callable[[Callable[[], None]], None]
-# work(progress, cancel) -> result; progress(fraction in [0, 1], message)
-Work = Callable[[Callable[[float, str], None], threading.Event], Any]
 
 
 def target_kind(path: Path) -> str | None:
@@ -119,89 +115,6 @@ class RecordingSaved:
 Event = Changed | Notice | TaskStarted | TaskProgress | TaskEnded | TargetApplied | RecordingSaved
 
 
-# ---------------------------------------------------------------------------------------------- tasks
-
-
-class Task:
-    """Work on a worker thread whose outcome is posted to the owner thread.
-
-    Exactly one of on_done(result), on_failed(message), on_cancelled() runs there, then on_ended().
-    A result that arrives after cancel() goes to `discard` (on the worker thread) instead: a reenactor
-    built for a load that was superseded is closed, not leaked.
-    """
-
-    def __init__(self, title: str, work: Work, post: Post, on_done: Callable[[Any], None],
-                 on_failed: Callable[[str], None], on_cancelled: Callable[[], None] = lambda: None,
-                 discard: Callable[[Any], None] = lambda result: None, show_progress: bool = False) -> None:
-        self.title = title  # for the user, e.g. "Preparing astronaut.png"
-        self.show_progress = show_progress  # a view shows a cancellable progress dialog for it
-        self.cancel_event = threading.Event()
-        self.on_progress: Callable[[float, str], None] = lambda fraction, message: None
-        self.on_ended: Callable[[], None] = lambda: None
-        self._work, self._post = work, post
-        self._done, self._failed, self._cancelled, self._discard = on_done, on_failed, on_cancelled, discard
-        self._thread = threading.Thread(target=self._run, name=f"mimic-task-{title[:24]}", daemon=True)
-
-    def start(self) -> "Task":
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the work is done (shutdown, retiring a reenactor, tests); True when it is."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        outcome = self._outcome()
-        self._post(lambda: (outcome(), self.on_ended()))
-
-    def _outcome(self) -> Callable[[], None]:
-        progress = lambda f, m: self._post(lambda: self.on_progress(f, m))  # noqa: E731
-        try:
-            result = self._work(progress, self.cancel_event)
-        except Cancelled:
-            return self._cancelled
-        except USER_ERRORS as exc:
-            log.info("%s failed: %s", self.title, exc)
-            message = str(exc)
-            return lambda: self._failed(message)
-        except Exception as exc:  # a bug: a message for the user, the app keeps running
-            log.exception("%s failed", self.title)
-            message = f"{self.title} failed unexpectedly: {type(exc).__name__}: {exc}"
-            return lambda: self._failed(message)
-        if self.cancel_event.is_set():
-            self._discard(result)
-            return self._cancelled
-        return lambda: self._done(result)
-
-
-class EventQueue:
-    """`post` for an owner thread without an event loop (scripts, tests): run what was posted with `pump`."""
-
-    def __init__(self) -> None:
-        self._calls: queue.Queue[Callable[[], None]] = queue.Queue()
-
-    def post(self, call: Callable[[], None]) -> None:
-        self._calls.put(call)
-
-    def pump(self, until: Callable[[], bool] = lambda: False, timeout: float = 30.0) -> bool:
-        """Run posted calls until `until()` holds or `timeout` s passed; whether it holds."""
-        end = time.monotonic() + timeout
-        while not until():
-            left = end - time.monotonic()
-            if left <= 0:
-                return until()
-            try:
-                self._calls.get(timeout=min(left, 0.05))()
-            except queue.Empty:
-                pass
-        return True
-
-
 # ---------------------------------------------------------------------------------------------- session
 
 
@@ -257,6 +170,7 @@ class Session:
         self._pending_target: TargetRef | None = None
         self._tasks: set[Task] = set()
         self._retiring: list[threading.Thread] = []
+        self._closed = False
         self.pipeline = LivePipeline(
             on_result=self._on_result, on_frame=self._on_frame, mirror=mirror,
             on_status=lambda status: post(lambda: self._on_status(status)),
@@ -291,6 +205,7 @@ class Session:
     def close(self, timeout: float = 10.0) -> None:
         """Finish the recording, stop everything and close the reenactor(s). Blocks (finishing the file
         matters more than a snappy exit)."""
+        self._closed = True  # outcomes still on their way are dropped (a finished model is closed)
         for task in list(self._tasks):
             task.cancel()
         recorder = self._detach_recorder()
@@ -300,11 +215,15 @@ class Session:
         self.pipeline.stop()
         for task in list(self._tasks):
             task.wait(timeout)
-        for thread in self._retiring:
-            thread.join(timeout)
+        self.join_retired(timeout)
         reenactor, self.state.reenactor = self.state.reenactor, None
         if reenactor is not None:
             reenactor.close()
+
+    def join_retired(self, timeout: float | None = None) -> None:
+        """Wait until every replaced reenactor has been closed."""
+        for thread in self._retiring:
+            thread.join(timeout)
 
     def _run(self, task: Task) -> Task:
         self._tasks.add(task)
@@ -403,7 +322,7 @@ class Session:
 
     def _model_task_over(self, task: Task) -> bool:
         """Clear the model task if `task` is it; whether it was (a superseded load is ignored)."""
-        if self._model_task is not task:
+        if self._model_task is not task or self._closed:
             return False
         self._model_task, self.state.loading = None, None
         self._changed(Part.MODEL)
@@ -415,7 +334,7 @@ class Session:
             return
         old = self.state.reenactor
         self.state.reenactor, self.state.model_pack = reenactor, pack
-        self.pipeline.reenactor = reenactor if spec is not None else None  # it has `spec` prepared
+        self._drive_with(reenactor if spec is not None else None)  # it has `spec` prepared
         self._retire(old)
         self._changed(Part.MODEL, Part.TARGET)
         if pack is not None:
@@ -436,11 +355,15 @@ class Session:
         elif self.state.reenactor is None:
             self._pending_target = None
 
+    def _drive_with(self, reenactor: Reenactor | None) -> None:
+        """The one place the live loop gets its reenactor (None: driver preview only, no output)."""
+        self.pipeline.reenactor = reenactor
+
     def _retire(self, old: Reenactor | None) -> None:
         """Close a replaced reenactor once nothing uses it (a drive() or set_target() in progress)."""
         if old is None or old is self.state.reenactor:
             return
-        users = [t for t in self._tasks if getattr(t, "reenactor", None) is old]
+        users = [t for t in self._tasks if t.uses is old]
 
         def close() -> None:
             for task in users:
@@ -498,13 +421,12 @@ class Session:
                     lambda message: self._target_task_over(task) and self._notify(Notice("error", message)),
                     on_cancelled=lambda: self._target_task_over(task) and self._notify(
                         Notice("info", f"Cancelled: {label}", 3000)),
-                    show_progress=True)
-        task.reenactor = reenactor  # type: ignore[attr-defined]  # a retired reenactor waits for it
+                    show_progress=True, uses=reenactor)
         self._target_task = task
         self._run(task)
 
     def _target_task_over(self, task: Task) -> bool:
-        if self._target_task is not task:
+        if self._target_task is not task or self._closed:
             return False
         self._target_task = None
         return True
@@ -514,7 +436,7 @@ class Session:
         if not self._target_task_over(task) or reenactor is not self.state.reenactor:
             return  # superseded, or the model was switched meanwhile (it re-applies the current target)
         self.state.target_spec, self.state.target, self.state.target_label = spec, target, label
-        self.pipeline.reenactor = reenactor
+        self._drive_with(reenactor)
         self._changed(Part.TARGET)
         self._notify(TargetApplied(label, target, image))
 

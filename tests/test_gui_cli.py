@@ -57,11 +57,13 @@ def test_make_run_with_args_as_readme_writes_it(readme_files: Path) -> None:
     assert_live_screenshot(shot)
 
 
-def test_flags_before_a_command_name_still_pick_that_command() -> None:
-    from app.cli import build_parser, with_default_command
+def test_flags_alone_mean_the_window_and_a_word_stays_a_command(capsys) -> None:
+    from app.cli import main, with_default_command
 
-    parser = build_parser()
-    assert with_default_command([], parser) == ["gui"]
-    assert with_default_command(["-v", "--source", "a.mp4"], parser) == ["-v", "gui", "--source", "a.mp4"]
-    assert with_default_command(["render", "--help"], parser) == ["render", "--help"]
-    assert with_default_command(["--help"], parser) == ["--help"]
+    assert with_default_command([]) == ["gui"]
+    assert with_default_command(["-v", "--source", "a.mp4"]) == ["-v", "gui", "--source", "a.mp4"]
+    assert with_default_command(["render", "--help"]) == ["render", "--help"]
+    assert with_default_command(["--help"]) == ["--help"]
+    with pytest.raises(SystemExit):
+        main(["rendr", "x.mp4"])  # a typo of a command is named as one
+    assert "invalid choice: 'rendr'" in capsys.readouterr().err

@@ -35,7 +35,8 @@ def window(qtbot, tmp_path, fixtures_dir, monkeypatch) -> MainWindow:
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    return window
+    yield window
+    window.close()  # a window collected unclosed would leave its session running
 
 
 def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp_path) -> None:

@@ -78,7 +78,8 @@ def warp(fixtures_dir: Path):
     reenactor = WarpReenactor()
     portrait = fixtures_dir / "portraits" / "astronaut.png"
     reenactor.set_target(TargetSpec.from_image(read_image(portrait), portrait))
-    return reenactor
+    yield reenactor
+    reenactor.close()
 
 
 def _collect(pipeline: LivePipeline, results: list[LiveResult], n: int, timeout_s: float = 30.0) -> None:

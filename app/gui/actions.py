@@ -46,7 +46,7 @@ class WindowActions:
             record=a("Record", ("R", "Ctrl+R"), checkable=True, tip="Start/stop recording the output to MP4"),
             snapshot=a("Snapshot", ("S",), tip="Save the current output as PNG"),
             neutral=a("Re-take neutral", ("N",), tip="Take the next driving frame as your neutral face"),
-            fullscreen=a("Fullscreen output", ("F11", "F"), checkable=True, tip="Fullscreen output (Esc leaves)"),
+            fullscreen=a("Fullscreen", ("F11", "F"), checkable=True, tip="The output alone, fullscreen (Esc leaves)"),
             mirror=a("Mirror", ("M",), checkable=True, tip="Mirror the camera image"),
             landmarks=a("Landmarks", checkable=True, tip="Draw the tracked face landmarks over the driver"),
             open_target=a("Open target…", ("Ctrl+O",)),

@@ -22,4 +22,6 @@ def run_gui(options: LaunchOptions, factory: ReenactorFactory = default_reenacto
     app = create_app()
     window = MainWindow(options, reenactor_factory=factory)
     window.show()
-    return app.exec()
+    code = app.exec()
+    window.session.close()  # already done by closeEvent, unless the app quit with the window open
+    return code

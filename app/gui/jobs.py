@@ -1,22 +1,14 @@
-"""Background jobs for the GUI: run a function on a worker thread, report back through Qt signals.
+"""Background jobs for widgets outside the session (thumbnails, the import dialog), as Qt signals.
 
-The GUI thread never runs model loading, inversion, encoding or file I/O that can take long;
-it starts a `Job` and reacts to its signals (delivered on the GUI thread).
+A `Job` is an `engine.session.Task` whose outcome arrives as signals on the GUI thread: the
+same error handling (a user error is one line, a bug is a message, Cancelled is a cancel).
 """
 from __future__ import annotations
 
-import logging
-import threading
-from typing import Any, Callable
-
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from engine.errors import USER_ERRORS, Cancelled
-
-log = logging.getLogger(__name__)
-
-# work(progress, cancel) -> result; progress(fraction in [0, 1], message)
-Work = Callable[[Callable[[float, str], None], threading.Event], Any]
+from app.gui.bridge import QtPost
+from engine.tasks import Task, Work
 
 
 class Job(QObject):
@@ -33,42 +25,30 @@ class Job(QObject):
     def __init__(self, name: str, work: Work) -> None:
         super().__init__()
         self.name = name
-        self.cancel_event = threading.Event()
-        self._work = work
-        self._thread = threading.Thread(target=self._run, name=f"mimic-job-{name}", daemon=True)
+        self._post = QtPost()
+        self._task = Task(name, work, self._post, self.succeeded.emit, self.failed.emit, self.cancelled.emit)
+        self._task.on_progress = self.progress.emit
+        self._task.on_ended = self._end
+        self._done = False
 
     def start(self) -> "Job":
         Job._running.add(self)
-        self.finished.connect(lambda: Job._running.discard(self))
-        self._thread.start()
+        self._task.start()
         return self
 
     def cancel(self) -> None:
-        self.cancel_event.set()
+        self._task.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the work is done (shutdown and tests only); True when it is."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._task.wait(timeout)
 
     @property
     def done(self) -> bool:
-        return self._thread.ident is not None and not self._thread.is_alive()
+        """The outcome has been delivered."""
+        return self._done
 
-    def _run(self) -> None:
-        try:
-            result = self._work(self.progress.emit, self.cancel_event)
-        except Cancelled:
-            self.cancelled.emit()
-        except USER_ERRORS as exc:
-            log.info("%s failed: %s", self.name, exc)
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug: show it as a message, keep the app alive
-            log.exception("%s failed", self.name)
-            self.failed.emit(f"{self.name} failed unexpectedly: {type(exc).__name__}: {exc}")
-        else:
-            if self.cancel_event.is_set():
-                self.cancelled.emit()
-            else:
-                self.succeeded.emit(result)
+    def _end(self) -> None:
+        self._done = True
         self.finished.emit()
+        Job._running.discard(self)

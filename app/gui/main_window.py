@@ -7,6 +7,7 @@ only composes them, shows progress for long tasks, takes dropped files and shuts
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from app.gui.panels.view import ViewPanel
 from app.gui.settings import AppSettings
 from app.gui.widgets import chip
 from engine.session import (
+    Changed,
     Event,
     Part,
     RecordingSaved,
@@ -33,17 +35,18 @@ from engine.session import (
     Session,
     TargetApplied,
     TargetRef,
-    Task,
     TaskEnded,
     TaskProgress,
     TaskStarted,
     target_kind,
 )
+from engine.tasks import Task
 
 log = logging.getLogger(__name__)
 
 MIN_SIZE = (900, 600)  # the window's smallest size: every control fits, nothing overlaps
 SIDEBAR_WIDTH = 300
+SCREENSHOT_WAIT_S = 60.0  # --screenshot: the longest wait for a live output
 
 
 def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ReenactorFactory:
@@ -86,7 +89,7 @@ class MainWindow(QMainWindow):
         self.acts = WindowActions.create(self)
         self.acts.fill_menus(self)
         self.acts.quit.triggered.connect(self.close)
-        ctx = PanelContext(self.session, self.settings, self.acts, self.events, self._notify)
+        ctx = PanelContext(self.session, self.settings, self.acts, self.events)
         self.source_panel, self.target_panel = SourcePanel(ctx), TargetPanel(ctx)
         self.model_panel, self.record_panel = ModelPanel(ctx), RecordPanel(ctx)
         self.paper_panel = PaperPanel(ctx)
@@ -99,6 +102,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.events.event.connect(self._on_event)
         self._restore_geometry()
+        self._started_at = time.monotonic()
         self._stats_timer = QTimer(self, interval=250, timeout=self._update_stats)
         self._stats_timer.start()
         self._start()
@@ -179,7 +183,7 @@ class MainWindow(QMainWindow):
             self.target_applied.emit(event.ref.path if event.ref else event.label)
         elif isinstance(event, RecordingSaved):
             self.recording_saved.emit(event.stats)
-        elif getattr(event, "part", None) in (Part.SOURCE, Part.MODEL):
+        elif isinstance(event, Changed) and event.part in (Part.SOURCE, Part.MODEL):
             self._update_chips()
 
     def _progress_dialog(self, task: Task) -> QProgressDialog:
@@ -194,9 +198,6 @@ class MainWindow(QMainWindow):
         dialog.canceled.connect(task.cancel)
         return dialog
 
-    def _notify(self, kind: str, text: str) -> None:
-        self.view_panel.banner.show_message(kind, text)
-
     # ------------------------------------------------------------------ status bar
 
     def _update_chips(self) -> None:
@@ -205,7 +206,9 @@ class MainWindow(QMainWindow):
         self._set_elided(self.device_chip, state.reenactor.describe() if state.reenactor else
                          f"loading {state.loading}…" if state.loading else "no model")
 
-    def _set_elided(self, label, text: str, max_px: int = 320) -> None:
+    def _set_elided(self, label, text: str) -> None:
+        """Long names shortened in the middle so that the four chips fit the window's width."""
+        max_px = max(100, (self.width() - 440) // 2)
         label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max_px))
         label.setToolTip(text)
 
@@ -222,12 +225,14 @@ class MainWindow(QMainWindow):
         self._screenshot_when_live()
 
     def _screenshot_when_live(self) -> None:
-        """--screenshot: once the output (or, with no target, the driver) has shown frames, save and quit."""
+        """--screenshot: once the output (or, with no target, the driver) has shown frames, save and quit;
+        after SCREENSHOT_WAIT_S without (no camera, a target without a face) save what is shown."""
         path = self.options.screenshot
-        if path is None or self.session.busy:
+        if path is None:
             return
         view = self.view_panel.output_view if self.session.state.live else self.view_panel.driver_view
-        if view.frames_shown < 5:
+        waited = time.monotonic() - self._started_at > SCREENSHOT_WAIT_S
+        if not waited and (self.session.busy or view.frames_shown < 5):
             return
         self.options = replace(self.options, screenshot=None)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python -m app.gui.screenshots CLIP PORTRAIT docs/media
 
-States: first launch (no target), live with a target, no face in view, recording (side by side).
+States: first launch (no target), live with a target, no face in view, recording (side by side),
+the smallest window (900x600, recording still on).
 Settings go to a temporary file, so the user's own settings are untouched.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QImage
 
 from app.gui.app import create_app
-from app.gui.main_window import LaunchOptions, MainWindow
+from app.gui.main_window import MIN_SIZE, LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
 from engine.video_io import H264Writer, VideoReader
 
@@ -44,8 +45,30 @@ def _save_small_png(image: QImage, path: Path) -> None:
 
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
     pixels = np.frombuffer(rgb.constBits().asstring(rgb.sizeInBytes()), np.uint8)
-    pixels = pixels.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
+    rows = pixels.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3]
+    pixels = rows.reshape(rgb.height(), rgb.width(), 3)
     Image.fromarray(pixels).quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+
+
+def _steps(window: MainWindow, save, clip: Path, portrait: Path, no_face: Path) -> list:
+    """(delay after the previous step in ms, what to do), up to closing the window."""
+    return [
+        (4000, lambda: save("first-launch")),
+        (200, lambda: window.session.choose_target_file(portrait)),
+        (6000, lambda: window.acts.landmarks.setChecked(True)),
+        (1500, lambda: save("live")),
+        (200, lambda: window.acts.landmarks.setChecked(False)),
+        (200, lambda: window.source_panel.use(str(no_face))),
+        (3000, lambda: save("no-face")),
+        (200, lambda: window.source_panel.use(str(clip))),
+        (200, lambda: window.record_panel.side_by_side_box.setChecked(True)),
+        (2500, lambda: window.acts.record.setChecked(True)),
+        (3200, lambda: save("recording")),
+        (200, lambda: window.resize(*MIN_SIZE)),
+        (1500, lambda: save("small-window", MIN_SIZE[0])),
+        (200, lambda: window.acts.record.setChecked(False)),
+        (2000, lambda: window.close()),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,29 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     window.resize(1440, 860)
     window.show()
 
-    def save(name: str) -> None:
-        image = window.grab().toImage().scaledToWidth(WIDTH, Qt.TransformationMode.SmoothTransformation)
+    def save(name: str, width: int = WIDTH) -> None:
+        image = window.grab().toImage()
+        if image.width() != width:
+            image = image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
         path = args.out / f"{name}.png"
         _save_small_png(image, path)
         log.info("saved %s", path)
 
-    # (delay after the previous step in ms, what to do)
-    steps = [
-        (4000, lambda: save("first-launch")),
-        (200, lambda: window.session.choose_target_file(args.portrait)),
-        (6000, lambda: window.acts.landmarks.setChecked(True)),
-        (1500, lambda: save("live")),
-        (200, lambda: window.acts.landmarks.setChecked(False)),
-        (200, lambda: window.source_panel.use(str(no_face))),
-        (3000, lambda: save("no-face")),
-        (200, lambda: window.source_panel.use(str(args.clip))),
-        (200, lambda: window.record_panel.side_by_side_box.setChecked(True)),
-        (2500, lambda: window.acts.record.setChecked(True)),
-        (3200, lambda: save("recording")),
-        (200, lambda: window.acts.record.setChecked(False)),
-        (2000, lambda: window.close()),
-        (500, app.quit),
-    ]
+    steps = _steps(window, save, args.clip, args.portrait, no_face) + [(500, app.quit)]
 
     def run(i: int = 0) -> None:
         if i < len(steps):

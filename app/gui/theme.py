@@ -32,6 +32,7 @@ QLabel#RecChip {{ background: {RECORD}; color: white; border-radius: 9px; paddin
 QPushButton, QToolButton {{
     background: {RAISED}; border: 1px solid {BORDER}; border-radius: 6px; padding: 5px 10px;
 }}
+QFileDialog QToolButton {{ padding: 2px; }}
 QPushButton:hover, QToolButton:hover {{ border-color: {ACCENT}; }}
 QPushButton:pressed, QToolButton:pressed {{ background: {BORDER}; }}
 QPushButton:disabled, QToolButton:disabled {{ color: #5c6370; border-color: {RAISED}; }}

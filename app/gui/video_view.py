@@ -114,9 +114,11 @@ class VideoView(QWidget):
         p.end()
 
     def _paint_footer(self, p: QPainter) -> None:
-        p.setFont(self._pill_font())
+        font = QFont(self.font())
+        font.setPointSize(12)
+        p.setFont(font)
         metrics = p.fontMetrics()
-        w, h = metrics.horizontalAdvance(self.footer) + 24, metrics.height() + 10
+        w, h = metrics.horizontalAdvance(self.footer) + 32, metrics.height() + 14
         rect = QRectF((self.width() - w) / 2, self.height() - h - 24, w, h)
         path = QPainterPath()
         path.addRoundedRect(rect, h / 2, h / 2)

@@ -25,7 +25,6 @@ class PanelContext:
     settings: AppSettings
     actions: WindowActions
     events: SessionEvents
-    notify: Callable[[str, str], None]  # notify(kind, text): a banner line, for what the GUI itself finds
 
 
 class Panel(QWidget):

@@ -78,13 +78,16 @@ class SourcePanel(Panel):
         if spec is not None and spec.isdigit() and all(value != spec for _, value in items):
             items.append((f"Camera {spec} (not found)", spec))
         if spec is not None and not spec.isdigit():
-            items.append((f"▶ {Path(spec).name}", spec))
+            room = max(120, self.combo.width() - 44)  # the drop-down arrow and padding take the rest
+            name = self.combo.fontMetrics().elidedText(f"▶ {Path(spec).name}", Qt.TextElideMode.ElideMiddle, room)
+            items.append((name, spec))
         items.append(("Video file…", ""))
         self.combo.blockSignals(True)
         self.combo.clear()
         for text, value in items:
             self.combo.addItem(text, value)
-            self.combo.setItemData(self.combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+            tip = str(value) if value and not value.isdigit() else text
+            self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.combo.setCurrentIndex(max(self.combo.findData(spec), 0))
         self.combo.blockSignals(False)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QToolButton
 
 from app.gui.bridge import LiveFeed
@@ -13,6 +13,21 @@ from engine.session import Event, Notice, Part
 
 ESC_HINT = "Esc leaves fullscreen"
 ESC_HINT_MS = 5000
+
+
+class FullscreenOutput(VideoView):
+    """The output alone, fullscreen; Esc calls `leave`."""
+
+    def __init__(self, leave) -> None:
+        super().__init__("", "Waiting for output…")
+        self.leave = leave
+        self.setWindowTitle("Mimic — output")
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.key() == Qt.Key.Key_Escape:
+            self.leave()
+        else:
+            super().keyPressEvent(event)
 
 
 class ViewPanel(Panel):
@@ -36,7 +51,7 @@ class ViewPanel(Panel):
         views.setSizes([420, 640])
         views.setChildrenCollapsible(False)
         self.rows.addWidget(views, 1)
-        self.fullscreen_view: VideoView | None = None
+        self.fullscreen_view: FullscreenOutput | None = None
         self._last_points = None
         feed.frame_ready.connect(self._show_driver_frame)
         feed.result_ready.connect(self._show_result)
@@ -127,15 +142,11 @@ class ViewPanel(Panel):
         if self.ctx.actions.fullscreen.isChecked() != on:
             self.ctx.actions.fullscreen.setChecked(on)
 
-    def _open_fullscreen(self) -> VideoView:
-        view = VideoView("", "Waiting for output…")
-        view.setWindowTitle("Mimic — output")
+    def _open_fullscreen(self) -> FullscreenOutput:
+        view = FullscreenOutput(leave=lambda: self.set_fullscreen(False))
         actions = self.ctx.actions
         for act in (actions.fullscreen, actions.record, actions.snapshot, actions.mirror, actions.neutral):
             view.addAction(act)
-        escape = QAction(view, shortcut=QKeySequence("Escape"))
-        escape.triggered.connect(lambda: self.set_fullscreen(False))
-        view.addAction(escape)
         if self.output_view.has_frame and self.session.latest is not None:
             view.set_frame(self.session.latest.result.image)
         view.set_footer(ESC_HINT)
