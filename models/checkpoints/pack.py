@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,9 +74,9 @@ def irse_config_from(data: dict[str, Any], file_name: str = "the manifest", wher
     return irse_config_of(data, file_name, where)
 
 
-def write_pack(path: Path, components: dict[str, StateDict], configs: dict[str, Any],
-               sources: list[dict[str, str]], latent_avg: torch.Tensor | None = None) -> dict[str, Any]:
-    """Write a pack (atomically) and its sidecar; returns the manifest.
+def pack_contents(components: dict[str, StateDict], configs: dict[str, Any], sources: list[dict[str, str]],
+                  latent_avg: torch.Tensor | None = None) -> tuple[StateDict, dict[str, Any]]:
+    """The tensors and the manifest of a pack (written by `save_pack`).
 
     components: prefix → state dict (prefixes from COMPONENTS; "G" required);
     configs: JSON-ready architecture configs; sources: [{role, file, sha256, kind}].
@@ -103,18 +102,17 @@ def write_pack(path: Path, components: dict[str, StateDict], configs: dict[str, 
         "hashes": hashes,
         "content_hash": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        save_file(tensors, str(tmp), metadata={"mimic": json.dumps(manifest, sort_keys=True)})
-        sidecar = sidecar_path(path)
-        sidecar.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, sidecar.stat().st_mode & 0o777)  # safetensors writes 0600; give the pack the umask's mode
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return manifest
+    return tensors, manifest
+
+
+def save_pack(path: Path, tensors: StateDict, manifest: dict[str, Any]) -> None:
+    """The .safetensors file itself (the caller makes the write atomic and safe: engine.output_file)."""
+    save_file(tensors, str(path), metadata={"mimic": json.dumps(manifest, sort_keys=True)})
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The sidecar's content: the manifest for people."""
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
 @dataclass
