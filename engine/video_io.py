@@ -336,7 +336,7 @@ class H264Writer:
             kept = self.path.is_file() and self.path.stat().st_size > 0
             self._error = MediaError(
                 f"recording to {self.path} stopped after {self.frames_written} frames: {_describe_os_error(exc)}"
-                + (" (the part that reached the disk is playable)" if kept else "; no file was written")
+                + (" (the part that reached the disk is playable)" if kept else "; nothing playable was written")
             )
             self._closed = True
             self._release()

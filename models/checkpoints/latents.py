@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,12 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
         version = np.lib.format.read_magic(f)
         shape, fortran, dtype = np.lib.format._read_array_header(f, version)
         if not dtype.hasobject:
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
+            declared = math.prod(shape) * dtype.itemsize  # checked before numpy allocates it
+            if declared != len(data) - f.tell():
+                raise CheckpointError(f"{name} is truncated or corrupt (its header declares {math.prod(shape):,} "
+                                      f"values of {declared:,} bytes; the file holds {len(data) - f.tell():,})")
+            array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=f.tell())
+            return array.reshape(shape, order="F" if fortran else "C")
     except CORRUPT_ERRORS as exc:
         raise CheckpointError(f"{name} is truncated or corrupt ({describe(exc)})") from None
     # An object array (e.g. a dict of latents saved with np.save): its body is a pickle; read it restricted.

@@ -17,7 +17,7 @@ from models.checkpoints.errors import CheckpointError
 
 @dataclass(frozen=True)
 class PickleBudget:
-    max_opcodes: int = 4_000_000  # ~1 µs each to scan; real checkpoints have < 100 000
+    max_opcodes: int = 1_000_000  # ~2 µs each to scan; a checkpoint has ~25 per tensor
     max_depth: int = 100  # nesting of containers/objects (NVIDIA's networks: ≈ 25)
     max_units: int = 20_000_000  # unfolded size; an object costs 1 + its payload bytes / 64
     units_per_file_byte: float = 1 / 16  # big files may unfold to more (their tensor bytes)
@@ -25,12 +25,41 @@ class PickleBudget:
 
 DEFAULT_BUDGET = PickleBudget()
 _MARK = -1
-_OPS = {op.code.encode("latin1")[0]: op for op in pickletools.opcodes}
-_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}  # fill the object below
 _MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
 _MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
+_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}  # fill the object below
+_SPECIAL = _MEMO_PUT | _MEMO_GET | {"MARK", "DUP", "POP", "POP_MARK", "PROTO", "FRAME", "READONLY_BUFFER", "STOP"}
 _LENGTH_PREFIX = {-2: (1, False), -3: (4, True), -4: (4, False), -5: (8, False)}  # arg.n → (bytes, signed)
 _MAX_LINE = 1 << 16
+
+
+@dataclass(frozen=True)
+class _Op:
+    """What the scan needs of one opcode, precomputed from pickletools' description."""
+
+    name: str
+    arg_bytes: int  # fixed-size argument; 0 = none; < 0: pickletools' variable-length codes
+    arg_lines: int  # text arguments: lines to read
+    before: int  # stack items consumed below the mark (or in all, without one)
+    mark: bool  # consumes everything down to a MARK
+    mutates: bool  # fills the object below instead of making a new one
+    pushes: bool
+    special: bool
+
+
+def _describe(op: pickletools.OpcodeInfo) -> _Op:
+    before = [s.name for s in op.stack_before]
+    mark = "mark" in before
+    n = op.arg.n if op.arg is not None else 0
+    return _Op(op.name, n if n != pickletools.UP_TO_NEWLINE else 0,
+               (2 if op.arg.name == "stringnl_noescape_pair" else 1) if n == pickletools.UP_TO_NEWLINE else 0,
+               before.index("mark") if mark else len(before), mark, op.name in _MUTATORS, bool(op.stack_after),
+               op.name in _SPECIAL)
+
+
+_OPS: list[_Op | None] = [None] * 256
+for _info in pickletools.opcodes:
+    _OPS[_info.code.encode("latin1")[0]] = _describe(_info)
 
 
 class _Refused(Exception):
@@ -43,14 +72,14 @@ def check_budget(data: bytes | memoryview, start: int, file_name: str,
     is malformed, truncated, or would cost more than `budget`."""
     with memoryview(data) as view:
         try:
-            return _Scan(view, budget, file_name).run(start)
+            return _Scan(view, budget).run(start)
         except _Refused as exc:
             reason = str(exc)  # raised below, outside this block: nothing may keep `view` alive
     raise CheckpointError(f"{file_name} {reason}")
 
 
 class _Scan:
-    def __init__(self, buf: memoryview, budget: PickleBudget, file_name: str) -> None:
+    def __init__(self, buf: memoryview, budget: PickleBudget) -> None:
         self.buf = buf
         self.budget = budget
         self.max_units = budget.max_units + int(len(buf) * budget.units_per_file_byte)
@@ -59,52 +88,57 @@ class _Scan:
         self.stack: list[int] = []
         self.memo: dict[int, int] = {}
 
-    def new(self, weight: int, children: list[int] | None = None) -> int:
-        self.weight.append(weight)
-        self.children.append(children or [])
-        return len(self.weight) - 1
-
     def run(self, pos: int) -> int:
-        buf, end, count = self.buf, len(self.buf), 0
-        while True:
+        buf, end, ops, stack = self.buf, len(self.buf), _OPS, self.stack
+        weight, children = self.weight, self.children
+        for _ in range(self.budget.max_opcodes):
             if pos >= end:
                 raise _Refused("is truncated or corrupt (the pickle ends without STOP)")
-            op = _OPS.get(buf[pos])
+            op = ops[buf[pos]]
             if op is None:
                 raise _Refused(f"is truncated or corrupt (invalid pickle opcode 0x{buf[pos]:02x} at byte {pos})")
-            count += 1
-            if count > self.budget.max_opcodes:
-                raise _Refused(f"is refused: its pickle has more than {self.budget.max_opcodes:,} opcodes")
-            pos, value, payload = self.argument(op, pos + 1)
-            if op.name == "STOP":
-                self.pop()
-                self.measure()
-                return pos
-            self.step(op, value, payload)
+            pos += 1
+            value, payload = None, 0
+            if op.arg_bytes > 0:
+                if pos + op.arg_bytes > end:
+                    raise _Refused("is truncated or corrupt (a pickle argument runs past the end)")
+                if op.special:
+                    value = int.from_bytes(buf[pos:pos + op.arg_bytes], "little")
+                pos += op.arg_bytes
+                payload = op.arg_bytes
+            elif op.arg_bytes < 0:
+                pos, payload = self.counted(op.arg_bytes, pos)
+            elif op.arg_lines:
+                pos, value, payload = self.lines(op, pos)
+            if op.special:
+                if op.name == "STOP":
+                    self.pop()
+                    self.measure()
+                    return pos
+                self.step(op.name, value)
+                continue
+            if not op.before and not op.mark:  # a constant, a global by name, an empty container
+                stack.append(len(weight))
+                weight.append(1 + payload // 64)
+                children.append([])
+                continue
+            popped = self.pop_mark() if op.mark else []
+            for _ in range(op.before):
+                if not stack or stack[-1] == _MARK:
+                    raise _Refused("is truncated or corrupt (pickle stack underflow)")
+                popped.append(stack.pop())
+            if op.mutates:  # popped: [items…, target] (mark slice first, then the ones below it, reversed)
+                target = popped.pop()
+                children[target].extend(popped)
+                stack.append(target)
+            elif op.pushes:
+                stack.append(len(weight))
+                weight.append(1 + payload // 64)
+                children.append(popped)
+        raise _Refused(f"is refused: its pickle has more than {self.budget.max_opcodes:,} opcodes")
 
-    def argument(self, op: pickletools.OpcodeInfo, pos: int) -> tuple[int, int | None, int]:
-        """(position after the argument, its integer value for memo opcodes, payload length)."""
-        arg = op.arg
-        if arg is None:
-            return pos, None, 0
-        if arg.n > 0:
-            if pos + arg.n > len(self.buf):
-                raise _Refused("is truncated or corrupt (a pickle argument runs past the end)")
-            value = int.from_bytes(self.buf[pos:pos + arg.n], "little") if op.name in _MEMO_GET | _MEMO_PUT else None
-            return pos + arg.n, value, arg.n
-        if arg.n == pickletools.UP_TO_NEWLINE:
-            lines = 2 if arg.name == "stringnl_noescape_pair" else 1
-            start = pos
-            for _ in range(lines):
-                pos = self.line_end(pos)
-            text = bytes(self.buf[start:pos - 1])
-            value = None
-            if op.name in _MEMO_GET | _MEMO_PUT:
-                if not text.isdigit():
-                    raise _Refused("is truncated or corrupt (a bad memo index)")
-                value = int(text)
-            return pos, value, pos - start
-        size, signed = _LENGTH_PREFIX[arg.n]
+    def counted(self, code: int, pos: int) -> tuple[int, int]:
+        size, signed = _LENGTH_PREFIX[code]
         if pos + size > len(self.buf):
             raise _Refused("is truncated or corrupt (a pickle argument runs past the end)")
         length = int.from_bytes(self.buf[pos:pos + size], "little", signed=signed)
@@ -112,13 +146,22 @@ class _Scan:
         if length < 0 or pos + length > len(self.buf):
             raise _Refused(f"is truncated or corrupt (a pickle value declares {length:,} bytes; "
                            f"{len(self.buf) - pos:,} are left)")
-        return pos + length, None, length
+        return pos + length, length
 
-    def line_end(self, pos: int) -> int:
-        newline = bytes(self.buf[pos:pos + _MAX_LINE]).find(b"\n")
-        if newline < 0:
-            raise _Refused("is truncated or corrupt (an unterminated pickle text argument)")
-        return pos + newline + 1
+    def lines(self, op: _Op, pos: int) -> tuple[int, int | None, int]:
+        start = pos
+        for _ in range(op.arg_lines):
+            newline = bytes(self.buf[pos:pos + _MAX_LINE]).find(b"\n")
+            if newline < 0:
+                raise _Refused("is truncated or corrupt (an unterminated pickle text argument)")
+            pos += newline + 1
+        value = None
+        if op.special:
+            text = bytes(self.buf[start:pos - 1])
+            if not text.isdigit():
+                raise _Refused("is truncated or corrupt (a bad memo index)")
+            value = int(text)
+        return pos, value, pos - start
 
     def pop(self) -> int:
         if not self.stack or self.stack[-1] == _MARK:
@@ -126,49 +169,33 @@ class _Scan:
         return self.stack.pop()
 
     def pop_mark(self) -> list[int]:
-        try:
-            mark = len(self.stack) - 1 - self.stack[::-1].index(_MARK)
-        except ValueError:
-            raise _Refused("is truncated or corrupt (pickle MARK missing)") from None
-        items = self.stack[mark + 1:]
-        del self.stack[mark:]
-        return items
+        stack = self.stack
+        for mark in range(len(stack) - 1, -1, -1):
+            if stack[mark] == _MARK:
+                items = stack[mark + 1:]
+                del stack[mark:]
+                return items
+        raise _Refused("is truncated or corrupt (pickle MARK missing)")
 
-    def step(self, op: pickletools.OpcodeInfo, value: int | None, payload: int) -> None:
-        name = op.name
+    def step(self, name: str, value: int | None) -> None:
+        stack = self.stack
         if name == "MARK":
-            self.stack.append(_MARK)
+            stack.append(_MARK)
         elif name in _MEMO_PUT:
-            if not self.stack or self.stack[-1] == _MARK:
+            if not stack or stack[-1] == _MARK:
                 raise _Refused("is truncated or corrupt (memo store of nothing)")
-            self.memo[len(self.memo) if value is None else value] = self.stack[-1]
+            self.memo[len(self.memo) if value is None else value] = stack[-1]
         elif name in _MEMO_GET:
             if value not in self.memo:
                 raise _Refused("is truncated or corrupt (memo reference to nothing)")
-            self.stack.append(self.memo[value])
+            stack.append(self.memo[value])
         elif name == "DUP":
-            self.stack.append(self.stack[-1] if self.stack else self.pop())
-        elif name in ("POP", "POP_MARK"):
-            self.pop_mark() if name == "POP_MARK" or self.stack[-1:] == [_MARK] else self.pop()
-        elif name in ("PROTO", "FRAME", "READONLY_BUFFER"):
-            pass
-        else:
-            self.combine(op, payload)
-
-    def combine(self, op: pickletools.OpcodeInfo, payload: int) -> None:
-        """Pop what `op` consumes; push the object it makes (or fills) with the popped ones as children."""
-        before = [s.name for s in op.stack_before]
-        popped: list[int] = []
-        if "mark" in before:
-            popped = self.pop_mark()
-            before = before[:before.index("mark")]
-        popped = [self.pop() for _ in before][::-1] + popped
-        if op.name in _MUTATORS:
-            target, items = popped[0], popped[1:]
-            self.children[target].extend(items)
-            self.stack.append(target)
-        elif op.stack_after:
-            self.stack.append(self.new(1 + payload // 64, popped))
+            stack.append(self.pop())
+            stack.append(stack[-1])
+        elif name == "POP":
+            stack.pop() if stack else self.pop()
+        elif name == "POP_MARK":
+            self.pop_mark()
 
     def measure(self) -> None:
         """Unfolded size and depth of every object (shared ones counted per reference); a cycle's

@@ -187,7 +187,7 @@ def _read_zip(f: IO[bytes], name: str, budget: SizeBudget) -> Any:
         if len(pkl) != 1:
             raise CheckpointError(f"{name} is a zip file but not a PyTorch checkpoint (no data.pkl)")
         prefix = pkl[0][: -len("data.pkl")]
-        if f"{prefix}byteorder" in records and _read_record(archive, f"{prefix}byteorder", budget).strip() != b"little":
+        if f"{prefix}byteorder" in records and _read_small(archive, f"{prefix}byteorder", budget).strip() != b"little":
             raise CheckpointError(f"{name} was saved big-endian; re-save it on a little-endian machine")
         storages: dict[str, Storage] = {}
 
@@ -203,12 +203,13 @@ def _read_zip(f: IO[bytes], name: str, budget: SizeBudget) -> Any:
                 nbytes = numel * _element_size(dtype) if numel >= 0 else -1
                 if record.file_size != nbytes:  # checked before reading: no allocation from a bogus size
                     raise pickle.UnpicklingError(f"storage {kind(key)} has {record.file_size} bytes, expected {nbytes}")
+                _charge(record, budget)  # before allocating
                 data = torch.empty(numel, dtype=dtype)
-                _read_record(archive, record, budget, data.view(torch.uint8).numpy())
+                _read_record(archive, record, data.view(torch.uint8).numpy())
                 storages[key] = Storage(data)
             return storages[key]
 
-        pickled = _read_record(archive, pkl[0], budget)
+        pickled = _read_small(archive, pkl[0], budget)
         return safe_load(io.BytesIO(pickled), name, _allowlist(name, budget), resolver(name), persistent_load)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, (FileNotFoundError, IsADirectoryError)):
@@ -216,16 +217,25 @@ def _read_zip(f: IO[bytes], name: str, budget: SizeBudget) -> Any:
         raise CheckpointError(f"{name} is truncated or corrupt ({describe(exc)})") from None
 
 
-def _read_record(archive: zipfile.ZipFile, record: str | zipfile.ZipInfo, budget: SizeBudget,
-                 into: Any = None) -> bytes:
-    """One zip entry, its declared size charged to `budget` before anything is inflated; read into `into`
-    (a writable buffer of exactly its size) or returned as bytes."""
-    info = archive.getinfo(record) if isinstance(record, str) else record
+def _charge(info: zipfile.ZipInfo, budget: SizeBudget) -> None:
+    """Refuse an entry that would inflate far beyond its compressed bytes; charge its size to `budget`."""
     if info.compress_type != zipfile.ZIP_STORED and info.file_size > 8 * max(info.compress_size, 1):
         raise CheckpointError(f"{budget.file_name} is refused: zip entry {info.filename[:60]} would inflate "
                               f"{info.compress_size:,} bytes to {info.file_size:,} (a zip bomb)")
     budget.storage(info.file_size, info.filename)
-    view = memoryview(bytearray(info.file_size) if into is None else into).cast("B")
+
+
+def _read_small(archive: zipfile.ZipFile, name: str, budget: SizeBudget) -> bytes:
+    info = archive.getinfo(name)
+    _charge(info, budget)
+    buffer = bytearray(info.file_size)
+    _read_record(archive, info, buffer)
+    return bytes(buffer)
+
+
+def _read_record(archive: zipfile.ZipFile, info: zipfile.ZipInfo, into: Any) -> None:
+    """One zip entry into `into`, a writable buffer of exactly its declared size (no second copy)."""
+    view = memoryview(into).cast("B")
     with archive.open(info) as data:
         done = 0
         while done < len(view):
@@ -235,7 +245,6 @@ def _read_record(archive: zipfile.ZipFile, record: str | zipfile.ZipInfo, budget
             done += n
         if data.read(1):
             raise zipfile.BadZipFile(f"zip entry {info.filename[:60]} is longer than declared")
-    return bytes(view) if into is None else b""
 
 
 def _element_size(dtype: torch.dtype) -> int:
