@@ -44,9 +44,20 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] | None = None, what
     folder = path.parent
     if not folder.is_dir():
         raise OutputFileError(f"cannot write {target}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputFileError(f"cannot write {target}: the folder {folder} is not writable")
+    _probe(folder, target)
     return path
+
+
+def _probe(folder: Path, target: str) -> None:
+    """Create and remove a file in `folder`: the one test of writability that holds for root, read-only
+    mounts and pseudo file systems alike."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".mimic-probe.", dir=folder)
+    except OSError as exc:
+        reason = "it accepts no new files" if exc.errno == errno.ENOENT else describe_os_error(exc)
+        raise OutputFileError(f"cannot write {target}: the folder {folder} is not writable ({reason})") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 @contextlib.contextmanager

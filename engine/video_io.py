@@ -84,13 +84,14 @@ def _check_image_size(data: bytes, path: Path) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:
                 width, height = header.size
-    except Image.DecompressionBombError:
-        width, height = MAX_IMAGE_PIXELS, 2
+    except Image.DecompressionBombError:  # Pillow's own limit (above ours) says no size
+        width = height = None
     except Exception:  # noqa: BLE001 - not an image Pillow knows; OpenCV decides below
         return
-    if width * height > MAX_IMAGE_PIXELS:
-        raise MediaError(f"cannot read image {path}: it is {width}x{height} pixels; at most "
-                         f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are supported")
+    limit = f"more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels supported"
+    if width is None or width * height > MAX_IMAGE_PIXELS:
+        size = "far larger" if width is None else f"{width}x{height} pixels"
+        raise MediaError(f"cannot read image {path}: it is {size}, {limit}")
 
 
 def write_image(path: Path | str, image: np.ndarray) -> Path:

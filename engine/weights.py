@@ -186,7 +186,7 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
             progress(done / steps, message)
         done += 1
 
-    paper, restyle, out = Path(paper), Path(restyle), check_output(out, PACK_SUFFIXES, "pack")
+    paper, restyle, out = Path(paper), Path(restyle), check_pack_output(out)
     stylegan = None if stylegan is None else Path(stylegan)
     arcface = None if arcface is None else Path(arcface)
     notes: list[str] = []
@@ -246,11 +246,18 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
 
 def import_generator(stylegan: Path, out: Path) -> ImportReport:
     """A generator-only pack (for `generate` and tests) from any generator file."""
-    check_output(out, PACK_SUFFIXES, "pack")
+    check_pack_output(out)
     g, kind = _generator_source(Path(stylegan))
     source = _source("stylegan", Path(stylegan), kind)
     manifest = write_pack(Path(out), {"G": g.state}, {"generator": config_json(g.config)}, [source])
     return ImportReport(Path(out), manifest, [])
+
+
+def check_pack_output(out: Path) -> Path:
+    """Before any work: the pack and its sidecar may be written (regular files or absent, writable folder)."""
+    check_output(out, PACK_SUFFIXES, "pack")
+    check_output(sidecar_path(out), what="manifest copy")
+    return Path(out)
 
 
 def write_pack(out: Path, components: dict[str, dict[str, torch.Tensor]], configs: dict[str, Any],

@@ -115,10 +115,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ the loop
 
-    def run(self, resume: Path | None = None) -> TrainResult:
-        """Train up to config.steps (from a checkpoint with `resume`); returns what was written."""
+    def run(self, resume: Path | None = None, resume_state: dict[str, Any] | None = None) -> TrainResult:
+        """Train up to config.steps (from a checkpoint with `resume`, already read as `resume_state` if
+        given); returns what was written."""
         cfg = self.config
-        start = self.step = self.load_checkpoint(resume) if resume is not None else 0
+        start = self.step = self.load_checkpoint(resume, resume_state) if resume is not None else 0
         if self.rank.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.as_json(), indent=2) + "\n")
@@ -284,10 +285,11 @@ class Trainer:
             old.unlink()
         return path
 
-    def load_checkpoint(self, path: Path) -> int:
-        """Restore weights, optimiser and counters from a checkpoint this trainer wrote; returns its step."""
+    def load_checkpoint(self, path: Path, state: dict[str, Any] | None = None) -> int:
+        """Restore weights, optimiser and counters from a checkpoint this trainer wrote (`state`: it, already
+        read by `read_training_checkpoint`); returns its step."""
         path = Path(path)
-        state = read_training_checkpoint(path)
+        state = read_training_checkpoint(path) if state is None else state
         saved, mine = state["config"], self.config.as_json()
         changed = [k for k in ("batch_size", "finetune_generator", "loss", "noise", "seed") if saved.get(k) != mine[k]]
         if changed:

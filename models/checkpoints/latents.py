@@ -31,7 +31,7 @@ def read_latent(path: Path, n_latent: int | None = None, style_dim: int | None =
         raise CheckpointError(f"{path.name} holds a latent of shape {list(array.shape)}; expected {expected}")
     if not np.isfinite(array).all():
         raise CheckpointError(f"{path.name}: the latent contains NaN or infinite values")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.array(array, dtype=np.float32, order="C")  # a writable copy (the file's buffer is read-only)
 
 
 def _read_array(path: Path) -> np.ndarray:
