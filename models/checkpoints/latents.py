@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import math
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
                                       f"values of {declared:,} bytes; the file holds {len(data) - f.tell():,})")
             array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=f.tell())
             return array.reshape(shape, order="F" if fortran else "C")
-    except CORRUPT_ERRORS as exc:
+    except (*CORRUPT_ERRORS, tokenize.TokenError, SyntaxError) as exc:  # numpy parses the header as Python text
         raise CheckpointError(f"{name} is truncated or corrupt ({describe(exc)})") from None
     # An object array (e.g. a dict of latents saved with np.save): its body is a pickle; read it restricted.
     return _single_array(safe_load(f, name, DATA_ALLOWLIST), name)
