@@ -194,7 +194,7 @@ def list_fill_bomb(levels: int = 60) -> bytes:
 
 def hash_bomb() -> bytes:
     """A dict whose key is the 2^60 tuple: unpickling hashes it."""
-    return b"\x80\x02}" + b"Nq\x00" + b"h\x00h\x00\x86q\x00" * 60 + b"Ns."
+    return b"\x80\x02}" + b"Nq\x000" + b"h\x00h\x00\x86q\x000" * 60 + b"h\x00Ns."
 
 
 def deep_nesting(depth: int = 100_000) -> bytes:
@@ -245,6 +245,15 @@ def zip_bomb(path: Path, inflated: int = 64 << 20) -> Path:
     return path
 
 
+def many_encoder_units(path: Path, units: int = 1000) -> Path:
+    """An ArcFace-style IR-SE state dict whose body has `units` units of one width: telling its 4 stages
+    apart by trying every split would take C(units, 3) ≈ 10^8 tries."""
+    state = {"input_layer.0.weight": torch.zeros(1, 3, 1, 1), "output_layer.3.weight": torch.zeros(32, 8)}
+    state.update({f"body.{i}.res_layer.1.weight": torch.zeros(1, 1, 1, 1) for i in range(units)})
+    torch.save(state, path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------ arrays, images
 
 
@@ -253,6 +262,17 @@ def npy_declaring(shape: tuple[int, ...], data_bytes: int = 16) -> bytes:
     text = repr(header).encode()
     text += b" " * (-(len(text) + 11) % 64) + b"\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(data_bytes)
+
+
+def memo_index_bomb() -> bytes:
+    """LONG_BINPUT at index 2^32 - 1: the C unpickler sizes its memo array to the index (32 GB)."""
+    return b"\x80\x02Nr\xff\xff\xff\xff."
+
+
+def pickled_array_placeholder(elements: int) -> bytes:
+    """A pickled ndarray whose `_reconstruct` placeholder (numpy writes (0,)) declares `elements` bytes."""
+    small = pickle.dumps(np.zeros(4, np.float32), protocol=2)
+    return small.replace(b"K\x00\x85", b"J" + struct.pack("<i", elements) + b"\x85", 1)
 
 
 def pickled_array_declaring(elements: int) -> bytes:

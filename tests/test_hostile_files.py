@@ -68,6 +68,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
     gen_latent("dict keyed by the bomb", file("hash.pkl", hc.hash_bomb()))
     gen_latent("nested 100k deep", file("deep.pkl", hc.deep_nesting()))
     gen_latent("declares 2^40 bytes", file("huge.pkl", hc.huge_length()))
+    gen_weights("memo index 2^32 - 1", file("memo_index.pt", hc.memo_index_bomb()))
     # memory bombs
     gen_weights("zip storage inflating 64 MiB from kB", hc.zip_bomb(d / "zipbomb.pt"))
     gen_weights("legacy storages beyond the file", file("legacy.pt", hc.legacy_storages_beyond_file()))
@@ -76,6 +77,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
                                                    str(d / "p.safetensors")], "expand.pt"))
     gen_latent("npy declaring 2^31 floats", file("big.npy", hc.npy_declaring((2**31,))))
     gen_latent("pickled array declaring 2^31 floats", file("big_arr.pkl", hc.pickled_array_declaring(2**31 - 1)))
+    gen_latent("pickled array placeholder of 2 GiB", file("placeholder.pkl", hc.pickled_array_placeholder(2**31 - 1)))
+    cases.append(Case("IR-SE body of 1000 equal units", ["import-weights", "--paper", str(paper), "--restyle",
+                                                         str(restyle), "--arcface",
+                                                         str(hc.many_encoder_units(d / "units.pth")), "-o",
+                                                         str(d / "p.safetensors")], "units.pth"))
     # code payloads (the unpickler refuses them; the marker proves nothing ran)
     marker = d / "pwned"
     gen_weights("os.system payload", file("payload.pkl", hc.code_payload(marker)), marker)

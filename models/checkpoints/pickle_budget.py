@@ -184,7 +184,10 @@ class _Scan:
         elif name in _MEMO_PUT:
             if not stack or stack[-1] == _MARK:
                 raise _Refused("is truncated or corrupt (memo store of nothing)")
-            self.memo[len(self.memo) if value is None else value] = stack[-1]
+            index = len(self.memo) if value is None else value
+            if index > 2 * len(self.weight) + 256:  # pickle's memo is an array: index 2^32 would allocate 32 GB
+                raise _Refused(f"is truncated or corrupt (memo index {index:,} far beyond the objects made)")
+            self.memo[index] = stack[-1]
         elif name in _MEMO_GET:
             if value not in self.memo:
                 raise _Refused("is truncated or corrupt (memo reference to nothing)")

@@ -47,6 +47,9 @@ def _reconstruct_array(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
     """numpy's `_reconstruct`: an empty ndarray that the next BUILD fills (plain ndarrays only)."""
     if subtype is not np.ndarray:
         raise pickle.UnpicklingError(f"unexpected array subtype {kind(subtype)}")
+    if not (isinstance(shape, tuple) and all(type(n) is int and 0 <= n <= 1 for n in shape)):
+        # numpy pickles (0,) here and the data with the BUILD that follows; a large shape would be allocated now
+        raise pickle.UnpicklingError("unexpected array placeholder shape")
     return np.core.multiarray._reconstruct(np.ndarray, shape, dtype)
 
 
