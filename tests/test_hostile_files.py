@@ -260,3 +260,27 @@ def test_the_hostile_corpus_is_really_hostile() -> None:
     names = [arg for op, arg, _ in pickletools.genops(hc.code_payload(Path("/x"))) if op.name == "GLOBAL"]
     assert names == ["os system"]
     assert sys.getrecursionlimit() < 100_000  # the 100k nesting is deeper than any recursive walk can go
+
+
+def test_a_recording_that_could_not_write_anything_says_so(tmp_path: Path) -> None:
+    """A full disk from the first byte (RLIMIT_FSIZE = 0 stands in for it) must not claim a playable part."""
+    code = f"""
+import resource, signal, numpy as np
+from engine.errors import MediaError
+from engine.video_io import H264Writer
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+writer = H264Writer({str(tmp_path / 'rec.mp4')!r}, 30, (64, 48), low_latency=True)
+try:
+    for i in range(60):
+        writer.write(np.zeros((48, 64, 3), np.uint8), t_seconds=i / 30)
+    writer.close()
+    print("no error")
+except MediaError as exc:
+    print(exc)
+"""
+    done = __import__("subprocess").run([sys.executable, "-c", code], capture_output=True, text=True, cwd=hc.ROOT,
+                                        env=hc._env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "disk is full" in done.stdout and "nothing playable was written" in done.stdout, done.stdout
+    assert "the part" not in done.stdout
