@@ -106,7 +106,8 @@ def _mutate_zip_pickle(path: Path, rng: random.Random) -> bytes:
     return out.getvalue()
 
 
-_ODD_VALUES: list[Any] = [None, True, -1, 0, 2**40, 1e308, float("nan"), "abc", "", [], {}, [1, 2], {"a": 1}, "x" * 5000]
+_ODD_VALUES: list[Any] = [None, True, -1, 0, 2**40, 1e308, float("nan"), "abc", "", [], {}, [1, 2], {"a": 1},
+                          "x" * 5000]
 
 
 def _swap_json_value(value: Any, rng: random.Random, depth: int = 0) -> Any:
@@ -158,7 +159,8 @@ def _mutate_state(path: Path, rng: random.Random) -> bytes:
     return out.getvalue()
 
 
-def make_mutants(files: dict[str, Path], d: Path, count_per_file: int = MUTANTS_PER_SEED_FILE) -> list[tuple[str, Path]]:
+def make_mutants(files: dict[str, Path], d: Path,
+                 count_per_file: int = MUTANTS_PER_SEED_FILE) -> list[tuple[str, Path]]:
     """(loader, mutant path) pairs, reproducible from SEED."""
     rng = random.Random(SEED)
     loaders = {"zip.pt": "generator", "legacy.pt": "generator", "nvidia.pkl": "generator", "latent.npy": "latent",

@@ -23,7 +23,7 @@ from engine.weights import import_generator
 from tests import hostile_corpus as hc
 from tests.checkpoint_writers import (
     NETWORK_SOURCE, TINY, Persistent, nvidia_modules, nvidia_generator, tiny_generator, tiny_inverter, tiny_paper,
-    write_latent_npy, write_nvidia, write_paper, write_restyle, write_rosinality,
+    write_latent_npy, write_paper, write_restyle, write_rosinality,
 )
 
 

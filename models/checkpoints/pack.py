@@ -70,7 +70,8 @@ def generator_config_from(data: dict[str, Any], file_name: str = "the manifest",
     return generator_config_of(data, file_name, where)
 
 
-def irse_config_from(data: dict[str, Any], file_name: str = "the manifest", where: str = "configs.encoder") -> IRSEConfig:
+def irse_config_from(data: dict[str, Any], file_name: str = "the manifest",
+                     where: str = "configs.encoder") -> IRSEConfig:
     return irse_config_of(data, file_name, where)
 
 

@@ -96,7 +96,7 @@ def generator_config_of(data: Any, file_name: str, where: str) -> GeneratorConfi
     f = Fields(data, file_name, where)
     f.only(set(GeneratorConfig.__dataclass_fields__))
     defaults = GeneratorConfig()
-    config = GeneratorConfig(
+    return GeneratorConfig(
         size=f.integer("size", *GENERATOR_SIZES, power_of_two=True),
         style_dim=f.integer("style_dim", 1, MAX_STYLE_DIM),
         n_mlp=f.integer("n_mlp", 1, MAX_MAPPING_LAYERS),
@@ -105,7 +105,6 @@ def generator_config_of(data: Any, file_name: str, where: str) -> GeneratorConfi
         channel_max=f.integer("channel_max", 1, MAX_CHANNELS, defaults.channel_max),
         conv_clamp=f.number("conv_clamp", 0, 1e6, None, optional=True),
     )
-    return config
 
 
 def check_generator_config(config: GeneratorConfig, file_name: str) -> GeneratorConfig:
@@ -162,8 +161,8 @@ def check_manifest(manifest: Any, file_name: str, known_format: str, max_version
             or len(set(held)) != len(held) or "G" not in held:
         f.fail("components", held, f"a list of distinct names from {', '.join(allowed)} including G")
     hashes = f.sub("hashes")
-    for key in hashes.data:
-        hashes.text(key) if isinstance(key, str) else hashes.fail("hashes", key, "string keys")
+    for key in hashes.data:  # JSON keys are strings; the values must be too
+        hashes.text(key)
     if not isinstance(f.data.get("sources", []), list):
         f.fail("sources", f.data["sources"], "a list")
     f.text("content_hash", "")
