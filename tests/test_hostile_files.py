@@ -184,8 +184,10 @@ def _special_outputs(d: Path, rosinality: Path) -> list[Case]:
     (d / "dir.safetensors").mkdir()
     targets = {"a FIFO": (fifo, stat.S_ISFIFO), "a socket": (sock_path, stat.S_ISSOCK),
                "a folder": (d / "dir.safetensors", stat.S_ISDIR)}
-    if Path("/dev/full").exists():
-        targets["/dev/full"] = (Path("/dev/full"), stat.S_ISCHR)
+    if os.geteuid() == 0:  # a device node of our own (/dev/full's numbers): a regression replaces only this one
+        os.mknod(d / "dev.safetensors", stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        targets["a device"] = (d / "dev.safetensors", stat.S_ISCHR)
+    if Path("/dev/full").exists():  # links only: a regression would replace the link, never /dev/full itself
         (d / "full.safetensors").symlink_to("/dev/full")
         targets["a link to /dev/full"] = (d / "full.safetensors", stat.S_ISCHR)
         (d / "side.json").symlink_to("/dev/full")  # the manifest copy beside a pack
