@@ -286,3 +286,20 @@ except MediaError as exc:
     assert done.returncode == 0, done.stderr
     assert "disk is full" in done.stdout and "nothing playable was written" in done.stdout, done.stdout
     assert "the part" not in done.stdout
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    from engine.errors import OutputFileError
+    from engine.output_file import replacing, write_bytes
+
+    target = write_bytes(tmp_path / "face.png", b"old")
+    with pytest.raises(RuntimeError):
+        with replacing(target) as tmp:
+            tmp.write_bytes(b"half of the new")
+            raise RuntimeError("the encoder failed")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png"]
+    write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["face.png"]
+    with pytest.raises(OutputFileError, match="the folder .* does not exist"):
+        write_bytes(tmp_path / "missing" / "face.png", b"x")
