@@ -245,6 +245,30 @@ def zip_bomb(path: Path, inflated: int = 64 << 20) -> Path:
     return path
 
 
+def module_cycle(path: Path) -> Path:
+    """An NVIDIA-looking G_ema (whole torch.nn modules, read inert) whose block holds the generator itself:
+    a walk over its sub-modules that does not stop at cycles never ends."""
+    import torch.nn.modules.container as host
+
+    names = ("Generator", "SynthesisNetwork", "SynthesisBlock", "MappingNetwork")
+    classes = {}
+    for name in names:  # importable by name while pickling only
+        classes[name] = type(name, (torch.nn.Module,), {"__module__": host.__name__, "__qualname__": name})
+        setattr(host, name, classes[name])
+    try:
+        g = classes["Generator"]()
+        g.synthesis, g.mapping = classes["SynthesisNetwork"](), classes["MappingNetwork"]()
+        g.img_resolution, g.z_dim, g.w_dim, g.c_dim, g.img_channels = 8, 4, 4, 0, 3
+        g.synthesis.b4, g.synthesis.b8 = classes["SynthesisBlock"](), classes["SynthesisBlock"]()
+        g.synthesis.b8.loop = g
+        with path.open("wb") as f:
+            pickle.dump({"G_ema": g}, f, protocol=2)
+    finally:
+        for name in names:
+            delattr(host, name)
+    return path
+
+
 def many_encoder_units(path: Path, units: int = 1000) -> Path:
     """An ArcFace-style IR-SE state dict whose body has `units` units of one width: telling its 4 stages
     apart by trying every split would take C(units, 3) ≈ 10^8 tries."""

@@ -96,6 +96,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
     gen_weights("non-string state-dict key", d / "intkey.pt")
     torch.save({"g_ema": state, "latent_avg": torch.tensor(1.0)}, d / "avg0d.pt")
     gen_weights("0-d latent_avg (rosinality)", d / "avg0d.pt")
+    gen_weights("a module that contains itself", hc.module_cycle(d / "cycle.pkl"))
     gen_weights("NVIDIA img_resolution='abc'", _nvidia(d / "res.pkl", g, NETWORK_SOURCE, img_resolution="abc"))
     gen_weights("truncated zip checkpoint", file("half.pt", rosinality.read_bytes()[: rosinality.stat().st_size // 2]))
     for name, restyle_content in _restyle_variants(restyle).items():
