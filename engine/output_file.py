@@ -30,6 +30,13 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] | None = None, what
     target = f"{what} {path}" if what else str(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise OutputFileError(f"cannot write {target}: expected a {' / '.join(suffixes)} file")
+    _check_target(path, target)
+    _probe(path.parent, target)
+    return path
+
+
+def _check_target(path: Path, target: str) -> None:
+    """What is at `path` now: nothing or a regular file, in an existing folder."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -41,40 +48,39 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] | None = None, what
     if mode is not None and not stat.S_ISREG(mode):
         found = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
         raise OutputFileError(f"cannot write {target}: it is {found}; give the path of a file to write")
-    folder = path.parent
-    if not folder.is_dir():
-        raise OutputFileError(f"cannot write {target}: the folder {folder} does not exist")
-    _probe(folder, target)
-    return path
+    if not path.parent.is_dir():
+        raise OutputFileError(f"cannot write {target}: the folder {path.parent} does not exist")
 
 
 def _probe(folder: Path, target: str) -> None:
     """Create and remove a file in `folder`: the one test of writability that holds for root, read-only
     mounts and pseudo file systems alike."""
+    _temporary(folder, target, ".mimic-probe.", "").unlink()
+
+
+def _temporary(folder: Path, target: str, prefix: str, suffix: str) -> Path:
     try:
-        fd, name = tempfile.mkstemp(prefix=".mimic-probe.", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     except OSError as exc:
         reason = "it accepts no new files" if exc.errno == errno.ENOENT else describe_os_error(exc)
         raise OutputFileError(f"cannot write {target}: the folder {folder} is not writable ({reason})") from None
     os.close(fd)
-    os.unlink(name)
+    return Path(name)
 
 
 @contextlib.contextmanager
 def replacing(path: Path | str, suffixes: tuple[str, ...] | None = None, what: str = "") -> Iterator[Path]:
     """Write to the yielded temporary path (same folder and suffix); it replaces `path` on success."""
-    path = check_output(path, suffixes, what)
+    path = Path(path)
     target = f"{what} {path}" if what else str(path)
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f".part{path.suffix}", dir=path.parent)
-    except OSError as exc:
-        raise OutputFileError(f"cannot write {target}: {describe_os_error(exc)}") from None
-    os.close(fd)
-    tmp = Path(name)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OutputFileError(f"cannot write {target}: expected a {' / '.join(suffixes)} file")
+    _check_target(path, target)
+    tmp = _temporary(path.parent, target, f".{path.stem[:40]}.", f".part{path.suffix}")  # tests writability too
     try:
         yield tmp
         _keep_mode(tmp, path)
-        check_output(path, what=what)  # again: something may have appeared at `path` meanwhile
+        _check_target(path, target)  # again: something may have appeared at `path` meanwhile
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputFileError(f"cannot write {target}: {describe_os_error(exc)}") from None
@@ -86,10 +92,7 @@ def replacing(path: Path | str, suffixes: tuple[str, ...] | None = None, what: s
 def write_bytes(path: Path | str, data: bytes, suffixes: tuple[str, ...] | None = None, what: str = "") -> Path:
     """`data` as the whole new content of `path`, via `replacing`."""
     with replacing(path, suffixes, what) as tmp:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp.write_bytes(data)
     return Path(path)
 
 

@@ -97,7 +97,7 @@ def _check_image_size(data: bytes, path: Path) -> None:
 def write_image(path: Path | str, image: np.ndarray) -> Path:
     """Write RGB uint8 [H, W, 3] to `path` (format from the suffix, e.g. .png) through the safe output
     writer (never over a device/FIFO/folder; a temporary file renamed into place); returns the path."""
-    path = check_output(path, what="image")
+    path = Path(path)
     try:
         ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     except cv2.error:
