@@ -1,9 +1,12 @@
 """User-facing errors of the engine. Each message is one line the user can act on."""
-from models.checkpoints.errors import CheckpointError, UnsafePickleError
+from models.checkpoints.errors import CheckpointError, UnsafePickleError, one_line
 
 
 class MimicError(Exception):
     """Base class of failures the user can fix; shown as one line, never a traceback."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(message))
 
 
 class NoFaceError(MimicError):
@@ -12,6 +15,10 @@ class NoFaceError(MimicError):
 
 class MediaError(MimicError):
     """A video/image/camera cannot be opened, read or written."""
+
+
+class OutputFileError(MediaError):
+    """An output path is not a file that may be written (a device, a folder, an unwritable place, a full disk)."""
 
 
 class RuntimeUnavailableError(MimicError):

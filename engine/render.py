@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import MediaError
+from engine.output_file import check_output
 from engine.reenactor import Reenactor, TargetSpec
 from engine.video_io import H264Writer, VideoReader, read_image, write_image
 
@@ -53,6 +54,7 @@ def render(reenactor: Reenactor, driving: Path, output: Path, progress: FramePro
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES | {".png"}:
         raise MediaError(f"cannot write {output}: expected an .mp4 (video) or .png (image) output")
+    check_output(output)  # before the work: never over a device, FIFO or folder
     if driving.suffix.lower() in IMAGE_SUFFIXES:
         if suffix != ".png":
             raise MediaError(f"{driving} is an image: write the result as a .png, not {output.name}")
@@ -92,6 +94,7 @@ def _render_video(reenactor: Reenactor, driving: Path, output: Path, progress: F
     if frames == 0:
         partial.unlink(missing_ok=True)
         raise MediaError(f"{driving} has no frames")
+    check_output(output)  # again: the rename replaces whatever is there now
     partial.replace(output)
     if no_face:
         log.warning("%d of %d frames had no face: the last output was held", no_face, frames)

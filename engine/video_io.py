@@ -9,8 +9,10 @@ file cut short by a crash, a kill or a full disk still plays up to its last frag
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from engine.errors import MediaError
+from engine.output_file import check_output, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,12 @@ def _describe_os_error(exc: OSError) -> str:
 # ------------------------------------------------------------------------------------------- images
 
 
+MAX_IMAGE_PIXELS = 100_000_000  # 10000x10000; decoding one takes 300 MB, a 40000² one would take 4.8 GB
+
+
 def read_image(path: Path | str) -> np.ndarray:
-    """An image file as RGB uint8 [H, W, 3] (any path, unicode included; EXIF orientation applied)."""
+    """An image file as RGB uint8 [H, W, 3] (any path, unicode included; EXIF orientation applied).
+    Its size is read from the header first: one over MAX_IMAGE_PIXELS is refused before decoding."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -58,23 +65,46 @@ def read_image(path: Path | str) -> np.ndarray:
         raise MediaError(f"image not found: {path}") from None
     except OSError as exc:
         raise MediaError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    _check_image_size(data, path)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:
+        image = None
     if image is None:
         raise MediaError(f"cannot read image {path}: not an image file (expected PNG, JPEG, WebP, BMP or TIFF)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _check_image_size(data: bytes, path: Path) -> None:
+    """Refuse an image whose header declares more than MAX_IMAGE_PIXELS (Pillow reads only the header)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:  # Pillow's own limit (above ours) says no size
+        width = height = None
+    except Exception:  # noqa: BLE001 - not an image Pillow knows; OpenCV decides below
+        return
+    limit = f"more than the {MAX_IMAGE_PIXELS // 1_000_000} megapixels supported"
+    if width is None or width * height > MAX_IMAGE_PIXELS:
+        size = "far larger" if width is None else f"{width}x{height} pixels"
+        raise MediaError(f"cannot read image {path}: it is {size}, {limit}")
+
+
 def write_image(path: Path | str, image: np.ndarray) -> Path:
-    """Write RGB uint8 [H, W, 3] to `path` (format from the suffix, e.g. .png); returns the path."""
+    """Write RGB uint8 [H, W, 3] to `path` (format from the suffix, e.g. .png) through the safe output
+    writer (never over a device/FIFO/folder; a temporary file renamed into place); returns the path."""
     path = Path(path)
-    ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    try:
+        ok, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
     if not ok:
         raise MediaError(f"cannot encode image {path}: unknown image format {path.suffix!r}")
-    try:
-        path.write_bytes(data.tobytes())
-    except OSError as exc:
-        raise MediaError(f"cannot write image {path}: {_describe_os_error(exc)}") from None
-    return path
+    return write_bytes(path, data.tobytes(), what="image")
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -196,11 +226,7 @@ class H264Writer:
         self._closed = False
         self._error: MediaError | None = None
 
-        folder = self.path.parent
-        if not folder.exists():
-            raise MediaError(f"cannot write {self.path}: the folder {folder} does not exist")
-        if not folder.is_dir():
-            raise MediaError(f"cannot write {self.path}: {folder} is not a folder")
+        check_output(self.path)  # a regular file or nothing, in a writable folder
         try:
             self._container = av.open(
                 str(self.path), "w", format="mp4", options=FRAGMENTED_MP4, container_options={"flush_packets": "1"}
@@ -308,9 +334,10 @@ class H264Writer:
         try:
             step()
         except (av.error.FFmpegError, OSError) as exc:
+            kept = self.path.is_file() and self.path.stat().st_size > 0
             self._error = MediaError(
                 f"recording to {self.path} stopped after {self.frames_written} frames: {_describe_os_error(exc)}"
-                " (the part already written is playable)"
+                + (" (the part that reached the disk is playable)" if kept else "; nothing playable was written")
             )
             self._closed = True
             self._release()

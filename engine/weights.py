@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.errors import MimicError
+from engine.output_file import check_output, replacing, write_bytes
 from engine.reenactor import ProgressFn
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.formats import (
@@ -26,9 +29,10 @@ from models.checkpoints.formats import (
 )
 from models.checkpoints.latents import read_latent
 from models.checkpoints.pack import (
-    PAPER_COMPONENTS, Pack, config_json, file_sha256, generator_config_from, irse_config_from, open_pack,
-    sidecar_path, state_hash, write_pack,
+    PAPER_COMPONENTS, Pack, config_json, file_sha256, generator_config_from, irse_config_from, manifest_text,
+    open_pack, pack_contents, save_pack, sidecar_path, state_hash,
 )
+from models.checkpoints.schema import INPUT_SIZES, MAX_RESTYLE_ITERS, Fields
 from models.checkpoints.strict import check_state, load_strict
 from models.encoders import ArcFace
 from models.irse import IRSEConfig
@@ -36,6 +40,9 @@ from models.paper import PaperConfig, PaperModel, ReStyleInverter
 from models.stylegan2 import Generator, GeneratorConfig, NoiseMode
 
 log = logging.getLogger(__name__)
+
+PACK_SUFFIXES = (".safetensors",)
+MAX_SEED = 2**32 - 1  # NumPy's RandomState takes seeds 0 … 2^32 - 1
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -74,7 +81,8 @@ def load_paper_pack(path: Path, verify: bool = False) -> tuple[PaperModel, ReSty
                               "made from the paper's and ReStyle's checkpoints")
     config = paper_config(pack)
     restyle_g = pack.manifest["configs"].get("restyle_generator")
-    restyle_config = config if restyle_g is None else replace(config, generator=generator_config_from(restyle_g))
+    restyle_config = config if restyle_g is None else \
+        replace(config, generator=generator_config_from(restyle_g, pack.name, "configs.restyle_generator"))
     with _empty_modules(path.stat().st_size // 4):  # the pack's tensors are assigned
         model, inverter = PaperModel(config), ReStyleInverter(restyle_config)
     load_strict(model.encoder, pack.component("E_m", verify), pack.name, "E_m (motion encoder)")
@@ -90,9 +98,12 @@ def load_paper_pack(path: Path, verify: bool = False) -> tuple[PaperModel, ReSty
 
 
 def paper_config(pack: Pack) -> PaperConfig:
-    c = pack.manifest["configs"]
-    return PaperConfig(generator=generator_config_from(c["generator"]), encoder=irse_config_from(c["encoder"]),
-                       input_size=int(c["input_size"]), restyle_iters=int(c["restyle_iters"]))
+    """The paper's architecture from the pack's (validated) manifest; the paper's parts must all be there."""
+    c = Fields(pack.manifest["configs"], pack.name, "configs")
+    return PaperConfig(generator=pack.generator_config(),
+                       encoder=irse_config_from(c.require("encoder"), pack.name, "configs.encoder"),
+                       input_size=c.integer("input_size", *INPUT_SIZES, power_of_two=True),
+                       restyle_iters=c.integer("restyle_iters", 1, MAX_RESTYLE_ITERS))
 
 
 def load_arcface(path: Path, verify: bool = False) -> ArcFace:
@@ -104,7 +115,8 @@ def load_arcface(path: Path, verify: bool = False) -> ArcFace:
         c = pack.manifest["configs"].get("arcface")
         if not pack.has("arcface") or c is None:
             raise CheckpointError(f"{pack.name} has no ArcFace weights (import them with --arcface)")
-        config, embedding, state = irse_config_from(c["irse"]), c["embedding"], pack.component("arcface", verify)
+        config = irse_config_from(c["irse"], pack.name, "configs.arcface.irse")
+        embedding, state = c["embedding"], pack.component("arcface", verify)
     else:
         weights = arcface_weights(ckpt)
         config, embedding, state = weights.config, weights.embedding, weights.state
@@ -132,9 +144,9 @@ def _empty_modules(numel: int) -> contextlib.AbstractContextManager:
 
 def _latent_avg(pack: Pack, verify: bool, g: GeneratorConfig) -> torch.Tensor:
     avg = pack.component("latent_avg", verify)["latent_avg"]
-    if tuple(avg.shape) != (g.n_latent, g.style_dim):
-        raise CheckpointError(f"{pack.name}: latent_avg has shape {list(avg.shape)}; "
-                              f"expected [{g.n_latent}, {g.style_dim}]")
+    if tuple(avg.shape) != (g.n_latent, g.style_dim) or not avg.is_floating_point():
+        raise CheckpointError(f"{pack.name}: latent_avg is {str(avg.dtype).removeprefix('torch.')} of shape "
+                              f"{list(avg.shape)}; expected floats of shape [{g.n_latent}, {g.style_dim}]")
     return avg
 
 
@@ -174,7 +186,7 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
             progress(done / steps, message)
         done += 1
 
-    paper, restyle, out = Path(paper), Path(restyle), Path(out)
+    paper, restyle, out = Path(paper), Path(restyle), check_pack_output(out)
     stylegan = None if stylegan is None else Path(stylegan)
     arcface = None if arcface is None else Path(arcface)
     notes: list[str] = []
@@ -234,10 +246,29 @@ def import_weights(paper: Path, restyle: Path, stylegan: Path | None = None, arc
 
 def import_generator(stylegan: Path, out: Path) -> ImportReport:
     """A generator-only pack (for `generate` and tests) from any generator file."""
+    check_pack_output(out)
     g, kind = _generator_source(Path(stylegan))
     source = _source("stylegan", Path(stylegan), kind)
     manifest = write_pack(Path(out), {"G": g.state}, {"generator": config_json(g.config)}, [source])
     return ImportReport(Path(out), manifest, [])
+
+
+def check_pack_output(out: Path) -> Path:
+    """Before any work: the pack and its sidecar may be written (regular files or absent, writable folder)."""
+    check_output(out, PACK_SUFFIXES, "pack")
+    check_output(sidecar_path(out), what="manifest copy")
+    return Path(out)
+
+
+def write_pack(out: Path, components: dict[str, dict[str, torch.Tensor]], configs: dict[str, Any],
+               sources: list[dict[str, str]], latent_avg: torch.Tensor | None = None) -> dict[str, Any]:
+    """The pack and its sidecar through the safe output writer: `out` is replaced only once both are written,
+    and never when it is not a regular file; returns the manifest."""
+    tensors, manifest = pack_contents(components, configs, sources, latent_avg)
+    with replacing(out, PACK_SUFFIXES, "pack") as tmp:
+        save_pack(tmp, tensors, manifest)
+        write_bytes(sidecar_path(out), manifest_text(manifest).encode(), what="manifest copy")
+    return manifest
 
 
 def _rgb(config: IRSEConfig) -> IRSEConfig:
@@ -266,6 +297,10 @@ def generate(weights: Path, latent: Path | None = None, seed: int | None = None,
     """
     if (latent is None) == (seed is None):
         raise ValueError("give exactly one of latent and seed")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise MimicError(f"seed {seed} is out of range; expected 0 to {MAX_SEED}")
+    if not math.isfinite(truncation):
+        raise MimicError(f"truncation {truncation} is not a number; expected e.g. 0.7")
     g = load_generator(weights)
     cfg = g.config
     with torch.no_grad():

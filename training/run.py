@@ -15,7 +15,7 @@ from training.errors import TrainingError
 from training.frames import FrameDataset, split_identities
 from training.losses import LossWeights, TransferLoss
 from training.sources import LossBackbones, build_model, init_encoder_from_arcface, loss_networks
-from training.trainer import TrainConfig, Trainer, TrainResult, latest_checkpoint
+from training.trainer import TrainConfig, Trainer, TrainResult, latest_checkpoint, read_training_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def train(options: RunOptions) -> TrainResult | None:
         raise TrainingError(f"--resume: no checkpoints in {Path(o.out) / 'checkpoints'}")
     if not o.resume and latest_checkpoint(o.out) is not None:
         raise TrainingError(f"{o.out} already holds a run; add --resume to continue it or pick another folder")
+    resume_state = read_training_checkpoint(resume) if resume is not None else None  # a bad file fails first
     weights = LossWeights(cosface=o.cosface)
     files = LossBackbones(o.lpips_alexnet, o.lpips_linear, o.arcface, o.random_loss_backbones)
     lpips, arcface = loss_networks(weights, files, seed=o.seed)
@@ -77,7 +78,7 @@ def train(options: RunOptions) -> TrainResult | None:
     try:
         trainer = Trainer(config, model, TransferLoss(weights, lpips, arcface), train_set, val_set, o.out, o.restyle,
                           arcface=None if o.random_loss_backbones else o.arcface, device=device, rank=rank)
-        result = trainer.run(resume)
+        result = trainer.run(resume, resume_state)
     finally:
         shutdown(rank)
     return result if rank.is_main else None

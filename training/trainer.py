@@ -27,7 +27,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from models.checkpoints.errors import CheckpointError
 from models.checkpoints.pack import state_hash
+from models.checkpoints.safe_pickle import describe, kind
+from models.checkpoints.torch_file import read_pickled
 from models.paper import PaperModel
 from models.stylegan2 import NoiseMode
 from training.data import KeyedDataset, StepSampler
@@ -112,10 +115,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ the loop
 
-    def run(self, resume: Path | None = None) -> TrainResult:
-        """Train up to config.steps (from a checkpoint with `resume`); returns what was written."""
+    def run(self, resume: Path | None = None, resume_state: dict[str, Any] | None = None) -> TrainResult:
+        """Train up to config.steps (from a checkpoint with `resume`, already read as `resume_state` if
+        given); returns what was written."""
         cfg = self.config
-        start = self.step = self.load_checkpoint(resume) if resume is not None else 0
+        start = self.step = self.load_checkpoint(resume, resume_state) if resume is not None else 0
         if self.rank.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.as_json(), indent=2) + "\n")
@@ -281,13 +285,11 @@ class Trainer:
             old.unlink()
         return path
 
-    def load_checkpoint(self, path: Path) -> int:
-        """Restore weights, optimiser and counters from a checkpoint this trainer wrote; returns its step."""
+    def load_checkpoint(self, path: Path, state: dict[str, Any] | None = None) -> int:
+        """Restore weights, optimiser and counters from a checkpoint this trainer wrote (`state`: it, already
+        read by `read_training_checkpoint`); returns its step."""
         path = Path(path)
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise TrainingError(f"cannot read the training checkpoint {path}: {exc}") from None
+        state = read_training_checkpoint(path) if state is None else state
         saved, mine = state["config"], self.config.as_json()
         changed = [k for k in ("batch_size", "finetune_generator", "loss", "noise", "seed") if saved.get(k) != mine[k]]
         if changed:
@@ -297,10 +299,13 @@ class Trainer:
         missing = set(self._trainable_state()) - set(state["model"])
         if missing:
             raise TrainingError(f"{path.name} lacks {len(missing)} tensors (e.g. {sorted(missing)[0]})")
-        self.model.load_state_dict(state["model"], strict=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
+        try:
+            self.model.load_state_dict(state["model"], strict=False)
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scaler is not None and state["scaler"] is not None:
+                self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise TrainingError(f"{path.name} does not fit this run's model or optimiser ({describe(exc)})") from None
         self.best_val = state["best_val"]
         log.info("resumed from %s at step %d", path, state["step"])
         return int(state["step"])
@@ -313,6 +318,33 @@ class Trainer:
         if self.rank.is_main and best.is_file():
             pack = write_pack(best, self.restyle, self.arcface, self.out / "model.safetensors")
         return TrainResult(self.step, self.best_val, best if best.is_file() else None, pack, self.history)
+
+
+# What a training checkpoint holds (save_checkpoint): field → accepted types.
+_CHECKPOINT_FIELDS: dict[str, tuple[type, ...]] = {
+    "step": (int,), "model": (dict,), "optimizer": (dict,), "scaler": (dict, type(None)),
+    "best_val": (float, int, type(None)), "generator_hash": (str, type(None)), "config": (dict,),
+}
+
+
+def read_training_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint of `save_checkpoint`, read like every other file: Mimic's restricted, bounded unpickler
+    (never torch.load), then each field checked; TrainingError with one line otherwise."""
+    try:
+        state = read_pickled(path)
+    except CheckpointError as exc:
+        raise TrainingError(f"cannot resume from the training checkpoint: {exc}") from None
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path.name} is not a Mimic training checkpoint (it holds {kind(state)})")
+    for name, types in _CHECKPOINT_FIELDS.items():
+        value = state.get(name, ...)
+        if value is ... or type(value) is bool or not isinstance(value, types):
+            found = "missing" if value is ... else kind(value)
+            raise TrainingError(f"{path.name} is not a Mimic training checkpoint ({name} is {found})")
+    if state["step"] < 0 or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                    for k, v in state["model"].items()):
+        raise TrainingError(f"{path.name} is not a Mimic training checkpoint (bad step or model tensors)")
+    return state
 
 
 def latest_checkpoint(out: Path) -> Path | None:

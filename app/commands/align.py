@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("align", help="FFHQ-align a portrait", description="Crop and rotate a portrait the way "
@@ -30,8 +32,12 @@ def _size(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from engine.align import align_face
     from engine.errors import NoFaceError
+    from engine.output_file import check_output, write_bytes
     from engine.video_io import read_image, write_image
 
+    check_output(args.output, IMAGE_SUFFIXES, "image")  # before the work: a wrong type, a device, no folder
+    if args.json:
+        check_output(args.json, what="crop quad")
     image = read_image(args.image)
     try:
         aligned = align_face(image, size=args.size, ffhq_landmarks=True)
@@ -39,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise NoFaceError(f"no face found in {args.image}") from None
     write_image(args.output, aligned.image)
     if args.json:
-        args.json.write_text(json.dumps({"image": str(args.image), "size": args.size,
-                                         "quad": [[round(float(v), 3) for v in c] for c in aligned.quad]}, indent=2))
+        quad = {"image": str(args.image), "size": args.size,
+                "quad": [[round(float(v), 3) for v in c] for c in aligned.quad]}
+        write_bytes(args.json, json.dumps(quad, indent=2).encode(), what="crop quad")
     print(f"wrote {args.output}" + (f" and {args.json}" if args.json else "") + f" (landmarks: {aligned.source})")
     return 0

@@ -32,11 +32,13 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--truncation applies to --seed only")
     if args.output.suffix.lower() not in IMAGE_SUFFIXES:
         args.parser.error(f"-o {args.output.name}: expected an image file ({', '.join(IMAGE_SUFFIXES)})")
+    from engine.output_file import check_output
     from engine.video_io import write_image
     from engine.weights import generate
     from models.stylegan2 import NoiseMode
 
     truncation = 1.0 if args.truncation is None else args.truncation
+    check_output(args.output, what="image")  # before the work: a folder, a device or an unwritable place
     image = generate(args.weights, latent=args.latent, seed=args.seed, truncation=truncation,
                      noise=NoiseMode(args.noise))
     write_image(args.output, image)

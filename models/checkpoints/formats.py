@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import enum
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from models.checkpoints.configs import generator_config, irse_config, restyle_in
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.inert import InertModule
 from models.checkpoints.nvidia import convert_generator
+from models.checkpoints.safe_pickle import kind
+from models.checkpoints.schema import MAX_EMBEDDING, MAX_RESTYLE_ITERS, integer_setting
 from models.checkpoints.torch_file import read_pickled
 from models.irse import IRSEConfig
 from models.stylegan2 import GeneratorConfig
@@ -125,16 +128,20 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if kind == "numpy":
         return Checkpoint(path, Kind.NUMPY, None)
     content = read_pickled(path)
-    found = classify(content)
+    found = classify(content, path.name)
     if found is None:
         raise CheckpointError(f"{path.name} is a pickle/PyTorch file but no checkpoint format Mimic knows "
                               f"({_summary(content)})")
     return Checkpoint(path, found, content)
 
 
-def classify(content: Any) -> Kind | None:
+def classify(content: Any, file_name: str = "the checkpoint") -> Kind | None:
     if not isinstance(content, dict):
         return None
+    for where, mapping in (("the checkpoint", content), ("state_dict", content.get("state_dict")),
+                           ("g_ema", content.get("g_ema"))):
+        if isinstance(mapping, dict):
+            _string_keys(mapping, file_name, where)
     if isinstance(content.get("G_ema"), InertModule):
         return Kind.NVIDIA
     if isinstance(content.get("g_ema"), dict):
@@ -157,9 +164,18 @@ def classify(content: Any) -> Kind | None:
     return None
 
 
+def _string_keys(mapping: dict[Any, Any], file_name: str, where: str) -> None:
+    """State dicts are keyed by tensor names; anything else is a malformed file, reported before any
+    code treats a key as a name."""
+    for key in mapping:
+        if not isinstance(key, str):
+            raise CheckpointError(f"{file_name}: {where} has a key that is not a name ({kind(key)}); "
+                                  "expected tensor names")
+
+
 def _summary(content: Any) -> str:
     if isinstance(content, dict):
-        keys = [str(k) for k in list(content)[:4]]
+        keys = [k if isinstance(k, str) and len(k) <= 60 else kind(k) for k in list(content)[:4]]
         return f"a dict with keys {', '.join(keys)}{', …' if len(content) > 4 else ''}"
     return f"a {type(content).__name__}"
 
@@ -186,11 +202,21 @@ def generator_weights(ckpt: Checkpoint) -> GeneratorWeights:
         state, w_avg = _tensors(c), None
     else:  # paper / ReStyle / pSp: the decoder
         state, w_avg = sub_state(c["state_dict"], "decoder."), None
+    config = generator_config(state, ckpt.name)
     if isinstance(w_avg, torch.Tensor):
-        w_avg = w_avg.reshape(-1, w_avg.shape[-1])[0] if w_avg.ndim > 1 else w_avg
+        w_avg = _latent_rows(w_avg, config.style_dim, ckpt.name, "latent_avg")[0]
     else:
         w_avg = None
-    return GeneratorWeights(generator_config(state, ckpt.name), state, w_avg)
+    return GeneratorWeights(config, state, w_avg)
+
+
+def _latent_rows(latent: torch.Tensor, style_dim: int, file_name: str, where: str) -> torch.Tensor:
+    """A stored mean latent ([D], [n, D] or [1, n, D]) as rows [n, D] of floats; CheckpointError otherwise."""
+    if not latent.is_floating_point() or latent.ndim == 0 or latent.ndim > 3 or latent.shape[-1] != style_dim \
+            or latent.numel() == 0:
+        raise CheckpointError(f"{file_name}: {where} is a {str(latent.dtype).removeprefix('torch.')} tensor of shape "
+                              f"{list(latent.shape)}; expected floats of shape [{style_dim}] or [n, {style_dim}]")
+    return latent.float().reshape(-1, style_dim)
 
 
 def _tensors(state: dict[str, Any]) -> StateDict:
@@ -227,25 +253,27 @@ def restyle_weights(ckpt: Checkpoint) -> ReStyleWeights:
     latent_avg = ckpt.content.get("latent_avg")
     if not isinstance(latent_avg, torch.Tensor):
         raise CheckpointError(f"{ckpt.name}: ReStyle checkpoint without latent_avg")
-    latent_avg = latent_avg.float()
-    if latent_avg.ndim == 1:  # one W vector: repeat over the W+ layers
+    latent_avg = _latent_rows(latent_avg, config.style_dim, ckpt.name, "latent_avg")
+    if latent_avg.shape[0] == 1:  # one W vector: repeat over the W+ layers
         latent_avg = latent_avg.expand(config.n_latent, -1)
-    latent_avg = latent_avg.reshape(-1, latent_avg.shape[-1])
     if tuple(latent_avg.shape) != (config.n_latent, config.style_dim):
         raise CheckpointError(f"{ckpt.name}: latent_avg has shape {list(latent_avg.shape)}; expected "
                               f"[{config.n_latent}, {config.style_dim}]")
     opts = _plain_opts(ckpt.content.get("opts"))
-    n_iters = opts.get("n_iters_per_batch", 5)
+    n_iters = integer_setting(opts.get("n_iters_per_batch", 5), ckpt.name, "opts.n_iters_per_batch", 1,
+                              MAX_RESTYLE_ITERS)
     return ReStyleWeights(encoder, irse_config(encoder, ckpt.name), GeneratorWeights(config, decoder),
-                          latent_avg.contiguous(), restyle_input_size(encoder, ckpt.name),
-                          int(n_iters) if isinstance(n_iters, int) and n_iters > 0 else 5, opts)
+                          latent_avg.contiguous(), restyle_input_size(encoder, ckpt.name), n_iters, opts)
 
 
 def arcface_weights(ckpt: Checkpoint) -> ArcFaceWeights:
     """The ArcFace IR-SE50 backbone of model_ir_se50.pth."""
     ckpt.expect(Kind.ARCFACE, wanted="an ArcFace IR-SE50 state dict (model_ir_se50.pth)")
     state = _tensors(ckpt.content)
-    return ArcFaceWeights(state, irse_config(state, ckpt.name), state["output_layer.3.weight"].shape[0])
+    head = state["output_layer.3.weight"]
+    embedding = integer_setting(head.shape[0] if head.ndim == 2 else -1, ckpt.name,
+                                "the embedding width (output_layer.3.weight)", 1, MAX_EMBEDDING)
+    return ArcFaceWeights(state, irse_config(state, ckpt.name), embedding)
 
 
 def _plain_opts(opts: Any) -> dict[str, Any]:
@@ -253,5 +281,6 @@ def _plain_opts(opts: Any) -> dict[str, Any]:
     if opts is None:
         return {}
     if not isinstance(opts, dict):
-        opts = vars(opts) if hasattr(opts, "__dict__") else {}
-    return {str(k): v for k, v in opts.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple))}
+        opts = vars(opts) if isinstance(opts, types.SimpleNamespace) else {}
+    return {k: v for k, v in opts.items()
+            if isinstance(k, str) and isinstance(v, (str, int, float, bool, type(None), list, tuple))}

@@ -59,18 +59,26 @@ class InertModule:
 
     @property
     def children(self) -> dict[str, Any]:
-        return dict(self.state.get("_modules") or {})
+        modules = self.state.get("_modules")
+        return {k: v for k, v in modules.items() if isinstance(k, str)} if isinstance(modules, dict) else {}
 
-    def tensors(self, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-        """Parameters and persistent buffers, recursively, named like `nn.Module.state_dict()`."""
-        skip = set(self.state.get("_non_persistent_buffers_set") or ())
+    def tensors(self, prefix: str = "", seen: set[int] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+        """Parameters and persistent buffers, recursively, named like `nn.Module.state_dict()` (each module
+        once: a pickle may make a module its own child)."""
+        seen = set() if seen is None else seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
+        skip = self.state.get("_non_persistent_buffers_set")
+        skip = {s for s in skip if isinstance(s, str)} if isinstance(skip, (set, frozenset, list, tuple)) else set()
         for group in ("_parameters", "_buffers"):
-            for name, value in (self.state.get(group) or {}).items():
-                if isinstance(value, torch.Tensor) and name not in skip:
+            values = self.state.get(group)
+            for name, value in (values.items() if isinstance(values, dict) else ()):
+                if isinstance(name, str) and isinstance(value, torch.Tensor) and name not in skip:
                     yield prefix + name, value
         for name, child in self.children.items():
             if isinstance(child, InertModule):
-                yield from child.tensors(f"{prefix}{name}.")
+                yield from child.tensors(f"{prefix}{name}.", seen)
 
     def __repr__(self) -> str:
         return f"<inert {self.class_path}>"
@@ -162,18 +170,30 @@ def _audit_statement(stmt: ast.stmt) -> str | None:
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         args = stmt.args
         evaluated = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
-        evaluated += [a.annotation for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.annotation]
-        return _audit_decorators(stmt) or _audit_exprs(evaluated, stmt)
+        every_arg = (*args.posonlyargs, *args.args, *args.kwonlyargs, *(a for a in (args.vararg, args.kwarg) if a))
+        evaluated += [a.annotation for a in every_arg if a.annotation is not None]
+        evaluated += [stmt.returns] if stmt.returns is not None else []  # annotations run at definition time
+        return _audit_decorators(stmt) or _audit_exprs(evaluated + _type_param_exprs(stmt), stmt)
     if isinstance(stmt, ast.ClassDef):
-        return (_audit_decorators(stmt) or _audit_exprs([*stmt.bases, *(k.value for k in stmt.keywords)], stmt)
-                or _audit_body(stmt.body))
+        bases = [*stmt.bases, *(k.value for k in stmt.keywords), *_type_param_exprs(stmt)]
+        return _audit_decorators(stmt) or _audit_exprs(bases, stmt) or _audit_body(stmt.body)
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-        if all(isinstance(t, ast.Name) for t in targets) and (stmt.value is None or _inert(stmt.value)):
+        values = [stmt.value] if stmt.value is not None else []
+        values += [stmt.annotation] if isinstance(stmt, ast.AnnAssign) else []  # `x: <expr> = 1` runs <expr>
+        if all(isinstance(t, ast.Name) for t in targets) and all(_inert(v) for v in values):
             return None
     if isinstance(stmt, ast.If) and _inert(stmt.test):
         return _audit_body(stmt.body) or _audit_body(stmt.orelse)
     return _where(stmt)
+
+
+def _type_param_exprs(stmt: ast.stmt) -> list[ast.expr]:
+    """Bounds and defaults of PEP 695 type parameters (`def f[T: <expr>]()`)."""
+    exprs = []
+    for param in getattr(stmt, "type_params", ()):
+        exprs += [e for e in (getattr(param, "bound", None), getattr(param, "default_value", None)) if e is not None]
+    return exprs
 
 
 def _audit_decorators(stmt: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str | None:

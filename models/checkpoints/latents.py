@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import math
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ def read_latent(path: Path, n_latent: int | None = None, style_dim: int | None =
         raise CheckpointError(f"{path.name} holds a latent of shape {list(array.shape)}; expected {expected}")
     if not np.isfinite(array).all():
         raise CheckpointError(f"{path.name}: the latent contains NaN or infinite values")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.array(array, dtype=np.float32, order="C")  # a writable copy (the file's buffer is read-only)
 
 
 def _read_array(path: Path) -> np.ndarray:
@@ -53,9 +55,13 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
         version = np.lib.format.read_magic(f)
         shape, fortran, dtype = np.lib.format._read_array_header(f, version)
         if not dtype.hasobject:
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
-    except CORRUPT_ERRORS as exc:
+            declared = math.prod(shape) * dtype.itemsize  # checked before numpy allocates it
+            if declared != len(data) - f.tell():
+                raise CheckpointError(f"{name} is truncated or corrupt (its header declares {math.prod(shape):,} "
+                                      f"values of {declared:,} bytes; the file holds {len(data) - f.tell():,})")
+            array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=f.tell())
+            return array.reshape(shape, order="F" if fortran else "C")
+    except (*CORRUPT_ERRORS, tokenize.TokenError, SyntaxError) as exc:  # numpy parses the header as Python text
         raise CheckpointError(f"{name} is truncated or corrupt ({describe(exc)})") from None
     # An object array (e.g. a dict of latents saved with np.save): its body is a pickle; read it restricted.
     return _single_array(safe_load(f, name, DATA_ALLOWLIST), name)

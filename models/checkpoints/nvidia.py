@@ -23,6 +23,8 @@ import torch
 
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.inert import InertModule
+from models.checkpoints.safe_pickle import describe, kind
+from models.checkpoints.schema import GENERATOR_SIZES, MAX_STYLE_DIM, Fields, integer_setting
 from models.layers import fir_kernel
 
 StateDict = dict[str, torch.Tensor]
@@ -45,29 +47,38 @@ def convert_generator(g: InertModule, file_name: str) -> NvidiaGenerator:
         raise CheckpointError(f"{file_name}: NVIDIA Generator without synthesis/mapping networks")
     if "input" in synthesis.children:
         raise CheckpointError(f"{file_name} is a StyleGAN3 generator; expected a StyleGAN2 generator")
-    if g.get("c_dim", 0):
-        raise CheckpointError(f"{file_name} is a class-conditional generator (c_dim={g.get('c_dim')}); "
+    c_dim = integer_setting(g.get("c_dim", 0), file_name, "G_ema.c_dim", 0, 1 << 20)
+    if c_dim:
+        raise CheckpointError(f"{file_name} is a class-conditional generator (c_dim={c_dim}); "
                               "expected an unconditional StyleGAN2 generator")
-    if g.get("img_channels", 3) != 3 or g.get("z_dim") != g.get("w_dim"):
+    channels = integer_setting(g.get("img_channels", 3), file_name, "G_ema.img_channels", 1, 16)
+    z_dim = integer_setting(g.get("z_dim"), file_name, "G_ema.z_dim", 1, MAX_STYLE_DIM)
+    w_dim = integer_setting(g.get("w_dim"), file_name, "G_ema.w_dim", 1, MAX_STYLE_DIM)
+    if channels != 3 or z_dim != w_dim:
         raise CheckpointError(f"{file_name}: expected an RGB generator with z_dim = w_dim, got "
-                              f"img_channels={g.get('img_channels')}, z_dim={g.get('z_dim')}, w_dim={g.get('w_dim')}")
-    size = int(g.get("img_resolution") or 0)
+                              f"img_channels={channels}, z_dim={z_dim}, w_dim={w_dim}")
+    size = integer_setting(g.get("img_resolution"), file_name, "G_ema.img_resolution", *GENERATOR_SIZES,
+                           power_of_two=True)
     log_size = size.bit_length() - 1
-    if size < 8 or size != 2**log_size:
-        raise CheckpointError(f"{file_name}: unexpected NVIDIA generator resolution {size}")
     blocks = [synthesis.children.get(f"b{2**i}") for i in range(2, log_size + 1)]
     if not all(isinstance(b, InertModule) for b in blocks):
         raise CheckpointError(f"{file_name}: NVIDIA synthesis network lacks blocks b4…b{size}")
-    if any(b.get("architecture", "skip") != "skip" for b in blocks):
-        raise CheckpointError(f"{file_name}: NVIDIA generator architecture {blocks[-1].get('architecture')!r}; "
+    architectures = {b.get("architecture", "skip") for b in blocks if isinstance(b.get("architecture", "skip"), str)}
+    if architectures != {"skip"}:
+        raise CheckpointError(f"{file_name}: NVIDIA generator architecture {kind(blocks[-1].get('architecture'))}; "
                               "only the 'skip' generator (config-f) is supported")
     nv = dict(g.tensors())
     w_avg = nv.pop("mapping.w_avg", None)
-    state = _convert_tensors(nv, log_size, file_name)
+    try:
+        state = _convert_tensors(nv, log_size, file_name)
+    except RuntimeError as exc:  # a tensor of the wrong number of elements for its reshape
+        raise CheckpointError(f"{file_name}: NVIDIA generator tensors of unexpected shapes ({describe(exc)})") from None
     fc0 = mapping.children.get("fc0")
-    lr_mlp = float(fc0.get("bias_gain", 0.01)) if isinstance(fc0, InertModule) else 0.01
-    clamp = blocks[0].children["conv1"].get("conv_clamp") if "conv1" in blocks[0].children else None
-    return NvidiaGenerator(state, None if clamp is None else float(clamp), lr_mlp, w_avg)
+    settings = Fields({"lr_mlp": fc0.get("bias_gain", 0.01) if isinstance(fc0, InertModule) else 0.01,
+                       "conv_clamp": blocks[0].children["conv1"].get("conv_clamp")
+                       if "conv1" in blocks[0].children else None}, file_name, "G_ema")
+    return NvidiaGenerator(state, settings.number("conv_clamp", 0, 1e6, optional=True),
+                           settings.number("lr_mlp", 0, 1), w_avg)
 
 
 def _convert_tensors(nv: StateDict, log_size: int, file_name: str) -> StateDict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors.torch import save_file
 
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.safe_pickle import describe
+from models.checkpoints.schema import check_manifest, generator_config_of, irse_config_of
 from models.irse import IRSEConfig
 from models.stylegan2 import GeneratorConfig
 
@@ -62,17 +62,22 @@ def config_json(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def generator_config_from(data: dict[str, Any]) -> GeneratorConfig:
-    return GeneratorConfig(**data)
+MAX_MANIFEST_CHARS = 1 << 20  # a real manifest is a few kB
 
 
-def irse_config_from(data: dict[str, Any]) -> IRSEConfig:
-    return IRSEConfig(units=tuple(data["units"]), channels=tuple(data["channels"]), in_channels=data["in_channels"])
+def generator_config_from(data: dict[str, Any], file_name: str = "the manifest",
+                          where: str = "configs.generator") -> GeneratorConfig:
+    return generator_config_of(data, file_name, where)
 
 
-def write_pack(path: Path, components: dict[str, StateDict], configs: dict[str, Any],
-               sources: list[dict[str, str]], latent_avg: torch.Tensor | None = None) -> dict[str, Any]:
-    """Write a pack (atomically) and its sidecar; returns the manifest.
+def irse_config_from(data: dict[str, Any], file_name: str = "the manifest",
+                     where: str = "configs.encoder") -> IRSEConfig:
+    return irse_config_of(data, file_name, where)
+
+
+def pack_contents(components: dict[str, StateDict], configs: dict[str, Any], sources: list[dict[str, str]],
+                  latent_avg: torch.Tensor | None = None) -> tuple[StateDict, dict[str, Any]]:
+    """The tensors and the manifest of a pack (written by `save_pack`).
 
     components: prefix → state dict (prefixes from COMPONENTS; "G" required);
     configs: JSON-ready architecture configs; sources: [{role, file, sha256, kind}].
@@ -98,18 +103,17 @@ def write_pack(path: Path, components: dict[str, StateDict], configs: dict[str, 
         "hashes": hashes,
         "content_hash": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        save_file(tensors, str(tmp), metadata={"mimic": json.dumps(manifest, sort_keys=True)})
-        sidecar = sidecar_path(path)
-        sidecar.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, sidecar.stat().st_mode & 0o777)  # safetensors writes 0600; give the pack the umask's mode
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return manifest
+    return tensors, manifest
+
+
+def save_pack(path: Path, tensors: StateDict, manifest: dict[str, Any]) -> None:
+    """The .safetensors file itself (the caller makes the write atomic and safe: engine.output_file)."""
+    save_file(tensors, str(path), metadata={"mimic": json.dumps(manifest, sort_keys=True)})
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The sidecar's content: the manifest for people."""
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
 @dataclass
@@ -145,7 +149,7 @@ class Pack:
         return state
 
     def generator_config(self) -> GeneratorConfig:
-        return generator_config_from(self.manifest["configs"]["generator"])
+        return generator_config_from(self.manifest["configs"]["generator"], self.name)
 
 
 def open_pack(path: Path) -> Pack:
@@ -159,17 +163,23 @@ def open_pack(path: Path) -> Pack:
             keys = list(f.keys())
     except _READ_ERRORS as exc:
         raise CheckpointError(f"{path.name} is not a readable .safetensors file ({describe(exc)})") from None
-    try:
-        manifest = json.loads(metadata["mimic"])
-    except (KeyError, ValueError):
+    text = metadata.get("mimic")
+    if not isinstance(text, str):
         raise CheckpointError(f"{path.name} is a .safetensors file without a Mimic manifest; "
-                              "make a pack with `python -m app import-weights`") from None
-    if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{path.name}: manifest format {manifest.get('format')!r}; expected {FORMAT!r}")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
+                              "make a pack with `python -m app import-weights`")
+    if len(text) > MAX_MANIFEST_CHARS:
+        raise CheckpointError(f"{path.name}: the manifest has {len(text):,} characters; a pack's has a few thousand")
+    try:
+        manifest = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else describe(exc)
+        raise CheckpointError(f"{path.name}: the manifest is not valid JSON ({reason})") from None
+    if isinstance(manifest, dict) and isinstance(manifest.get("format_version"), int) \
+            and manifest.get("format") == FORMAT and manifest["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path.name} is pack format {manifest.get('format_version')}; this Mimic reads up to "
                               f"{FORMAT_VERSION} (update Mimic)")
-    for component in manifest.get("components", []):
+    check_manifest(manifest, path.name, FORMAT, FORMAT_VERSION, COMPONENTS)
+    for component in manifest["components"]:
         prefix = "latent_avg" if component == "latent_avg" else component + "."
         if not any(k == prefix or k.startswith(prefix) for k in keys):
             raise CheckpointError(f"{path.name}: the manifest lists {component} but the file has no such tensors")

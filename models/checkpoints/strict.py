@@ -5,17 +5,25 @@ import torch
 from torch import nn
 
 from models.checkpoints.errors import CheckpointError
+from models.checkpoints.safe_pickle import kind
 
 StateDict = dict[str, torch.Tensor]
 
 
 def check_state(module: nn.Module, state: StateDict, file_name: str, what: str) -> None:
-    """Raise CheckpointError unless `state` has exactly `module`'s keys with the same shapes."""
+    """Raise CheckpointError unless `state` has exactly `module`'s keys with the same shapes and kinds of
+    dtype (floating point where the module has floats, the same integer type elsewhere)."""
+    bad_key = next((k for k in state if not isinstance(k, str) or not isinstance(state[k], torch.Tensor)), None)
+    if bad_key is not None:
+        raise CheckpointError(f"{file_name}: {what} holds {kind(state[bad_key])} under {kind(bad_key)}; "
+                              "expected tensors under names")
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {list(state[k].shape)} (expected {list(v.shape)})" for k, v in expected.items()
              if k in state and state[k].shape != v.shape]
+    dtypes = [f"{k} as {_dtype(state[k])} (expected {_dtype(v)})" for k, v in expected.items()
+              if k in state and not _same_kind(state[k].dtype, v.dtype)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing tensor(s) (e.g. {missing[0]})")
@@ -23,8 +31,20 @@ def check_state(module: nn.Module, state: StateDict, file_name: str, what: str) 
         problems.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
     if wrong:
         problems.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
+    if dtypes:
+        problems.append(f"{len(dtypes)} stored as the wrong type (e.g. {dtypes[0]})")
     if problems:
         raise CheckpointError(f"{file_name}: {what} does not match: " + "; ".join(problems))
+
+
+def _same_kind(stored: torch.dtype, expected: torch.dtype) -> bool:
+    if expected.is_floating_point:
+        return stored.is_floating_point
+    return stored == expected
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def load_strict(module: nn.Module, state: StateDict, file_name: str, what: str) -> nn.Module:
