@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from engine.errors import MimicError
 from engine.reenactor import Reenactor
+from engine.warp.retarget import Retargeting
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +17,7 @@ def create_reenactor(
     device: str = "auto",
     precision: str = "auto",
     aligned: bool = False,
+    retargeting: Retargeting | None = None,
 ) -> Reenactor:
     """A ready reenactor (no target set yet).
 
@@ -24,11 +27,16 @@ def create_reenactor(
     device:    StyleGAN pipeline only: auto, cpu, cuda. A missing GPU is an error, not a fallback.
     precision: StyleGAN pipeline only: auto, fp32, bf16 (CPU), fp16 (CUDA).
     aligned:   StyleGAN pipeline only: driving frames and target images are already FFHQ-aligned.
+    retargeting: landmark warp only: expression / head / eyes / mouth controls and eye contact
+               (None: the defaults).
     """
     if weights is None:
-        from engine.warp import WarpReenactor
+        from engine.warp import WarpConfig, WarpReenactor
 
-        reenactor: Reenactor = WarpReenactor()
+        reenactor: Reenactor = WarpReenactor(WarpConfig(retargeting=retargeting or Retargeting()))
+    elif retargeting is not None:
+        raise MimicError("--expression, --head, --eyes, --mouth and --eye-contact apply to the landmark warp "
+                         "only (render without --weights)")
     else:
         from engine.stylegan import StyleGANReenactor
         from engine.stylegan.reenactor import StyleGANOptions
