@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.warp.mesh import EYE_CORNERS
+from engine.warp.mesh import EYE_CORNERS, EYE_LIDS
 
 IRIS_CENTRES = (468, 473)  # iris of the image-left eye (corners 33, 133) and of the image-right eye
 IRIS_RIMS = ((469, 470, 471, 472), (474, 475, 476, 477))
@@ -38,3 +38,18 @@ def iris_radius(points: np.ndarray, eye: int) -> float:
     """Mean distance of the iris rim points from the iris centre (pixels)."""
     p = np.asarray(points, np.float64)[:, :2]
     return float(np.linalg.norm(p[list(IRIS_RIMS[eye])] - p[IRIS_CENTRES[eye]], axis=1).mean())
+
+
+def eye_openness(points: np.ndarray) -> np.ndarray:
+    """[2] mid-lid gap over eye width of each eye."""
+    p = np.asarray(points, np.float64)[:, :2]
+    return np.array([np.linalg.norm(p[u] - p[low]) / max(np.linalg.norm(p[a] - p[b]), 1e-9)
+                     for (u, low), (a, b) in zip(EYE_LIDS, EYE_CORNERS)])
+
+
+def gaze_change(driver: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """[2, 2] the driver's iris offsets against its neutral's, faded out as an eye closes (MediaPipe's
+    iris points wander under a closing lid)."""
+    open_share = eye_openness(driver) / np.maximum(eye_openness(neutral), 1e-6)
+    fade = np.clip((open_share - 0.35) / 0.35, 0.0, 1.0)
+    return (gaze_offsets(driver) - gaze_offsets(neutral)) * (fade * fade * (3 - 2 * fade))[:, None]

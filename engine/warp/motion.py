@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.warp.gaze import gaze_offsets
+from engine.warp.gaze import gaze_change
 from engine.warp.mesh import EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, \
     MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
 from engine.warp.retarget import Retargeting
@@ -82,7 +82,6 @@ class MotionTransfer:
         self.translation_gain = translation_gain
         self.retargeting = retargeting  # may be replaced any time (GUI sliders); read once per frame
         self.neutral: np.ndarray | None = None
-        self._neutral_gaze = np.zeros((2, 2))
         self._to_target: Similarity | None = None
         self._eye_gain = np.ones(2)
         self._centre = self.target[list(RIGID)].mean(0)
@@ -97,7 +96,6 @@ class MotionTransfer:
         driver_open = np.array([_gap(self.neutral, lids) for lids in EYE_LIDS]) * self._to_target.scale
         target_open = np.array([_gap(self.target, lids) for lids in EYE_LIDS])
         self._eye_gain = np.clip(target_open / np.maximum(driver_open, 1e-6), 0.5, 2.0)
-        self._neutral_gaze = gaze_offsets(self.neutral)
 
     def __call__(self, driver: np.ndarray) -> Motion:
         driver = np.asarray(driver, np.float64)
@@ -125,7 +123,7 @@ class MotionTransfer:
         if controls.eyes:
             offset_lids(animated, posed, controls.eyes)
         shut_pairs(animated, self._rest_gaps)
-        gaze = np.zeros((2, 2)) if controls.eye_contact else gaze_offsets(driver) - self._neutral_gaze
+        gaze = np.zeros((2, 2)) if controls.eye_contact else gaze_change(driver, self.neutral)
         return Motion(animated, posed, gaze)
 
     def _scale_lids(self, expression: np.ndarray) -> None:

@@ -18,6 +18,7 @@ from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
 from engine.warp.framing import Framing, frame_target
+from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
 from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, \
     edges_of, open_contours
@@ -57,6 +58,7 @@ class PreparedTarget:
         self.fold_radius = 0.12 * float(np.ptp(mesh[list(FACE_OVAL), 0]))  # how far a fold's fix-up reaches
         self.warp = DenseWarp(self.control.rest, self.control.triangles, (w, h), config.map_step)
         self.painter = FacePainter(image, self.mesh)
+        self.irises = IrisMover(image, mesh)  # the detected mesh: its iris points sit where the irises are
         self.motion = MotionTransfer(self.mesh, config.translation_gain, config.retargeting)
 
     def control_points(self, motion: Motion) -> np.ndarray:
@@ -202,7 +204,7 @@ class WarpReenactor:
         moved = target.control_points(motion)
         timings["motion"] = _ms(t)
         t = time.perf_counter()
-        out = target.warp(target.image, moved)
+        out = target.warp(target.irises.apply(target.image, motion.gaze), moved)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
         target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])
