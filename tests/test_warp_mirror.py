@@ -55,7 +55,7 @@ def test_mirror_toggle_does_not_make_the_output_jump(fixtures_dir: Path, still_v
     change = [float(np.abs(r.result.image.astype(np.float32) - rest).mean()) for r in results]
     steps = [float(np.abs(a.result.image.astype(np.float32) - b.result.image.astype(np.float32)).mean())
              for a, b in zip(results, results[1:])]
-    assert max(change) < 1.0, change
+    assert max(change) < 2.0, change  # (unfixed: ~20)
     assert max(steps) < 1.0, steps
     flipped = results[0].driver[:, ::-1].astype(np.float32)
     assert sum(float(np.abs(r.driver - flipped).mean()) < 3 for r in results) >= 10  # it was mirrored

@@ -92,6 +92,6 @@ def _draw(eye: _Eye, shift: np.ndarray) -> np.ndarray:
     iris = cv2.warpAffine(eye.iris, move, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     cx, cy = eye.centre + shift
     dist = np.sqrt((eye.xx - cx) ** 2 + (eye.yy - cy) ** 2)
-    disc = np.clip(eye.radius + 0.5 - dist, 0.0, 1.0)  # anti-aliased edge
+    disc = np.clip(eye.radius + 1.5 - dist, 0.0, 1.0)  # soft edge beyond the inpainted disc: exact at rest
     alpha = (disc * eye.opening)[..., None]
     return np.clip(eye.plate + (iris - eye.plate) * alpha, 0, 255).astype(np.uint8)

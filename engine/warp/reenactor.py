@@ -20,6 +20,7 @@ from engine.smoothing import OneEuroConfig, OneEuroFilter
 from engine.warp.framing import Framing, frame_target
 from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
+from engine.warp.layers import Layers, prepare_layers
 from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, \
     edges_of, open_contours
 from engine.warp.motion import Motion, MotionTransfer, fit_similarity
@@ -43,6 +44,7 @@ class WarpConfig:
     retargeting: Retargeting = Retargeting()  # expression / head / eyes / mouth controls, eye contact
     translation_gain: float = 0.5  # how much of the driver's head shift and zoom the target follows (0: none)
     map_step: int = 2  # the warp field is rasterised every map_step output pixels, then upsampled
+    layers: bool = True  # the warped person over a still background plate; False: the whole frame is warped
 
 
 class PreparedTarget:
@@ -60,6 +62,7 @@ class PreparedTarget:
         self.painter = FacePainter(image, self.mesh)
         self.irises = IrisMover(image, mesh)  # the detected mesh: its iris points sit where the irises are
         self.motion = MotionTransfer(self.mesh, config.translation_gain, config.retargeting)
+        self.layers: Layers | None = None  # person and background plate (set_target adds them: the slow part)
 
     def control_points(self, motion: Motion) -> np.ndarray:
         """Output positions [P, 2] of every control point: mesh, halo (following the head), border (fixed)."""
@@ -123,6 +126,7 @@ class WarpReenactor:
         self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
         self._neutral_frames = NEUTRAL_FRAMES  # frames until the neutral is fixed
         self._retargeting = config.retargeting
+        self.person_alpha: np.ndarray | None = None  # [h, w] where the person is in the last output (layers only)
 
     def describe(self) -> str:
         return f"{self.name} · CPU · OpenCV"
@@ -150,8 +154,14 @@ class WarpReenactor:
             raise Cancelled("setting the target was cancelled")
         image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
                                      self.config.face_fraction)
+        if progress:
+            progress(0.3, "preparing the warp")
         prepared = PreparedTarget(image, points, self.config)
         prepared.motion.retargeting = self._retargeting
+        if self.config.layers:
+            if progress:
+                progress(0.5, "separating the person from the background")
+            prepared.layers = prepare_layers(image, points)
         self._target, self._last = prepared, image.copy()  # swapped whole: safe while another thread drives
         log.info("warp target: %dx%d, %d triangles", image.shape[1], image.shape[0],
                  len(prepared.control.triangles))
@@ -204,10 +214,13 @@ class WarpReenactor:
         moved = target.control_points(motion)
         timings["motion"] = _ms(t)
         t = time.perf_counter()
-        out = target.warp(target.irises.apply(target.image, motion.gaze), moved)
+        mapping = target.warp.backward_map(moved)
+        out = target.warp.apply(target.irises.apply(target.image, motion.gaze), mapping)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
         target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])
+        if target.layers is not None:
+            out, self.person_alpha = target.layers.composite(out, mapping)
         timings["composite"] = _ms(t)
         self._last = out
         return out
