@@ -2,9 +2,11 @@
 
 Prepared once per target: MediaPipe's selfie segmentation (in the wheel) gives the person's alpha,
 joined with the face oval of the mesh (a painted face the segmenter misses stays in) and hardened to
-a thin soft edge; the background plate is the portrait with the person (grown by PLATE_GROW of the
-image) filled in from the background around it. Per frame the person's alpha goes through the same
-backward map as the colours, and out = α·warped + (1 − α)·plate: nothing outside the person moves.
+a thin soft edge; the background plate B is the portrait with the person (grown by PLATE_GROW of the
+image) filled in from the background around it. On the soft edge the portrait I mixes both, so the
+person's own colour is un-mixed there (matting, see prepare_layers). Per frame the person's alpha
+goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
+portrait, and nothing outside the person moves.
 Where the person is cut by the frame edge the warp keeps the edge fixed, so the cut stays there.
 """
 from __future__ import annotations
@@ -27,14 +29,12 @@ EDGE = (0.3, 0.7)  # segmentation scores mapped to alpha 0 … 1 (a thin soft ed
 class Layers:
     alpha: np.ndarray  # [h, w] float32 0 … 1, the person at rest
     plate: np.ndarray  # [h, w, 3] uint8 the background with the person filled in
+    person: np.ndarray  # [h, w, 3] uint8 the portrait with the person's colours un-mixed on its soft edge
 
     def composite(self, warped: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the warped person over the still plate, the person's alpha [h, w] in it); `warped` was drawn by
         the backward map `mapping` [h, w, 2]."""
-        # the alpha is smooth: resampled at half resolution, then upsampled (a third of the cost)
-        half = np.ascontiguousarray(mapping[::2, ::2])
-        alpha = cv2.remap(self.alpha, half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.resize(alpha, (mapping.shape[1], mapping.shape[0]), interpolation=cv2.INTER_LINEAR)
+        alpha = cv2.remap(self.alpha, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return cv2.blendLinear(warped, self.plate, alpha, 1.0 - alpha), alpha
 
 
@@ -101,9 +101,20 @@ def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid") -> Layers:
-    """The person's alpha and the plate, filled from the background beyond the grown person and blended
-    with the portrait by (1 − α): pure background keeps its own pixels (a driver at rest changes nothing
-    there), the soft edge mixes both."""
+    """The person's alpha, the plate B and the person's colours P.
+
+    B = α·F + (1 − α)·I with F the filled background: the pure background keeps its own pixels and the
+    faint end of the soft edge stays close to them (no outline of fill colour around the person when it
+    moves). P un-mixes I against that B, P = (I − (1 − α)·B) / α = (2 − α)·I − (1 − α)·F, which needs
+    no division, so that α·P + (1 − α)·B = I at rest.
+    """
     alpha = person_alpha(image, mesh)
-    filled = fill_background(image, grown(alpha > 0), method)
-    return Layers(alpha, cv2.blendLinear(filled, image, alpha, 1.0 - alpha))
+    filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
+    a = alpha[..., None]
+    own = image.astype(np.float32)
+    plate = a * filled + (1 - a) * own
+    person = (2 - a) * own - (1 - a) * filled
+    edge = (alpha > 0) & (alpha < 1)
+    out = image.copy()
+    out[edge] = np.clip(person[edge] + 0.5, 0, 255).astype(np.uint8)
+    return Layers(alpha, np.clip(plate + 0.5, 0, 255).astype(np.uint8), out)

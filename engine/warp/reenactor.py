@@ -215,7 +215,8 @@ class WarpReenactor:
         timings["motion"] = _ms(t)
         t = time.perf_counter()
         mapping = target.warp.backward_map(moved)
-        out = target.warp.apply(target.irises.apply(target.image, motion.gaze), mapping)
+        source = target.image if target.layers is None else target.layers.person
+        out = target.warp.apply(target.irises.apply(source, motion.gaze), mapping)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
         target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])
