@@ -18,6 +18,7 @@ from app.gui.actions import WindowActions
 from app.gui.bridge import LiveFeed, QtPost, SessionEvents
 from app.gui.panels.base import PanelContext
 from app.gui.panels.model import ModelPanel
+from app.gui.panels.retarget import RetargetPanel
 from app.gui.panels.record import RecordPanel
 from app.gui.panels.source import SourcePanel
 from app.gui.panels.target import TargetPanel
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         ctx = PanelContext(self.session, self.settings, self.acts, self.events, self._notify)
         self.source_panel, self.target_panel = SourcePanel(ctx), TargetPanel(ctx)
         self.model_panel, self.record_panel = ModelPanel(ctx), RecordPanel(ctx)
+        self.retarget_panel = RetargetPanel(ctx)
         self.view_panel = ViewPanel(ctx, self.feed)
         self._progress: dict[Task, QProgressDialog] = {}
         self.setWindowTitle("Mimic")
@@ -108,7 +110,7 @@ class MainWindow(QMainWindow):
         side = QVBoxLayout(sidebar)
         side.setContentsMargins(14, 10, 14, 14)
         side.setSpacing(10)
-        for panel in (self.source_panel, self.target_panel, self.model_panel, self.record_panel):
+        for panel in (self.source_panel, self.target_panel, self.model_panel, self.retarget_panel, self.record_panel):
             side.addWidget(panel, 1 if panel is self.target_panel else 0)
         scroll = QScrollArea(objectName="SidebarScroll")  # a short window scrolls the controls, never overlaps them
         scroll.setWidget(sidebar)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per 
 # Frames the neutral keeps following the driver after tracking starts or a reset: MediaPipe's first
 # detection sits a few percent of a face width away from where its tracking then settles.
 NEUTRAL_FRAMES = 4
+RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,15 @@ class WarpReenactor:
         self._retargeting = controls
         if self._target is not None:
             self._target.motion.retargeting = controls
+
+    def set_option(self, name: str, value: Any) -> bool:
+        """The app's retargeting controls: "expression", "head", "eyes", "mouth" (floats within
+        engine.warp.retarget.RANGES) and "eye_contact" (bool); other names are not the warp's."""
+        if name not in RETARGET_OPTIONS:
+            return False
+        kind = bool if name == "eye_contact" else float
+        self.retargeting = replace(self._retargeting, **{name: kind(value)})
+        return True
 
     def reset_neutral(self) -> None:
         """The driving frames with a face that come next become the neutral pose and expression."""
