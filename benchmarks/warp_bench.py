@@ -9,7 +9,8 @@ For the fixture portrait and each aligned fixture, driven by the 120-frame carph
 - identity: mean absolute change (0–255) of the output against the target at rest, outside the face
   oval grown by 10 % of the face width, for a still driver (the clip's first frame, 30 times);
 - speed: median ms per frame end-to-end (drive(): landmarks + motion + warp + composite) at the
-  output size, and the median of each stage; MediaPipe's share is the "landmarks" stage; target
+  output size, and the median of each stage; MediaPipe's share is the "landmarks" stage; the layered
+  and the whole-frame warp called in turn on each frame (their ratio holds under any load); target
   preparation (set_target: mesh, triangulation, segmentation, plate), median of 3;
 - background: mean |output − target at rest| outside the person (its alpha at rest and in that output,
   each at 0.5, grown by 2 % of the image), for the layered warp and the whole-frame warp (layers=False)
@@ -25,7 +26,8 @@ For the fixture portrait and each aligned fixture, driven by the 120-frame carph
   (3 % wide) hidden along with the person.
 
 --media DIR writes a side-by-side strip (driver | output, every 10th frame), a short GIF, and
-warp_before_after.png (whole-frame warp above, layered below, on the painting and the astronaut).
+warp_before_after.png (driver | whole-frame warp | layered, on the astronaut and the painting) and
+warp_fills.png (the background plate by push-pull | by Telea, same targets).
 """
 from __future__ import annotations
 
@@ -110,6 +112,24 @@ def run_clip(target: np.ndarray, frames: list[np.ndarray], config: WarpConfig) -
 def _gaze(image: np.ndarray) -> np.ndarray:
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         return gaze_offsets(detector.detect(image).points)
+
+
+def interleaved_speed(target: np.ndarray, frames: list[np.ndarray], size: int) -> dict:
+    """Median ms per drive() of the layered and the whole-frame warp, called in turn on each frame (the
+    same load for both: the ratio is what to read on a shared machine)."""
+    warps = {"layered": WarpReenactor(WarpConfig(output_size=size)),
+             "whole_frame": WarpReenactor(WarpConfig(output_size=size, layers=False))}
+    times: dict[str, list[float]] = {k: [] for k in warps}
+    for warp in warps.values():
+        warp.set_target(TargetSpec.from_image(target))
+    for frame in frames:
+        for name, warp in warps.items():
+            t = time.perf_counter()
+            warp.drive(frame)
+            times[name].append((time.perf_counter() - t) * 1000)
+    out = {k: statistics.median(v) for k, v in times.items()}
+    out["ratio"] = out["layered"] / out["whole_frame"]
+    return out
 
 
 def background_figures(clip: dict, plain: list[np.ndarray]) -> dict:
@@ -227,7 +247,7 @@ def gif(frames: list[np.ndarray], outputs: list[np.ndarray], path: Path, height:
                  optimize=True)
 
 
-def before_after(runs: dict[str, tuple[dict, list[np.ndarray]]], frames: list[np.ndarray], height: int = 224) -> np.ndarray:
+def before_after(runs: dict[str, tuple[dict, list[np.ndarray]]], frames: list[np.ndarray], height: int = 192) -> np.ndarray:
     """Per target, at the three frames whose layered output moved most: driver, whole-frame warp, layered."""
     rows = []
     for clip, plain in runs.values():
@@ -244,11 +264,22 @@ def before_after(runs: dict[str, tuple[dict, list[np.ndarray]]], frames: list[np
     return np.concatenate(rows, 0)
 
 
+def fills_image(images: list[np.ndarray], height: int = 256) -> np.ndarray:
+    """Per target: the plate filled by push-pull | by Telea."""
+    rows = []
+    for image in images:
+        hole = grown(person_alpha(image, _mesh_of(image)) > 0)
+        pair = [cv2.resize(fill_background(image, hole, m), (height, height), interpolation=cv2.INTER_AREA)
+                for m in ("pyramid", "telea")]
+        rows.append(np.concatenate([pair[0], np.full((height, 8, 3), 255, np.uint8), pair[1]], 1))
+    return np.concatenate(rows, 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fixtures", type=Path, default=FIXTURES, help="the shared fixtures folder")
     parser.add_argument("--size", type=int, default=512, help="output size (pixels)")
-    parser.add_argument("--media", type=Path, help="write warp_strip.png, warp_demo.gif, warp_before_after.png here")
+    parser.add_argument("--media", type=Path, help="write the strip, GIF, before/after and fills images here")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
     config = WarpConfig(output_size=args.size)
@@ -266,6 +297,7 @@ def main() -> None:
         plain = run_clip(target, frames, WarpConfig(output_size=args.size, layers=False))
         r["background_change"] = background_figures(r, plain["outputs"])
         r["whole_frame_fps"] = plain["fps"]
+        r["interleaved_ms"] = interleaved_speed(target, frames, args.size)
         r["still_driver_change_outside_face"] = still_driver_change(target, frames[0], config)
         r["fills"] = fill_figures(r["rest"], _mesh_of(r["rest"]))
         if name in ("astronaut", "aligned/1"):
@@ -279,6 +311,7 @@ def main() -> None:
         write_image(args.media / "warp_strip.png", strip(frames, outputs))
         gif(frames, outputs, args.media / "warp_demo.gif")
         write_image(args.media / "warp_before_after.png", before_after(shown, frames))
+        write_image(args.media / "warp_fills.png", fills_image([r["rest"] for r, _ in shown.values()]))
     worst = {k: min(r["correlation"][k] for r in report.values()) for k in MEASURES}
     print("lowest correlation over the targets: " + ", ".join(f"{k} {v:.3f}" for k, v in worst.items()))
     print(f"median FPS over the targets: {statistics.median(r['fps'] for r in report.values()):.0f} "
@@ -293,7 +326,7 @@ def _mesh_of(image: np.ndarray) -> np.ndarray:
 
 
 def _print(name: str, r: dict) -> None:
-    c, st, bg = r["correlation"], r["stage_median_ms"], r["background_change"]
+    c, st, bg, iv = r["correlation"], r["stage_median_ms"], r["background_change"], r["interleaved_ms"]
     stages = ", ".join(f"{s} {v:.1f}" for s, v in st.items())
     fills = ", ".join(f"{m} {f['ms']:.0f} ms err {f['ring_error']:.1f}" for m, f in r["fills"].items())
     print(f"{name:10s} frames {r['frames_in']}->{r['frames_out']} | corr mouth {c['mouth']:.3f} yaw {c['yaw']:.3f} "
@@ -301,7 +334,8 @@ def _print(name: str, r: dict) -> None:
           f"{r['still_driver_change_outside_face']:.3f}/255 | background {bg['layered']:.2f} (whole-frame "
           f"{bg['whole_frame']:.2f}; rest mask only {bg['layered_rest_mask_only']:.2f} vs "
           f"{bg['whole_frame_rest_mask_only']:.2f}) | {r['median_ms']:.1f} ms/frame = {r['fps']:.0f} FPS "
-          f"(whole-frame {r['whole_frame_fps']:.0f}; {stages} ms) | prepare {r['prepare_s']:.2f} s | fills: {fills}")
+          f"(whole-frame {r['whole_frame_fps']:.0f}; {stages} ms) | interleaved: layered {iv['layered']:.1f} ms, "
+          f"whole-frame {iv['whole_frame']:.1f} ms (x{iv['ratio']:.2f}) | prepare {r['prepare_s']:.2f} s | fills: {fills}")
     if "synthetic_eyes" in r:
         print(f"{'':10s} synthetic eyes: {json.dumps({k: np.round(v, 3).tolist() for k, v in r['synthetic_eyes'].items()})}")
 
