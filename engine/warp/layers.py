@@ -20,9 +20,10 @@ import numpy as np
 from engine.warp.mesh import FACE_OVAL
 
 Fill = Literal["pyramid", "telea"]
+PLATE_RAMP = 0.3  # the plate turns from the portrait's own pixels into the fill as α rises from 0 to this
 PLATE_GROW = 0.03  # the hole filled in the plate: the person grown by this share of the image side
 INPAINT_SIDE = 128  # cv2.inpaint runs at this size (it is slow on large holes); the fill is blurry anyway
-EDGE = (0.3, 0.7)  # segmentation scores mapped to alpha 0 … 1 (a thin soft edge; fainter parts stay still)
+EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft edge; fainter parts stay still)
 
 
 @dataclass
@@ -103,18 +104,19 @@ def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid") -> Layers:
     """The person's alpha, the plate B and the person's colours P.
 
-    B = α·F + (1 − α)·I with F the filled background: the pure background keeps its own pixels and the
-    faint end of the soft edge stays close to them (no outline of fill colour around the person when it
-    moves). P un-mixes I against that B, P = (I − (1 − α)·B) / α = (2 − α)·I − (1 − α)·F, which needs
-    no division, so that α·P + (1 − α)·B = I at rest.
+    B = β·F + (1 − β)·I with F the filled background, I the portrait and β = min(α / PLATE_RAMP, 1):
+    the plate is the fill wherever the person is more than faint (no fringe of it stays behind when
+    it moves) and runs smoothly into the portrait's own background where α ends (no step). P un-mixes
+    I against B, P = (I − (1 − α)·B) / α (bounded: β/α ≤ 1/PLATE_RAMP), so α·P + (1 − α)·B = I at rest.
     """
     alpha = person_alpha(image, mesh)
     filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
-    a = alpha[..., None]
     own = image.astype(np.float32)
-    plate = a * filled + (1 - a) * own
-    person = (2 - a) * own - (1 - a) * filled
-    edge = (alpha > 0) & (alpha < 1)
+    a = alpha[..., None]
+    beta = np.minimum(a / PLATE_RAMP, 1.0)
+    plate = beta * filled + (1 - beta) * own
+    person = (own - (1 - a) * plate) / np.maximum(a, 1e-3)
+    some = alpha > 0
     out = image.copy()
-    out[edge] = np.clip(person[edge] + 0.5, 0, 255).astype(np.uint8)
+    out[some] = np.clip(person[some] + 0.5, 0, 255).astype(np.uint8)
     return Layers(alpha, np.clip(plate + 0.5, 0, 255).astype(np.uint8), out)
