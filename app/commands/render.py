@@ -58,11 +58,11 @@ def _in_range(name: str) -> Callable[[str], float]:
 
 def _retargeting(args: argparse.Namespace) -> Retargeting | None:
     """The warp's Retargeting from the flags, or None when none was given."""
-    from engine.warp.retarget import Retargeting
-
     given = {name: getattr(args, name) for name, _, _ in RETARGET_FLAGS.values() if getattr(args, name) is not None}
     if not given and not args.eye_contact:
         return None
+    from engine.warp.retarget import Retargeting
+
     return Retargeting(eye_contact=args.eye_contact, **given)
 
 
