@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import MimicError
 from engine.reenactor import Reenactor
-from engine.warp.retarget import Retargeting
+
+if TYPE_CHECKING:
+    from engine.warp.retarget import Retargeting
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ def create_reenactor(
     if weights is None:
         from engine.warp import WarpConfig, WarpReenactor
 
-        reenactor: Reenactor = WarpReenactor(WarpConfig(retargeting=retargeting or Retargeting()))
+        config = WarpConfig() if retargeting is None else WarpConfig(retargeting=retargeting)
+        reenactor: Reenactor = WarpReenactor(config)
     elif retargeting is not None:
         raise MimicError("--expression, --head, --eyes, --mouth and --eye-contact apply to the landmark warp "
                          "only (render without --weights)")
