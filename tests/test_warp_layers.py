@@ -10,7 +10,7 @@ import pytest
 from engine.reenactor import TargetSpec
 from engine.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.layers import fill_background, grown
+from engine.warp.layers import fill_background
 from engine.warp.mesh import FACE_OVAL
 from engine.warp.metrics import background_change
 from tests.test_warp_reenactor import MOUTH_OPEN_FRAME
