@@ -42,8 +42,8 @@ class IrisMover:
         self.eyes = [_prepare(image, mesh, eye) for eye in range(2)]
 
     def apply(self, image: np.ndarray, gaze: np.ndarray) -> np.ndarray:
-        """`image` (the target at rest) with each iris moved by gaze [2, 2] (u, v in eye widths); a copy,
-        or `image` itself when no iris moves."""
+        """`image` (the target at rest, RGB or RGB + alpha) with each iris moved by gaze [2, 2] (u, v in eye
+        widths); a copy, or `image` itself when no iris moves."""
         out = image
         for eye, (du, dv) in zip(self.eyes, gaze):
             du, dv = np.clip(du, -MAX_SHIFT[0], MAX_SHIFT[0]), np.clip(dv, -MAX_SHIFT[1], MAX_SHIFT[1])
@@ -53,7 +53,7 @@ class IrisMover:
             if out is image:
                 out = image.copy()
             x0, y0, x1, y1 = eye.box
-            out[y0:y1, x0:x1] = _draw(eye, shift)
+            out[y0:y1, x0:x1, :3] = _draw(eye, shift)
         return out
 
 

@@ -6,7 +6,8 @@ a thin soft edge; the background plate B is the portrait with the person (grown 
 image) filled in from the background around it. On the soft edge the portrait I mixes both, so the
 person's own colour is un-mixed there (matting, see prepare_layers). Per frame the person's alpha
 goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
-portrait, and nothing outside the person moves.
+portrait, and nothing outside the person moves. (The alpha rides along as a 4th channel of the person,
+so one remap draws both.)
 Where the person is cut by the frame edge the warp keeps the edge fixed, so the cut stays there.
 """
 from __future__ import annotations
@@ -29,14 +30,15 @@ EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft ed
 @dataclass
 class Layers:
     alpha: np.ndarray  # [h, w] float32 0 … 1, the person at rest
-    plate: np.ndarray  # [h, w, 3] uint8 the background with the person filled in
-    person: np.ndarray  # [h, w, 3] uint8 the portrait with the person's colours un-mixed on its soft edge
+    plate: np.ndarray  # [h, w, 4] uint8 the background with the person filled in (4th channel unused)
+    person: np.ndarray  # [h, w, 4] uint8 the person's colours (un-mixed on its soft edge) and alpha · 255
 
-    def composite(self, warped: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the warped person over the still plate, the person's alpha [h, w] in it); `warped` was drawn by
-        the backward map `mapping` [h, w, 2]."""
-        alpha = cv2.remap(self.alpha, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.blendLinear(warped, self.plate, alpha, 1.0 - alpha), alpha
+    def composite(self, warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB [h, w, 3]: the warped person over the still plate, its alpha [h, w] float32); `warped` is
+        `person` drawn by the frame's backward map (colours and alpha in one remap)."""
+        alpha = warped[..., 3].astype(np.float32) * (1.0 / 255.0)
+        out = cv2.blendLinear(warped, self.plate, alpha, 1.0 - alpha)
+        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB), alpha
 
 
 def person_alpha(image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
@@ -117,6 +119,8 @@ def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid"
     plate = beta * filled + (1 - beta) * own
     person = (own - (1 - a) * plate) / np.maximum(a, 1e-3)
     some = alpha > 0
-    out = image.copy()
-    out[some] = np.clip(person[some] + 0.5, 0, 255).astype(np.uint8)
-    return Layers(alpha, np.clip(plate + 0.5, 0, 255).astype(np.uint8), out)
+    colours = image.copy()
+    colours[some] = np.clip(person[some] + 0.5, 0, 255).astype(np.uint8)
+    alpha8 = np.round(alpha * 255).astype(np.uint8)
+    plate8 = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
+    return Layers(alpha8.astype(np.float32) / 255.0, np.dstack([plate8, alpha8]), np.dstack([colours, alpha8]))

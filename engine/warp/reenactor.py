@@ -225,14 +225,14 @@ class WarpReenactor:
         moved = target.control_points(motion)
         timings["motion"] = _ms(t)
         t = time.perf_counter()
-        mapping = target.warp.backward_map(moved)
-        source = target.image if target.layers is None else target.layers.person
-        out = target.warp.apply(target.irises.apply(source, motion.gaze), mapping)
+        layers = target.layers
+        source = target.image if layers is None else layers.person
+        out = target.warp(target.irises.apply(source, motion.gaze), moved)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
-        target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])
-        if target.layers is not None:
-            out, self.person_alpha = target.layers.composite(out, mapping)
+        if layers is not None:
+            out, self.person_alpha = layers.composite(out)
+        target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])  # mouth and lids: inside the person
         timings["composite"] = _ms(t)
         self._last = out
         return out
