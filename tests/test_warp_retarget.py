@@ -3,6 +3,7 @@ and `render` takes them as flags."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -36,10 +37,11 @@ def meshes(fixtures_dir: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def warp(fixtures_dir: Path) -> WarpReenactor:
+def warp(fixtures_dir: Path) -> Iterator[WarpReenactor]:
     reenactor = WarpReenactor()
     reenactor.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
-    return reenactor
+    yield reenactor
+    reenactor.close()
 
 
 def _moved(warp: WarpReenactor, controls: Retargeting, neutral: np.ndarray, driver: np.ndarray) -> np.ndarray:
