@@ -294,6 +294,7 @@ class LivePipeline:
     # -------------------------------------------------------------- threads
 
     def _capture_loop(self) -> None:
+        mirrored: bool | None = None  # the mirror setting of the last frame handed over
         while not self._stop.is_set():
             with self._source_lock:
                 source = self._source
@@ -305,7 +306,12 @@ class LivePipeline:
             if got is None:
                 continue  # the source waits/retries itself; nothing to hand over
             frame, t = got
-            if self.mirror:
+            mirror = self.mirror
+            if mirror != mirrored:  # the driver's face flipped: its neutral is retaken (no jump in the output)
+                if mirrored is not None:
+                    self._neutral.set()
+                mirrored = mirror
+            if mirror:
                 frame = np.ascontiguousarray(frame[:, ::-1])
             self._seq += 1
             self._captures.add(t)

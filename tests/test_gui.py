@@ -12,6 +12,7 @@ import pytest
 from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PyQt6.QtGui import QDropEvent
 from PyQt6.QtWidgets import QProgressDialog, QPushButton
+from PyQt6 import sip
 
 from app.gui.main_window import LaunchOptions, MainWindow, default_reenactor_factory
 from app.gui.settings import AppSettings
@@ -86,7 +87,9 @@ def _close_windows():
     """Close every window a test opened (closeEvent: recording finished, live loop stopped, reenactor closed)."""
     yield
     while _windows:
-        _windows.pop().close()
+        window = _windows.pop()
+        if not sip.isdeleted(window):  # qtbot may have closed and deleted it already
+            window.close()
 
 
 def open_window(qtbot, settings: AppSettings, source: Path, factory=default_reenactor_factory) -> MainWindow:

@@ -3,9 +3,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from engine.framing import FRAMINGS
 from engine.stylegan.motion import MOTION_MODES
+
+# landmark-warp retargeting flags: flag → (Retargeting field, metavar, help); ranges: engine.warp.retarget.RANGES.
+# --expression is shared with the StyleGAN reenactor (one flag, one meaning: expression strength).
+WARP_FLAGS = {
+    "--head": ("head", "H", "landmark warp: head-motion strength, 0 (holds its pose) … 2 (default 1)"),
+    "--eyes": ("eyes", "E", "landmark warp: eye openness offset, -1 (shut) … 1 (wide) (default 0)"),
+    "--mouth": ("mouth", "M", "landmark warp: mouth openness gain, 0 (closed) … 2 (default 1)"),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +39,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "or the whole portrait")
     look.add_argument("--size", type=_size, help="output pixels: the square's side or the portrait's longer side "
                       "(default 512; the generated crop's width with --no-paste-back and for latent/random targets)")
-    look.add_argument("--expression", type=_gain, help="expression strength, 0 (the target at rest) … 1 (as "
-                      "driven, default) … 3")
+    look.add_argument("--expression", type=_gain, metavar="G", help="expression strength, 0 (the target at rest) "
+                      "… 1 (as driven, default) … 2")
     look.add_argument("--smoothing", type=_strength, help="temporal smoothing 0 (off) … 1 (strong); default: "
                       "the reenactor's own")
     look.add_argument("--motion", choices=MOTION_MODES, help="model packs: relative to the "
                       "driver's first frames (default) or the paper's absolute motion")
     look.add_argument("--no-paste-back", action="store_true", help="model packs: write the generated aligned "
                       "crop instead of pasting the face back into the portrait")
+    for flag, (name, metavar, text) in WARP_FLAGS.items():
+        look.add_argument(flag, dest=name, type=_in_range(name), metavar=metavar, help=text)
+    look.add_argument("--eye-contact", action="store_true",
+                      help="landmark warp: the portrait keeps looking into the camera whatever the driver's gaze")
     p.set_defaults(func=run)
+
+
+def _in_range(name: str) -> Callable[[str], float]:
+    """A parser for one retargeting flag, within the range the warp, the GUI and the CLI share."""
+    def parse(text: str) -> float:
+        from engine.warp.retarget import RANGES  # only when the flag is used: the warp's imports are heavy
+
+        return _number(text, *RANGES[name], f"a {name} value")
+
+    return parse
 
 
 def _number(text: str, low: float, high: float, what: str) -> float:
@@ -59,7 +82,7 @@ def _size(text: str) -> int:
 
 
 def _gain(text: str) -> float:
-    return _number(text, 0, 3, "an expression strength")
+    return _number(text, 0, 2, "an expression strength")
 
 
 def _strength(text: str) -> float:
@@ -79,10 +102,11 @@ def reenactor_settings(args: argparse.Namespace) -> dict:
         if wrong:
             raise MimicError(f"{' and '.join(wrong)} need a model pack (--weights); the landmark warp always "
                              "moves relative to the driver's first frames and animates the portrait itself")
-        from engine.warp import WarpConfig
-
-        names = {"framing": "framing", "size": "output_size", "expression": "expression_gain", "smoothing": "smoothing"}
-        return {"warp": WarpConfig(**{names[k]: v for k, v in given.items()})}
+        return {"warp": _warp_config(args, given)}
+    warp_only = [flag for flag, (name, _, _) in WARP_FLAGS.items() if getattr(args, name) is not None]
+    warp_only += ["--eye-contact"] if args.eye_contact else []
+    if warp_only:
+        raise MimicError(f"{', '.join(warp_only)} apply to the landmark warp only (render without --weights)")
     if args.aligned:
         if given:
             flags = ", ".join(f"--{n.replace('_', '-')}" for n in given)
@@ -99,6 +123,19 @@ def reenactor_settings(args: argparse.Namespace) -> dict:
     if args.size is not None:  # the portrait's output size, and the crop's width (no paste-back, latent targets)
         options["output_width"] = args.size
     return {"stylegan": StyleGANOptions(**options)}
+
+
+def _warp_config(args: argparse.Namespace, given: dict):
+    """The landmark warp's WarpConfig from the shared flags and its retargeting flags."""
+    from engine.warp import WarpConfig
+    from engine.warp.retarget import Retargeting
+
+    controls = {name: getattr(args, name) for name, _, _ in WARP_FLAGS.values() if getattr(args, name) is not None}
+    if "expression" in given:
+        controls["expression"] = given["expression"]
+    names = {"framing": "framing", "size": "output_size", "smoothing": "smoothing"}
+    config = {names[k]: v for k, v in given.items() if k in names}
+    return WarpConfig(retargeting=Retargeting(eye_contact=args.eye_contact, **controls), **config)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from app.gui.bridge import LiveFeed, QtPost, SessionEvents
 from app.gui.panels.base import PanelContext
 from app.gui.panels.model import ModelPanel
 from app.gui.panels.paper import PaperPanel
+from app.gui.panels.retarget import RetargetPanel
 from app.gui.panels.record import RecordPanel
 from app.gui.panels.source import SourcePanel
 from app.gui.panels.target import TargetPanel
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         self.source_panel, self.target_panel = SourcePanel(ctx), TargetPanel(ctx)
         self.model_panel, self.record_panel = ModelPanel(ctx), RecordPanel(ctx)
         self.paper_panel = PaperPanel(ctx)
+        self.retarget_panel = RetargetPanel(ctx)
         self.view_panel = ViewPanel(ctx, self.feed)
         self._progress: dict[Task, QProgressDialog] = {}
         self.setWindowTitle("Mimic")
@@ -114,7 +116,9 @@ class MainWindow(QMainWindow):
         side = QVBoxLayout(sidebar)
         side.setContentsMargins(14, 10, 14, 14)
         side.setSpacing(10)
-        for panel in (self.source_panel, self.target_panel, self.model_panel, self.paper_panel, self.record_panel):
+        panels = (self.source_panel, self.target_panel, self.model_panel, self.paper_panel, self.retarget_panel,
+                  self.record_panel)
+        for panel in panels:
             side.addWidget(panel, 1 if panel is self.target_panel else 0)
         scroll = QScrollArea(objectName="SidebarScroll")  # a short window scrolls the controls, never overlaps them
         scroll.setWidget(sidebar)

@@ -4,7 +4,8 @@ All take MediaPipe mesh points [478, ≥2] in pixels and use x, y only:
 
 - mouth opening = |p13 − p14| / |p61 − p291|: inner-lip gap at the lip centre over the outer mouth width;
 - roll = angle of the line from the outer eye corner p33 to p263, in degrees;
-- outside_face: the pixels beyond the face oval grown by a margin (where a still driver must change nothing).
+- outside_face: the pixels beyond the face oval grown by a margin (where a still driver must change nothing);
+- background_change: mean change over the pixels outside the person (at rest and in the output), grown.
 - yaw proxy = (|p1 − p234| − |p1 − p454|) / |p234 − p454|: the nose tip against the two face-contour
   points level with the eyes; 0 facing the camera, its sign tells the side the head is turned to.
 """
@@ -52,3 +53,16 @@ def outside_face(points: np.ndarray, shape: tuple[int, ...], grow: float = 0.1) 
     r = max(int(round(grow * np.ptp(oval[:, 0]))), 1)
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return mask == 0
+
+
+def background_change(output: np.ndarray, rest: np.ndarray, person: list[np.ndarray], grow: float = 0.02) -> float:
+    """Mean |output − rest| (0–255) over the background: the pixels outside every mask in `person`
+    ([h, w] alphas, e.g. the person at rest and where it is in this output), each taken at 0.5 and grown by
+    `grow` of the image side."""
+    inside = np.zeros(rest.shape[:2], bool)
+    for alpha in person:
+        inside |= alpha > 0.5
+    r = max(int(round(grow * max(inside.shape))), 1)
+    inside = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    outside = inside == 0
+    return float(np.abs(output.astype(np.float32) - rest.astype(np.float32))[outside].mean())

@@ -12,17 +12,28 @@ openings, so a closed eye closes whatever the eye sizes). The animated target is
 
   Y' = s^k·R·(Y + g·E_Y − c) + c + k·σ·(μ_D − μ_N)
 
-with c the centroid of the target's rigid points, μ the driver's, g the expression gain and k the
+with c the centroid of the target's rigid points, μ the driver's, g the expression strength and k the
 translation gain: the target keeps its own face shape, makes the driver's expression and turns about
-its own centre as the driver turned. Lips and lids may then meet (shut) but not cross. Projection drops z.
+its own centre as the driver turned. The head-motion strength h scales R's angle (about its own axis),
+the zoom's exponent and the shift; the mouth gain scales E_Y's down and depth components on the lower face;
+the eye offset moves each lid pair along its rest opening. Lips and lids may then meet (shut) but not
+cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from engine.warp.mesh import EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, MOUTH_CORNERS, RIGID
+from engine.warp.gaze import gaze_change
+from engine.warp.mesh import EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, \
+    MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
+from engine.warp.retarget import Retargeting
+
+# eye offset: share of a lid pair's rest gap that the upper / the lower lid moves (closing, opening)
+LID_SHARE_CLOSE = (0.8, 0.2)
+LID_SHARE_OPEN = (0.35, 0.15)
 
 
 @dataclass(frozen=True)
@@ -59,20 +70,23 @@ class Motion:
 
     animated: np.ndarray  # the driver's pose change and expression
     posed: np.ndarray  # the driver's pose change only
+    gaze: np.ndarray  # [2, 2] per eye (image left, right): the driver's iris offset change, in eye widths
 
 
 class MotionTransfer:
     """Maps driver meshes onto one target mesh; the first driver mesh (or `set_neutral`) is the neutral."""
 
-    def __init__(self, target: np.ndarray, expression_gain: float = 1.0, translation_gain: float = 1.0) -> None:
+    def __init__(self, target: np.ndarray, translation_gain: float = 1.0,
+                 retargeting: Retargeting = Retargeting()) -> None:
         self.target = np.asarray(target, np.float64)  # [478, 3]
-        self.expression_gain = expression_gain
         self.translation_gain = translation_gain
+        self.retargeting = retargeting  # may be replaced any time (GUI sliders); read once per frame
         self.neutral: np.ndarray | None = None
         self._to_target: Similarity | None = None
         self._eye_gain = np.ones(2)
         self._centre = self.target[list(RIGID)].mean(0)
         self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
+        self._down, self._mouth_weight = _lower_face(self.target)
 
     def set_neutral(self, driver: np.ndarray) -> None:
         self.neutral = driver
@@ -88,19 +102,29 @@ class MotionTransfer:
         if self.neutral is None or self._to_target is None:
             self.set_neutral(driver)
         assert self.neutral is not None and self._to_target is not None
+        controls = self.retargeting
         rigid = list(RIGID)
         pose = fit_similarity(self.neutral[rigid], driver[rigid])
         expression = pose.invert(driver) - self.neutral  # [478, 3] driver pixels, neutral pose
         to_t = self._to_target
         expression = to_t.scale * expression @ to_t.rotation.T  # target pixels and axes
         self._scale_lids(expression)
-        shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain
-        scale = pose.scale ** self.translation_gain
+        # the mouth and jaw opening: the lower face's expression in the plane of the face's down and depth axes
+        opening = (expression @ self._down)[:, None] * self._down
+        opening[:, 2] += expression[:, 2]
+        expression += (controls.mouth - 1.0) * self._mouth_weight[:, None] * opening
+        head = controls.head
+        shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain * head
+        scale = pose.scale ** (self.translation_gain * head)
+        rotation = scaled_rotation(pose.rotation, head)
         centred = self.target - self._centre
-        posed = scale * centred @ pose.rotation.T + self._centre + shift
-        animated = posed + scale * (self.expression_gain * expression) @ pose.rotation.T
+        posed = scale * centred @ rotation.T + self._centre + shift
+        animated = posed + scale * (controls.expression * expression) @ rotation.T
+        if controls.eyes:
+            offset_lids(animated, posed, controls.eyes)
         shut_pairs(animated, self._rest_gaps)
-        return Motion(animated, posed)
+        gaze = np.zeros((2, 2)) if controls.eye_contact else gaze_change(driver, self.neutral)
+        return Motion(animated, posed, gaze)
 
     def _scale_lids(self, expression: np.ndarray) -> None:
         for ring, gain in zip((EYE_LEFT_RING, EYE_RIGHT_RING), self._eye_gain):
@@ -127,6 +151,35 @@ def shut_pairs(points: np.ndarray, rest_gaps: np.ndarray) -> None:
     mid = (points[upper, :2] + points[lower, :2]) / 2
     points[upper, :2] = mid
     points[lower, :2] = mid
+
+
+def scaled_rotation(rotation: np.ndarray, strength: float) -> np.ndarray:
+    """The 3-D rotation about the same axis by `strength` times the angle."""
+    if strength == 1.0:
+        return rotation
+    vec, _ = cv2.Rodrigues(np.asarray(rotation, np.float64))
+    return cv2.Rodrigues(vec * strength)[0]
+
+
+def offset_lids(points: np.ndarray, posed: np.ndarray, offset: float) -> None:
+    """Each lid pair moved along its opening (pose only) by `offset` of it: −1 shut, +1 wider (in place)."""
+    upper, lower = np.array(LID_PAIRS).T
+    gap = posed[lower, :2] - posed[upper, :2]  # [14, 2] the open eye at rest, posed
+    up_share, low_share = LID_SHARE_CLOSE if offset < 0 else LID_SHARE_OPEN
+    points[upper, :2] -= offset * up_share * gap
+    points[lower, :2] += offset * low_share * gap
+
+
+def _lower_face(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face's down direction [3] (eyes to mouth, in the image plane) and per-point weights [478]
+    of the mouth opening: 0 above the nose tip, rising to 1 at the upper inner lip and below."""
+    eyes = target[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
+    down2 = target[list(MOUTH_CORNERS), :2].mean(0) - eyes
+    down2 /= max(float(np.linalg.norm(down2)), 1e-9)
+    depth = target[:, :2] @ down2
+    nose, lip = depth[NOSE_TIP], depth[UPPER_INNER_LIP]
+    weight = np.clip((depth - nose) / max(lip - nose, 1e-6), 0.0, 1.0)
+    return np.array([down2[0], down2[1], 0.0]), weight * weight * (3 - 2 * weight)
 
 
 def _gap(points: np.ndarray, pair: tuple[int, int]) -> float:

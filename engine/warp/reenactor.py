@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -18,10 +19,13 @@ from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.smoothing import OneEuroConfig, OneEuroFilter
 from engine.framing import Framing, frame_target
+from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
+from engine.warp.layers import Layers, prepare_layers
 from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, \
     edges_of, open_contours
 from engine.warp.motion import Motion, MotionTransfer, fit_similarity
+from engine.warp.retarget import Retargeting
 from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per 
 # Frames the neutral keeps following the driver after tracking starts or a reset: MediaPipe's first
 # detection sits a few percent of a face width away from where its tracking then settles.
 NEUTRAL_FRAMES = 4
+RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,10 @@ class WarpConfig:
     framing: Framing = "face"  # "face": a square around the face with hair and neck; "portrait": the whole image
     face_fraction: float = 0.45  # "face" framing: face height (forehead to chin) over the output side
     smoothing: float = 0.3  # driver landmark smoothing (One-Euro), 0 (off) … 1 (strong, laggy)
-    expression_gain: float = 1.0  # scale of the transferred expression
+    retargeting: Retargeting = Retargeting()  # expression / head / eyes / mouth controls, eye contact
     translation_gain: float = 0.5  # how much of the driver's head shift and zoom the target follows (0: none)
     map_step: int = 2  # the warp field is rasterised every map_step output pixels, then upsampled
+    layers: bool = True  # the warped person over a still background plate; False: the whole frame is warped
 
 
 class PreparedTarget:
@@ -52,10 +58,13 @@ class PreparedTarget:
         self.mesh = open_contours(mesh)  # [478, 3] its landmarks in output pixels, lips and lids parted
         self.control: ControlPoints = build_control_points(self.mesh[:, :2], w, h)
         self.edges = edges_of(self.control.triangles)
+        self.jaw_share = _below_face(self.mesh[:, :2], self.control.rest[self.control.halo])
         self.fold_radius = 0.12 * float(np.ptp(mesh[list(FACE_OVAL), 0]))  # how far a fold's fix-up reaches
         self.warp = DenseWarp(self.control.rest, self.control.triangles, (w, h), config.map_step)
         self.painter = FacePainter(image, self.mesh)
-        self.motion = MotionTransfer(self.mesh, config.expression_gain, config.translation_gain)
+        self.irises = IrisMover(image, mesh)  # the detected mesh: its iris points sit where the irises are
+        self.motion = MotionTransfer(self.mesh, config.translation_gain, config.retargeting)
+        self.layers: Layers | None = None  # person and background plate (set_target adds them: the slow part)
 
     def control_points(self, motion: Motion) -> np.ndarray:
         """Output positions [P, 2] of every control point: mesh, halo (following the head), border (fixed)."""
@@ -68,7 +77,9 @@ class PreparedTarget:
         # the full motion: 3-D turn and expression of the mesh; the halo follows the face oval
         moved = rigid.copy()
         moved[:N_MESH] = motion.animated[:, :2]
-        anchor_shift = motion.posed[c.halo_anchor, :2] - self.mesh[c.halo_anchor, :2]
+        anchor = motion.posed[c.halo_anchor, :2]
+        anchor = anchor + self.jaw_share[:, None] * (motion.animated[c.halo_anchor, :2] - anchor)
+        anchor_shift = anchor - self.mesh[c.halo_anchor, :2]
         moved[c.halo] = c.rest[c.halo] + c.halo_weight[:, None] * anchor_shift
         h, w = self.image.shape[:2]
         movable = c.halo.stop
@@ -116,6 +127,8 @@ class WarpReenactor:
         self._last: np.ndarray | None = None
         self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
         self._neutral_frames = NEUTRAL_FRAMES  # frames until the neutral is fixed
+        self._retargeting = config.retargeting
+        self.person_alpha: np.ndarray | None = None  # [h, w] where the person is in the last output (layers only)
 
     def describe(self) -> str:
         return f"{self.name} · CPU · OpenCV"
@@ -143,12 +156,39 @@ class WarpReenactor:
             raise Cancelled("setting the target was cancelled")
         image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
                                      self.config.face_fraction)
+        if progress:
+            progress(0.3, "preparing the warp")
         prepared = PreparedTarget(image, points, self.config)
+        prepared.motion.retargeting = self._retargeting
+        if self.config.layers:
+            if progress:
+                progress(0.5, "separating the person from the background")
+            prepared.layers = prepare_layers(image, points)
         self._target, self._last = prepared, image.copy()  # swapped whole: safe while another thread drives
         log.info("warp target: %dx%d, %d triangles", image.shape[1], image.shape[0],
                  len(prepared.control.triangles))
         if progress:
             progress(1.0, "target ready")
+
+    @property
+    def retargeting(self) -> Retargeting:
+        return self._retargeting
+
+    @retargeting.setter
+    def retargeting(self, controls: Retargeting) -> None:
+        """New controls take effect with the next frame (safe while another thread drives)."""
+        self._retargeting = controls
+        if self._target is not None:
+            self._target.motion.retargeting = controls
+
+    def set_option(self, name: str, value: Any) -> bool:
+        """The app's retargeting controls: "expression", "head", "eyes", "mouth" (floats within
+        engine.warp.retarget.RANGES) and "eye_contact" (bool); other names are not the warp's."""
+        if name not in RETARGET_OPTIONS:
+            return False
+        kind = bool if name == "eye_contact" else float
+        self.retargeting = replace(self._retargeting, **{name: kind(value)})
+        return True
 
     def reset_neutral(self) -> None:
         """The driving frames with a face that come next become the neutral pose and expression."""
@@ -185,10 +225,14 @@ class WarpReenactor:
         moved = target.control_points(motion)
         timings["motion"] = _ms(t)
         t = time.perf_counter()
-        out = target.warp(target.image, moved)
+        layers = target.layers
+        source = target.image if layers is None else layers.person
+        out = target.warp(target.irises.apply(source, motion.gaze), moved)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
-        target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])
+        if layers is not None:
+            out, self.person_alpha = layers.composite(out)
+        target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])  # mouth and lids: inside the person
         timings["composite"] = _ms(t)
         self._last = out
         return out
@@ -201,6 +245,17 @@ class WarpReenactor:
         if self._detector is not None:
             self._detector.close()
             self._detector = None
+
+
+def _below_face(mesh_xy: np.ndarray, halo: np.ndarray) -> np.ndarray:
+    """[H] how far below the face each halo point lies, 0 (level with the eyes or above) … 1 (under the chin):
+    the share of the jaw's motion the neck follows there (so an opening jaw stretches the neck, no step)."""
+    oval = mesh_xy[list(FACE_OVAL)]
+    centre = oval.mean(0)
+    chin = mesh_xy[FACE_OVAL[18]] - centre
+    chin /= max(float(np.linalg.norm(chin)), 1e-9)
+    unit = (halo - centre) / np.maximum(np.linalg.norm(halo - centre, axis=1, keepdims=True), 1e-9)
+    return np.clip(unit @ chin, 0.0, 1.0) ** 2
 
 
 def _ms(t0: float) -> float:

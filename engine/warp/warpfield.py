@@ -151,4 +151,9 @@ class DenseWarp:
 
     def __call__(self, image: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """`image` (the target at rest, output-sized) warped so that the rest points land on `moved`."""
-        return cv2.remap(image, self.backward_map(moved), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        return self.apply(image, self.backward_map(moved))
+
+    @staticmethod
+    def apply(image: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+        """`image` resampled by a backward map [h, w, 2] (from backward_map)."""
+        return cv2.remap(image, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)

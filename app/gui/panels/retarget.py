@@ -1,0 +1,40 @@
+"""Retargeting panel: how much of the driver the portrait follows (landmark warp; README "Retargeting controls")."""
+from __future__ import annotations
+
+from PyQt6.QtWidgets import QCheckBox, QPushButton, QSlider
+
+from app.gui.panels.base import Panel, PanelContext, option_checkbox, option_slider
+
+# option name → (label, lowest, highest, default, tip); the ranges of engine.warp.retarget.RANGES
+SLIDERS = {
+    "expression": ("Expression", 0.0, 2.0, 1.0, "Expression strength: 0 keeps the portrait's rest face, 2 doubles it"),
+    "head": ("Head motion", 0.0, 2.0, 1.0, "Head-motion strength: 0 holds the portrait's pose, 2 doubles the turns"),
+    "eyes": ("Eye openness", -1.0, 1.0, 0.0, "Eye openness offset: −1 shut, +1 wide, added to your own blinks"),
+    "mouth": ("Mouth opening", 0.0, 2.0, 1.0, "Mouth openness gain: 0 never opens, 2 opens twice as wide"),
+}
+STEPS = 40  # notches: 0.05 per notch on the 0 … 2 sliders
+
+
+class RetargetPanel(Panel):
+    """Four sliders, eye contact, and a reset to the defaults; each value is saved and restored."""
+
+    def __init__(self, ctx: PanelContext) -> None:
+        super().__init__(ctx, "Retargeting")
+        self.sliders: dict[str, QSlider] = {}
+        for name, (text, lo, hi, default, tip) in SLIDERS.items():
+            row = option_slider(ctx, name, text, lo, hi, default=default, steps=STEPS, tip=tip)
+            self.sliders[name] = row.findChild(QSlider, f"option:{name}")
+            self.add_row(row)
+        self.eye_contact: QCheckBox = option_checkbox(
+            ctx, "eye_contact", "Eye contact", default=False,
+            tip="The portrait keeps looking into the camera whatever your gaze")
+        reset = QPushButton("Reset")
+        reset.setToolTip("Back to the defaults: everything as the driver does it")
+        reset.clicked.connect(self.reset)
+        self.add_row(self.eye_contact, reset, stretch_first=True)
+
+    def reset(self) -> None:
+        """Every control back to its default (saved and sent like any other change)."""
+        for name, (_, lo, hi, default, _) in SLIDERS.items():
+            self.sliders[name].setValue(round((default - lo) / (hi - lo) * STEPS))
+        self.eye_contact.setChecked(False)

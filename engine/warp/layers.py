@@ -1,0 +1,126 @@
+"""Person and background as two layers: the background stays still, the warped person is laid over it.
+
+Prepared once per target: MediaPipe's selfie segmentation (in the wheel) gives the person's alpha,
+joined with the face oval of the mesh (a painted face the segmenter misses stays in) and hardened to
+a thin soft edge; the background plate B is the portrait with the person (grown by PLATE_GROW of the
+image) filled in from the background around it. On the soft edge the portrait I mixes both, so the
+person's own colour is un-mixed there (matting, see prepare_layers). Per frame the person's alpha
+goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
+portrait, and nothing outside the person moves. (The alpha rides along as a 4th channel of the person,
+so one remap draws both.)
+Where the person is cut by the frame edge the warp keeps the edge fixed, so the cut stays there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from engine.warp.mesh import FACE_OVAL
+
+Fill = Literal["pyramid", "telea"]
+PLATE_RAMP = 0.3  # the plate turns from the portrait's own pixels into the fill as α rises from 0 to this
+PLATE_GROW = 0.03  # the hole filled in the plate: the person grown by this share of the image side
+INPAINT_SIDE = 128  # cv2.inpaint runs at this size (it is slow on large holes); the fill is blurry anyway
+EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft edge; fainter parts stay still)
+
+
+@dataclass
+class Layers:
+    alpha: np.ndarray  # [h, w] float32 0 … 1, the person at rest
+    plate: np.ndarray  # [h, w, 4] uint8 the background with the person filled in (4th channel unused)
+    person: np.ndarray  # [h, w, 4] uint8 the person's colours (un-mixed on its soft edge) and alpha · 255
+
+    def composite(self, warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB [h, w, 3]: the warped person over the still plate, its alpha [h, w] float32); `warped` is
+        `person` drawn by the frame's backward map (colours and alpha in one remap)."""
+        alpha = warped[..., 3].astype(np.float32) * (1.0 / 255.0)
+        out = cv2.blendLinear(warped, self.plate, alpha, 1.0 - alpha)
+        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB), alpha
+
+
+def person_alpha(image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    """[h, w] float32 alpha of the person: segmentation joined with the face oval, the part connected to it."""
+    import mediapipe as mp
+
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
+        score = segmenter.process(np.ascontiguousarray(image)).segmentation_mask.astype(np.float32)
+    lo, hi = EDGE
+    alpha = np.clip((score - lo) / (hi - lo), 0.0, 1.0)
+    face = np.zeros(alpha.shape, np.float32)
+    cv2.fillPoly(face, [np.round(mesh[list(FACE_OVAL), :2] * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    alpha = np.maximum(alpha, cv2.GaussianBlur(face, (0, 0), 1.5))
+    # only what is connected to the face: stray specks of background the segmenter half-believes in stay still
+    _, labels = cv2.connectedComponents((alpha > 0).astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[face > 0.5])
+    return alpha * np.isin(labels, keep[keep > 0])
+
+
+def grown(mask: np.ndarray, grow: float = PLATE_GROW) -> np.ndarray:
+    """[h, w] bool: `mask` grown by `grow` of the image side."""
+    r = max(int(round(grow * max(mask.shape))), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def fill_background(image: np.ndarray, hole: np.ndarray, method: Fill = "pyramid") -> np.ndarray:
+    """`image` with the `hole` pixels filled from the rest: a blur-pyramid (push-pull) fill, or OpenCV's
+    Telea inpainting at INPAINT_SIDE pixels, upsampled."""
+    if method == "pyramid":
+        filled = _pyramid_fill(image, hole)
+    elif method == "telea":
+        h, w = hole.shape
+        s = INPAINT_SIDE / max(h, w)
+        small = cv2.resize(image, (max(round(w * s), 1), max(round(h * s), 1)), interpolation=cv2.INTER_AREA)
+        small_hole = cv2.resize(hole.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+        painted = cv2.inpaint(small, small_hole, 5, cv2.INPAINT_TELEA)
+        filled = cv2.resize(painted, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:
+        raise ValueError(f"unknown fill {method!r} (expected 'pyramid' or 'telea')")
+    out = image.copy()
+    out[hole] = filled[hole]
+    return out
+
+
+def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Push-pull: known pixels averaged down a Gaussian pyramid (weights alongside), then pulled back up,
+    each level keeping what it knows and taking the coarser level's estimate where it does not."""
+    weight = (~hole).astype(np.float32)
+    colour = image.astype(np.float32) * weight[..., None]
+    levels = []
+    while min(weight.shape) > 2:
+        levels.append((colour, weight))
+        colour, weight = cv2.pyrDown(colour), cv2.pyrDown(weight)
+    known = weight.sum()
+    fill = np.broadcast_to(colour.sum((0, 1)) / max(known, 1e-6), colour.shape).astype(np.float32)
+    for colour, weight in reversed(levels):
+        up = cv2.pyrUp(fill, dstsize=(weight.shape[1], weight.shape[0]))
+        trust = np.clip(weight * 2.0, 0.0, 1.0)[..., None]
+        fill = colour / np.maximum(weight, 1e-6)[..., None] * trust + up * (1 - trust)
+    return np.clip(fill, 0, 255).astype(np.uint8)
+
+
+def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid") -> Layers:
+    """The person's alpha, the plate B and the person's colours P.
+
+    B = β·F + (1 − β)·I with F the filled background, I the portrait and β = min(α / PLATE_RAMP, 1):
+    the plate is the fill wherever the person is more than faint (no fringe of it stays behind when
+    it moves) and runs smoothly into the portrait's own background where α ends (no step). P un-mixes
+    I against B, P = (I − (1 − α)·B) / α (bounded: β/α ≤ 1/PLATE_RAMP), so α·P + (1 − α)·B = I at rest.
+    """
+    alpha = person_alpha(image, mesh)
+    filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
+    own = image.astype(np.float32)
+    a = alpha[..., None]
+    beta = np.minimum(a / PLATE_RAMP, 1.0)
+    plate = beta * filled + (1 - beta) * own
+    person = (own - (1 - a) * plate) / np.maximum(a, 1e-3)
+    some = alpha > 0
+    colours = image.copy()
+    colours[some] = np.clip(person[some] + 0.5, 0, 255).astype(np.uint8)
+    alpha8 = np.round(alpha * 255).astype(np.uint8)
+    plate8 = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
+    return Layers(alpha8.astype(np.float32) / 255.0, np.dstack([plate8, alpha8]), np.dstack([colours, alpha8]))

@@ -1,0 +1,84 @@
+"""Gaze and eyes of the landmark warp, re-detected by MediaPipe on the output: moved driver irises move the
+output's irises, eye contact holds them, a wink closes only that eye."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.reenactor import TargetSpec
+from engine.video_io import VideoReader, read_image
+from engine.warp import WarpConfig, WarpReenactor
+from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
+from engine.warp.mesh import LID_PAIRS
+from engine.warp.metrics import pearson
+from engine.warp.reenactor import NEUTRAL_FRAMES
+from engine.warp.retarget import Retargeting
+
+GAZE_PATH = [(0.15 * np.sin(k * 0.7), 0.06 * np.cos(k * 0.9)) for k in range(12)]  # (u, v) in eye widths
+
+
+@pytest.fixture(scope="module")
+def neutral(fixtures_dir: Path) -> np.ndarray:
+    with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
+        frame = next(iter(video))
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        return detector.detect(frame).points.astype(np.float64)
+
+
+def _looking(neutral: np.ndarray, du: float, dv: float) -> np.ndarray:
+    """The neutral driver mesh with both irises (centre and rim) moved by (du, dv) eye widths."""
+    out = neutral.copy()
+    for eye, start in enumerate(IRIS_CENTRES):
+        _, axis, normal, width = eye_frame(neutral, eye)
+        out[start:start + 5, :2] += (du * axis + dv * normal) * width
+    return out
+
+
+def _started(fixtures_dir: Path, target: str, neutral: np.ndarray, controls: Retargeting) -> WarpReenactor:
+    warp = WarpReenactor(WarpConfig(smoothing=0.0, retargeting=controls))
+    warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / target)))
+    for _ in range(NEUTRAL_FRAMES):
+        warp.animate(warp.target, neutral, {})
+    return warp
+
+
+@pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
+def test_moved_driver_irises_move_the_output_irises(fixtures_dir: Path, neutral: np.ndarray, target: str) -> None:
+    warp = _started(fixtures_dir, target, neutral, Retargeting())
+    driver_u, output_u = [], []
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        for du, dv in GAZE_PATH:
+            driver = _looking(neutral, du, dv)
+            out = warp.animate(warp.target, driver, {})
+            driver_u.append(gaze_offsets(driver)[:, 0].mean())
+            output_u.append(gaze_offsets(detector.detect(out).points)[:, 0].mean())
+    assert pearson(driver_u, output_u) >= 0.8, (driver_u, output_u)
+    assert np.ptp(output_u) > 0.3 * np.ptp(driver_u)  # it moves by a visible share, not a hair
+
+
+def test_eye_contact_keeps_the_irises_at_rest(fixtures_dir: Path, neutral: np.ndarray) -> None:
+    warp = _started(fixtures_dir, "portraits/astronaut.png", neutral, Retargeting(eye_contact=True))
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        rest = gaze_offsets(detector.detect(warp.target.image).points)
+        for du, dv in GAZE_PATH[:6]:
+            out = warp.animate(warp.target, _looking(neutral, du, dv), {})
+            assert np.abs(gaze_offsets(detector.detect(out).points) - rest).max() <= 0.05
+
+
+@pytest.mark.parametrize("eye", [0, 1])
+def test_a_wink_closes_only_that_eye(fixtures_dir: Path, neutral: np.ndarray, eye: int) -> None:
+    warp = _started(fixtures_dir, "portraits/astronaut.png", neutral, Retargeting())
+    wink = neutral.copy()
+    for upper, lower in LID_PAIRS[7 * eye:7 * eye + 7]:
+        gap = neutral[lower] - neutral[upper]
+        wink[upper] += 0.8 * gap
+        wink[lower] -= 0.2 * gap
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        rest = eye_openness(detector.detect(warp.target.image).points)
+        out = eye_openness(detector.detect(warp.animate(warp.target, wink, {})).points)
+    other = 1 - eye
+    assert out[eye] < 0.6 * rest[eye], (rest, out)
+    assert out[other] > 0.8 * rest[other], (rest, out)

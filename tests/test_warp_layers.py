@@ -1,0 +1,97 @@
+"""Person over a still background plate: the background does not move, the frame-edge cut stays, the fills
+fill, the neck follows the jaw, and target preparation reports progress."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.reenactor import TargetSpec
+from engine.video_io import VideoReader, read_image
+from engine.warp import WarpConfig, WarpReenactor
+from engine.warp.layers import fill_background
+from engine.warp.mesh import FACE_OVAL
+from engine.warp.metrics import background_change
+from tests.test_warp_reenactor import MOUTH_OPEN_FRAME
+
+
+@pytest.fixture(scope="module")
+def clip(fixtures_dir: Path) -> list[np.ndarray]:
+    with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
+        return list(video)
+
+
+@pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
+def test_background_stays_still_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str) -> None:
+    """Outside the person (at rest and where it is in each output, grown by 2 %), the layered output keeps
+    the portrait's background; the whole-frame warp bends it."""
+    image = read_image(fixtures_dir / target)
+    layered, plain = WarpReenactor(), WarpReenactor(WarpConfig(layers=False))
+    layered.set_target(TargetSpec.from_image(image))
+    plain.set_target(TargetSpec.from_image(image))
+    rest, rest_alpha = layered.target.image, layered.target.layers.alpha
+    change = {"layered": [], "plain": []}
+    for frame in clip[::3]:
+        out = layered.drive(frame).image
+        person = [rest_alpha, layered.person_alpha]
+        change["layered"].append(background_change(out, rest, person))
+        change["plain"].append(background_change(plain.drive(frame).image, rest, person))
+    mean = {k: float(np.mean(v)) for k, v in change.items()}
+    assert mean["layered"] <= 0.5, mean
+    assert mean["plain"] > 2 * mean["layered"], mean
+
+
+def test_the_frame_edge_cut_stays_at_the_edge(fixtures_dir: Path, clip: list[np.ndarray]) -> None:
+    warp = WarpReenactor()
+    warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
+    prepared = warp.target
+    cut = prepared.layers.alpha[-1] > 0.99  # the person reaches the bottom edge here
+    assert cut.mean() > 0.3
+    rest = prepared.image[-1].astype(np.float32)
+    for frame in clip[::10]:
+        bottom = warp.drive(frame).image[-1].astype(np.float32)
+        assert np.abs(bottom - rest)[cut].mean() < 2.0
+
+
+@pytest.mark.parametrize("method", ["pyramid", "telea"])
+def test_background_fills_continue_the_surroundings(method: str) -> None:
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    image = np.stack([xx * 0.6 + 40, yy * 0.5 + 60, 200 - 0.3 * (xx + yy) / 2], -1).astype(np.uint8)
+    hole = (xx - 128) ** 2 + (yy - 140) ** 2 < 60**2
+    spoiled = image.copy()
+    spoiled[hole] = (255, 0, 255)  # the person: nothing of it may leak into the fill
+    filled = fill_background(spoiled, hole, method)
+    assert np.array_equal(filled[~hole], image[~hole])
+    error = np.abs(filled[hole].astype(np.float32) - image[hole].astype(np.float32)).mean()
+    assert error < 25.0, error  # a smooth continuation, far from the magenta
+
+
+def test_the_neck_follows_an_opening_jaw(fixtures_dir: Path, clip: list[np.ndarray]) -> None:
+    from engine.landmarks import FaceMeshDetector, MeshConfig
+
+    warp = WarpReenactor()
+    warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
+    target = warp.target
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        neutral = detector.detect(clip[0]).points.astype(np.float64)
+        opened = detector.detect(clip[MOUTH_OPEN_FRAME]).points.astype(np.float64)
+    target.motion.set_neutral(neutral)
+    motion = target.motion(opened)
+    moved = target.control_points(motion)
+    chin = FACE_OVAL[18]
+    jaw = motion.animated[chin, 1] - motion.posed[chin, 1]  # how far the jaw dropped (pixels)
+    assert jaw > 5
+    c = target.control
+    under = np.flatnonzero(target.jaw_share > 0.8)  # halo points straight below the chin
+    drop = moved[c.halo][under, 1] - c.rest[c.halo][under, 1] - (motion.posed[chin, 1] - target.mesh[chin, 1])
+    assert drop.max() > 0.2 * jaw, (drop, jaw)
+
+
+def test_target_preparation_reports_progress(fixtures_dir: Path) -> None:
+    steps: list[tuple[float, str]] = []
+    WarpReenactor().set_target(TargetSpec.from_image(read_image(fixtures_dir / "aligned" / "1.png")),
+                               progress=lambda f, m: steps.append((f, m)))
+    fractions = [f for f, _ in steps]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any("background" in m for _, m in steps)
