@@ -41,6 +41,12 @@ MIC_RATE = 48000  # Hz; every input PulseAudio, CoreAudio and WASAPI expose can 
 MIC_BLOCK = 480  # frames per callback: 10 ms at 48 kHz
 LEVEL_WINDOW_S = 0.1  # the level meter shows the peak of this much recent sound
 LOST_AFTER_S = 1.0  # a running stream that delivers nothing this long counts as lost
+# A new stream's first blocks are not used: PulseAudio hands over a backlog with a shrinking latency for
+# about a second (stamps that step 20 ms per 10 ms block). Blocks count from WARM_UP_S after the first
+# callback once WARM_UP_BLOCKS in a row follow each other by their stamps, at the latest after WARM_UP_MAX_S.
+WARM_UP_S = 1.5
+WARM_UP_BLOCKS = 10
+WARM_UP_MAX_S = 4.0
 
 
 class AudioError(MediaError):
@@ -249,6 +255,9 @@ class Microphone(_AudioHub):
         self._closing = False
         self._last_callback = time.monotonic()
         self._clock_offsets: collections.deque[float] = collections.deque(maxlen=32)
+        self._first_callback: float | None = None
+        self._expected_next: float | None = None  # where the next block's stamp should be, from the last one
+        self._steady = 0  # blocks in a row whose stamps followed on
         self.overflows = 0  # blocks PortAudio reported as overrun (sound lost before we got it)
         try:
             self._stream = sd.InputStream(
@@ -272,7 +281,21 @@ class Microphone(_AudioHub):
         self._last_callback = now
         if status.input_overflow:
             self.overflows += 1
-        self._publish(AudioBlock(indata.copy(), self._stamp(now, frames, times)))
+        t = self._stamp(now, frames, times)
+        if self._warming_up(t, frames, now):
+            return
+        self._publish(AudioBlock(indata.copy(), t))
+
+    def _warming_up(self, t: float, frames: int, now: float) -> bool:
+        """True while the stream is still settling (PulseAudio first hands over a backlog with shrinking latency)."""
+        follows_on = self._expected_next is not None and abs(t - self._expected_next) < 0.002
+        self._steady = self._steady + 1 if follows_on else 0
+        self._expected_next = t + frames / self.format.rate
+        if self.blocks_captured:
+            return False
+        self._first_callback = self._first_callback or now
+        running = now - self._first_callback
+        return running < WARM_UP_MAX_S and (running < WARM_UP_S or self._steady < WARM_UP_BLOCKS)
 
     def _stamp(self, now: float, frames: int, times) -> float:
         """Monotonic time of the block's first sample: the ADC time where PortAudio knows it, else arrival − latency."""
