@@ -46,16 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TOP_LEVEL_FLAGS = {"-v", "--verbose"}
+
+
+def with_default_command(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`python -m app --source clip.mp4` means `python -m app gui --source clip.mp4` (README, Quick start).
+
+    The first argument that is not a top-level flag decides: a command name (or -h) is left alone,
+    anything else, including no argument at all, gets `gui` put in front of it.
+    """
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    i = 0
+    while i < len(argv) and argv[i] in TOP_LEVEL_FLAGS:
+        i += 1
+    if i < len(argv) and (argv[i] in commands or argv[i] in ("-h", "--help")):
+        return argv
+    return [*argv[:i], "gui", *argv[i:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_command(argv, parser))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command is None:
-        args = parser.parse_args(["gui", *argv])
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:

@@ -1,7 +1,7 @@
 """Live scheduling: capture and inference on their own threads, latest frame wins.
 
     source.read() ──capture thread──▶ Mailbox (one slot) ──inference thread──▶ reenactor.drive ──▶ on_result
-                          └──▶ on_frame (smooth driver preview)
+                          └──▶ on_frame (smooth driver preview)                    └──▶ every FrameSink
 
 The capture thread overwrites the single mailbox slot; the inference thread always takes
 the newest frame, so when inference is slower than the camera, stale frames are dropped
@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -29,8 +29,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class FrameSink(Protocol):
+    """Anything the live loop hands each output to: the recorder, the virtual camera, …
+
+    `submit` runs on the inference thread and must never block; it returns whether the frame was taken.
+    """
+
+    def submit(self, output: np.ndarray, t: float, driver: np.ndarray | None = None) -> bool:
+        """`output`: RGB uint8 [H, W, 3]; `t`: its capture time (monotonic s); `driver`: the driving frame."""
+        ...
+
+
 class Mailbox(Generic[T]):
-    """A single-slot hand-over: `put` replaces an unread item (which counts as dropped)."""
+    """A single-slot, latest-wins hand-over: `put` replaces an unread item (which counts as dropped).
+
+    Used between the capture and inference threads, and between the live loop and the GUI thread.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -42,17 +56,20 @@ class Mailbox(Generic[T]):
         self.puts = 0  # items ever put
         self.puts_at_last_get = 0  # `puts` when the last item was taken: equals its number if it was the newest
 
-    def put(self, item: T) -> None:
+    def put(self, item: T) -> bool:
+        """Store `item`; True when the slot was empty (a taker that is not waiting must be told)."""
         with self._cond:
+            was_empty = not self._full
             if self._full:
                 self.dropped += 1
             self.puts += 1
             self._item, self._full = item, True
             self.max_depth = max(self.max_depth, self.depth)
             self._cond.notify()
+            return was_empty
 
     def get(self, timeout: float | None = None) -> T | None:
-        """The newest item (waits up to `timeout`), or None when closed or timed out."""
+        """The newest item (waits up to `timeout`; 0: does not wait), or None when closed, empty or timed out."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._full or self._closed, timeout):
                 return None
@@ -148,6 +165,7 @@ class LivePipeline:
     on_result(LiveResult):   every output
     on_status(SourceStatus): whenever the source's status changes (camera lost, back, …)
     on_error(message):       a drive() failure (the loop keeps running; repeated messages are sent once)
+    sinks:                   every output also goes to each FrameSink added (recorder, virtual camera)
     """
 
     def __init__(
@@ -176,8 +194,33 @@ class LivePipeline:
         self._outputs = _Rate()
         self._last_status: SourceStatus | None = None
         self._last_error: str | None = None
+        self._drive_lock = threading.Lock()  # held while a reenactor drives a frame
+        self._sinks: dict[FrameSink, int] = {}  # sink → outputs it accepted
+        self._sinks_lock = threading.Lock()
 
     # -------------------------------------------------------------- control (any thread)
+
+    def add_sink(self, sink: FrameSink) -> None:
+        """From the next output on, hand every output to `sink` too."""
+        with self._sinks_lock:
+            self._sinks.setdefault(sink, 0)
+
+    def remove_sink(self, sink: FrameSink) -> int:
+        """Stop feeding `sink` (no submit() of it runs after this returns); the outputs it accepted."""
+        with self._sinks_lock:
+            return self._sinks.pop(sink, 0)
+
+    def accepted(self, sink: FrameSink) -> int:
+        """Outputs `sink` accepted so far (0 once removed)."""
+        with self._sinks_lock:
+            return self._sinks.get(sink, 0)
+
+    def release(self, reenactor: Reenactor) -> None:
+        """Wait until no drive() of `reenactor` runs any more; call after replacing it, before closing it."""
+        if reenactor is self._reenactor:
+            raise ValueError("release() of the reenactor still in use: replace it first")
+        with self._drive_lock:  # a drive() that had already taken the old reenactor ends first
+            return
 
     @property
     def running(self) -> bool:
@@ -277,27 +320,43 @@ class LivePipeline:
                 continue
             started = time.monotonic()
             newest = self._mailbox.puts_at_last_get
-            reenactor = self._reenactor
-            if reenactor is None:
-                continue
-            try:
-                if self._neutral.is_set():
-                    self._neutral.clear()
-                    reenactor.reset_neutral()
-                result = reenactor.drive(item.frame)
-            except MimicError as exc:
-                self._report_error(str(exc))
-                continue
-            except Exception as exc:  # a bug in a reenactor must not kill the live loop
-                log.exception("drive failed")
-                self._report_error(f"reenactor failed: {exc}")
+            with self._drive_lock:
+                result = self._drive(item.frame)
+            if result is None:
                 continue
             done = time.monotonic()
             self._processed += 1
             live = LiveResult(item.seq, item.frame, result, item.t, started, done, newest)
             self._outputs.add(done, live.latency_ms)
             self._last_error = None
+            self._fan_out(live)
             self.on_result(live)
+
+    def _drive(self, frame: np.ndarray) -> DriveResult | None:
+        """One drive() of the current reenactor; None when there is none or it failed (reported)."""
+        reenactor = self._reenactor
+        if reenactor is None:
+            return None
+        try:
+            if self._neutral.is_set():
+                self._neutral.clear()
+                reenactor.reset_neutral()
+            return reenactor.drive(frame)
+        except MimicError as exc:
+            self._report_error(str(exc))
+        except Exception as exc:  # a bug in a reenactor must not kill the live loop
+            log.exception("drive failed")
+            self._report_error(f"reenactor failed: {exc}")
+        return None
+
+    def _fan_out(self, live: LiveResult) -> None:
+        with self._sinks_lock:
+            for sink in self._sinks:
+                try:
+                    if sink.submit(live.result.image, live.captured_at, live.driver):
+                        self._sinks[sink] += 1
+                except Exception:  # a failing sink reports itself; the live loop goes on
+                    log.exception("frame sink %s failed", type(sink).__name__)
 
     def _report_status(self, source: FrameSource) -> None:
         status = source.status

@@ -129,7 +129,8 @@ class Recorder:
         return time.monotonic() - self.started_at
 
     def submit(self, output: np.ndarray, t: float, driver: np.ndarray | None = None) -> bool:
-        """Queue one frame captured at monotonic time `t`; False when it was dropped (queue full or stopped)."""
+        """Queue one frame captured at monotonic time `t` (a `engine.live.FrameSink`); False when it was
+        dropped (queue full or stopped)."""
         if not self.active:
             return False
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -79,3 +79,25 @@ class Reenactor(Protocol):
     def output_size(self) -> tuple[int, int]:
         """(width, height) of `DriveResult.image`."""
         ...
+
+    def close(self) -> None:
+        """Free what the reenactor holds (MediaPipe graphs, threads, device memory). Called once, after
+        the live loop stopped using it (on every model swap and on exit); idempotent."""
+        ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """Optional: a reenactor that takes named options (the app's sliders and checkboxes).
+
+    Called from the GUI thread while `drive` runs on the inference thread: apply values atomically
+    (assign a new value, do not mutate shared state in place). Unknown names return False.
+    """
+
+    def set_option(self, name: str, value: Any) -> bool:
+        ...
+
+
+def apply_option(reenactor: Reenactor, name: str, value: Any) -> bool:
+    """Hand one option to `reenactor` if it takes options; whether it used it."""
+    return bool(reenactor.set_option(name, value)) if isinstance(reenactor, Configurable) else False

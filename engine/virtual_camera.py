@@ -67,12 +67,13 @@ class VirtualCamera:
         self._thread.start()
         log.info("virtual camera on %s (%dx%d @ %.0f fps)", self.device, size[0], size[1], fps)
 
-    def submit(self, frame: np.ndarray) -> None:
-        """The frame to show from now on (resized to the camera's size)."""
-        if (frame.shape[1], frame.shape[0]) != self.size:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+    def submit(self, output: np.ndarray, t: float = 0.0, driver: np.ndarray | None = None) -> bool:
+        """The frame to show from now on (resized to the camera's size); a `engine.live.FrameSink`."""
+        if (output.shape[1], output.shape[0]) != self.size:
+            output = cv2.resize(output, self.size, interpolation=cv2.INTER_AREA)
         with self._lock:
-            self._frame = frame
+            self._frame = output
+        return True
 
     def close(self) -> None:
         self._stop.set()

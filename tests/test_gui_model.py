@@ -34,15 +34,15 @@ def window(qtbot, tmp_path, fixtures_dir, monkeypatch) -> MainWindow:
     window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.reenactor is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     return window
 
 
 def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp_path) -> None:
-    assert not window.random_button.isEnabled()  # the warp cannot invent faces
+    assert not window.target_panel.random_button.isEnabled()  # the warp cannot invent faces
     paper, restyle = originals
     dialog = ImportWeightsDialog(window)
-    dialog.imported.connect(window.load_model)
+    dialog.imported.connect(window.session.load_model)
     qtbot.addWidget(dialog)
     dialog.open()
     dialog.paper.edit.setText(str(paper))
@@ -59,10 +59,10 @@ def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp
     pack = imported.args[0]
     assert pack == tmp_path / "tiny.safetensors" and pack.is_file()
 
-    qtbot.waitUntil(lambda: window.model_pack == pack, timeout=LONG)
-    assert window.reenactor.name == "StyleGAN2 (paper)"
-    assert window.device_chip.text() == window.reenactor.describe()
-    assert window.random_button.isEnabled()
+    qtbot.waitUntil(lambda: window.session.state.model_pack == pack, timeout=LONG)
+    assert window.session.state.reenactor.name == "StyleGAN2 (paper)"
+    assert window.device_chip.text() == window.session.state.reenactor.describe()
+    assert window.target_panel.random_button.isEnabled()
     assert window.settings.model_pack == pack
 
     # A random identity is rendered and re-inverted on a worker thread while the GUI keeps ticking.
@@ -70,21 +70,21 @@ def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp
     timer = QTimer(interval=10, timeout=lambda: ticks.append(time.monotonic()))
     timer.start()
     with qtbot.waitSignal(window.target_applied, timeout=LONG):
-        window.random_button.click()
+        window.target_panel.random_button.click()
     timer.stop()
     gaps = [(b - a) * 1000 for a, b in zip(ticks, ticks[1:])]
     print(f"\nGUI ticks during a tiny-StyleGAN random identity: {len(ticks)}, longest gap {max(gaps, default=0):.0f} ms")
     assert max(gaps, default=0) < 100
-    assert window.bridge.pipeline.reenactor is window.reenactor
-    assert window.record_button.isEnabled()
-    qtbot.waitUntil(lambda: window.output_view.frames_shown >= 2, timeout=LONG)  # the paper pipeline runs live
-    assert window.bridge.latest.result.image.shape[1::-1] == window.reenactor.output_size
+    assert window.session.pipeline.reenactor is window.session.state.reenactor
+    assert window.record_panel.record_button.isEnabled()
+    qtbot.waitUntil(lambda: window.view_panel.output_view.frames_shown >= 2, timeout=LONG)  # the paper pipeline runs live
+    assert window.session.latest.result.image.shape[1::-1] == window.session.state.reenactor.output_size
 
 
 def test_a_wrong_file_as_model_pack_keeps_the_running_model(qtbot, window, originals) -> None:
-    running = window.reenactor
+    running = window.session.state.reenactor
     paper, _ = originals
-    window.load_model(paper)  # an original checkpoint, not a pack
-    qtbot.waitUntil(lambda: window._model_job is None, timeout=LONG)
-    assert window.banner.kind == "error" and "best_model.pt" in window.banner.text
-    assert window.reenactor is running
+    window.session.load_model(paper)  # an original checkpoint, not a pack
+    qtbot.waitUntil(lambda: window.session.state.loading is None, timeout=LONG)
+    assert window.view_panel.banner.kind == "error" and "best_model.pt" in window.view_panel.banner.text
+    assert window.session.state.reenactor is running

@@ -51,6 +51,20 @@ class SlowReenactor:
     def output_size(self) -> tuple[int, int]:
         return self.inner.output_size
 
+    def close(self) -> None:
+        """The wrapped reenactor is the module's; it is closed by its fixture."""
+
+
+class Collector:
+    """A FrameSink that keeps what it is handed (the recorder and virtual camera are sinks like it)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[np.ndarray, float, np.ndarray | None]] = []
+
+    def submit(self, output: np.ndarray, t: float, driver: np.ndarray | None = None) -> bool:
+        self.items.append((output, t, driver))
+        return True
+
 
 @pytest.fixture(scope="module")
 def clip(fixtures_dir: Path) -> Path:
@@ -90,6 +104,13 @@ def test_mailbox_keeps_only_the_newest_item() -> None:
     assert box.get() is None  # closed: returns at once
 
 
+def test_mailbox_put_says_whether_the_taker_must_be_told() -> None:
+    box: Mailbox[int] = Mailbox()
+    assert box.put(1) is True  # was empty: signal the taker
+    assert box.put(2) is False  # the taker has not looked yet: no second signal
+    assert box.get(timeout=0) == 2 and box.put(3) is True
+
+
 def test_mailbox_hands_over_between_threads() -> None:
     box: Mailbox[int] = Mailbox()
     got: list[int] = []
@@ -127,6 +148,31 @@ def test_slow_inference_drops_stale_frames_and_takes_the_newest(clip: Path, warp
           f"{queue_ms[len(queue_ms) // 2]:.1f} ms / max {queue_ms[-1]:.1f} ms (capture interval "
           f"{1000 / 29.97:.1f} ms), end-to-end latency median "
           f"{sorted(r.latency_ms for r in results)[len(results) // 2]:.0f} ms")
+
+
+def test_every_output_fans_out_to_each_sink_until_removed(clip: Path, warp, tmp_path: Path) -> None:
+    results: list[LiveResult] = []
+    pipeline = LivePipeline(on_result=results.append)
+    pipeline.reenactor = SlowReenactor(warp, delay_s=0.0)
+    collector = Collector()
+    recorder = Recorder(tmp_path / "out.mp4", Layout.OUTPUT, output_size=warp.output_size)
+    pipeline.add_sink(collector)
+    pipeline.add_sink(recorder)
+    pipeline.set_source(VideoFileSource(clip))
+    pipeline.start()
+    try:
+        _collect(pipeline, results, 10)
+        accepted = pipeline.remove_sink(recorder)
+        seen = len(collector.items)
+        _collect(pipeline, results, len(results) + 3)
+    finally:
+        pipeline.stop()
+    stats = recorder.stop()
+    assert accepted >= 10 and abs(stats.frames_written - accepted) <= 1  # what it took, it wrote
+    assert len(collector.items) > seen  # the other sink is still fed
+    assert pipeline.accepted(collector) == len(collector.items) and pipeline.accepted(recorder) == 0
+    output, t, driver = collector.items[0]
+    assert output.shape[:2][::-1] == warp.output_size and driver is not None and t > 0
 
 
 def test_outputs_follow_the_driver_and_neutral_can_be_retaken(clip: Path, warp) -> None:

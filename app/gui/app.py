@@ -5,8 +5,9 @@ import sys
 
 from PyQt6.QtWidgets import QApplication
 
-from app.gui.main_window import LaunchOptions, MainWindow, ReenactorFactory, default_reenactor_factory
+from app.gui.main_window import LaunchOptions, MainWindow, default_reenactor_factory
 from app.gui.theme import apply_dark_theme
+from engine.session import ReenactorFactory
 
 
 def create_app() -> QApplication:

@@ -1,93 +1,61 @@
-"""Bridge from the live pipeline's worker threads to the Qt GUI thread.
+"""From the engine's threads to the Qt GUI thread: posted calls, session events, live frames.
 
-Frames and results are handed over latest-wins as well: a signal is emitted only when the
-GUI has taken the previous one, so a busy GUI thread cannot accumulate a backlog of frames.
-Recording and the virtual camera are fed right on the inference thread (both never block).
+`QtPost` runs calls posted from any thread on the GUI thread (the `Session`'s owner thread).
+`SessionEvents` re-emits the session's events as a Qt signal, so widgets connect to it and
+disconnect when they are deleted. `LiveFeed` hands frames and results over latest-wins through
+`engine.live.Mailbox`: a signal is emitted only when the GUI has taken the previous item, so a
+busy GUI thread cannot accumulate a backlog of frames.
 """
 from __future__ import annotations
 
-import threading
+from typing import Callable
 
 import numpy as np
-from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
 
-from engine.live import LivePipeline, LiveResult
-from engine.recorder import Recorder
-from engine.virtual_camera import VirtualCamera
+from engine.live import LiveResult, Mailbox
 
 
-class _Slot:
-    """Newest value + whether the GUI has been told about it."""
+class QtPost(QObject):
+    """post(call) from any thread → call() on the thread this object lives on (the GUI thread)."""
+
+    _posted = pyqtSignal(object)
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value = None
-        self._pending = False
+        super().__init__()
+        self._posted.connect(lambda call: call(), Qt.ConnectionType.QueuedConnection)
 
-    def offer(self, value) -> bool:
-        """Store `value`; True when the GUI must be signalled (it is not already about to look)."""
-        with self._lock:
-            self._value = value
-            notify, self._pending = not self._pending, True
-            return notify
-
-    def take(self):
-        with self._lock:
-            value, self._value, self._pending = self._value, None, False
-            return value
+    def __call__(self, call: Callable[[], None]) -> None:
+        self._posted.emit(call)
 
 
-class LiveBridge(QObject):
+class SessionEvents(QObject):
+    """`event` carries each `engine.session` event (Changed, Notice, TaskStarted, …) on the GUI thread."""
+
+    event = pyqtSignal(object)
+
+
+class LiveFeed(QObject):
+    """The session's viewers: newest driving frame and newest output, latest-wins."""
+
     frame_ready = pyqtSignal()  # call take_frame()
     result_ready = pyqtSignal()  # call take_result()
-    status_changed = pyqtSignal(object)  # engine.camera.SourceStatus
-    drive_failed = pyqtSignal(str)
-    recording_failed = pyqtSignal(str)  # connect Recorder(on_error=bridge.recording_failed.emit)
 
-    def __init__(self, mirror: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.pipeline = LivePipeline(
-            on_result=self._on_result,
-            on_frame=self._on_frame,
-            on_status=self.status_changed.emit,
-            on_error=self.drive_failed.emit,
-            mirror=mirror,
-        )
-        self.recorder: Recorder | None = None  # fed from the inference thread while set
-        self.virtual_camera: VirtualCamera | None = None
-        self.latest: LiveResult | None = None  # the newest output (snapshots)
-        self.latest_frame: np.ndarray | None = None  # the newest driving frame
-        self.results_submitted = 0  # outputs handed to the current recorder
-        self._frames = _Slot()
-        self._results = _Slot()
+        self._frames: Mailbox[np.ndarray] = Mailbox()
+        self._results: Mailbox[LiveResult] = Mailbox()
 
-    def take_frame(self) -> np.ndarray | None:
-        return self._frames.take()
-
-    def take_result(self) -> LiveResult | None:
-        return self._results.take()
-
-    def start_recording(self, recorder: Recorder) -> None:
-        self.results_submitted = 0
-        self.recorder = recorder
-
-    def stop_recording(self) -> Recorder | None:
-        """Detach the recorder (the caller stops it, off the GUI thread)."""
-        recorder, self.recorder = self.recorder, None
-        return recorder
-
-    def _on_frame(self, frame: np.ndarray, t: float) -> None:
-        self.latest_frame = frame
-        if self._frames.offer(frame):
+    def offer_frame(self, frame: np.ndarray) -> None:  # capture thread
+        if self._frames.put(frame):
             self.frame_ready.emit()
 
-    def _on_result(self, live: LiveResult) -> None:
-        self.latest = live
-        recorder = self.recorder
-        if recorder is not None and recorder.submit(live.result.image, live.captured_at, live.driver):
-            self.results_submitted += 1
-        camera = self.virtual_camera
-        if camera is not None:
-            camera.submit(live.result.image)
-        if self._results.offer(live):
+    def offer_result(self, live: LiveResult) -> None:  # inference thread
+        if self._results.put(live):
             self.result_ready.emit()
+
+    def take_frame(self) -> np.ndarray | None:
+        return self._frames.get(timeout=0)
+
+    def take_result(self) -> LiveResult | None:
+        return self._results.get(timeout=0)

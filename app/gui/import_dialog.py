@@ -7,7 +7,6 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -18,6 +17,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.dialogs import open_file, save_file
 from app.gui.jobs import Job
 from app.gui.widgets import hint
 
@@ -46,12 +46,12 @@ class _FileField(QWidget):
 
     def _browse(self) -> None:
         if self.save:
-            path, _ = QFileDialog.getSaveFileName(self, "Write the model pack", "mimic-paper.safetensors",
-                                                  "Mimic model packs (*.safetensors)")
+            path = save_file(self, "Write the model pack", "Mimic model packs (*.safetensors)",
+                             "mimic-paper.safetensors")
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "", CHECKPOINTS)
+            path = open_file(self, "Choose a checkpoint", CHECKPOINTS)
         if path:
-            self.edit.setText(path)
+            self.edit.setText(str(path))
 
 
 class ImportWeightsDialog(QDialog):

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from typing import Any
+
 from PyQt6.QtCore import QByteArray, QSettings, QStandardPaths
+
+from engine.session import TargetRef
 
 MAX_RECENT_TARGETS = 12
 
 
-@dataclass(frozen=True)
-class RecentTarget:
-    path: str  # image or latent file
-    kind: str  # "image" | "latent"
+RecentTarget = TargetRef  # a gallery entry: path + kind
 
 
 def default_output_dir() -> Path:
@@ -127,6 +128,14 @@ class AppSettings:
     def forget_target(self, path: str) -> None:
         items = [t for t in self.recent_targets if t.path != path]
         self.store.setValue("targets/recent", json.dumps([asdict(t) for t in items]))
+
+    # -- named options (panels' sliders, checkboxes, combos; see app/gui/panels/base.py)
+    def option(self, name: str, default: Any) -> Any:
+        """The saved value of option `name`, as the type of `default` (the default when absent or unreadable)."""
+        return self._get(f"options/{name}", default, type(default))
+
+    def set_option(self, name: str, value: Any) -> None:
+        self.store.setValue(f"options/{name}", value)
 
     def sync(self) -> None:
         self.store.sync()

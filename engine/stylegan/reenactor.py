@@ -105,7 +105,13 @@ class StyleGANReenactor:
 
     def reset_neutral(self) -> None:
         """The paper's model is absolute (no neutral reference); smoothing state restarts."""
-        self._aligner = None
+        self.close()
+
+    def close(self) -> None:
+        """Close the live aligner's MediaPipe graph (a new one opens with the next frame)."""
+        aligner, self._aligner = self._aligner, None
+        if aligner is not None:
+            aligner.close()
 
     def drive(self, frame: np.ndarray) -> DriveResult:
         if self._constant is None:

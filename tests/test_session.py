@@ -1,0 +1,147 @@
+"""The Qt-free session: every state transition of the app, driven without a display (real warp, real clip)."""
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.factory import create_reenactor
+from engine.session import (
+    Changed,
+    EventQueue,
+    Notice,
+    Part,
+    RecordingSaved,
+    Session,
+    TargetApplied,
+    TargetRef,
+)
+from engine.video_io import VideoReader, write_image
+
+WAIT = 60.0  # s: generous bound on a busy 2-core machine (never a speed assertion)
+
+
+@pytest.fixture
+def clip(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "video" / "carphone_pristine.mp4"
+
+
+@pytest.fixture
+def portrait(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "portraits" / "astronaut.png"
+
+
+class Made:
+    """The real reenactor factory, remembering what it built."""
+
+    def __init__(self) -> None:
+        self.built = []
+
+    def __call__(self, pack):
+        reenactor = create_reenactor(pack)
+        self.built.append(reenactor)
+        return reenactor
+
+
+def open_graphs() -> list:
+    """MediaPipe solution graphs that are still open in this process."""
+    from mediapipe.python.solution_base import SolutionBase
+
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, SolutionBase) and o._graph is not None]
+
+
+def native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.fixture
+def session(clip: Path, portrait: Path):
+    queue, made, events = EventQueue(), Made(), []
+    session = Session(made, queue.post)
+    session.subscribe(events.append)
+    session.start(str(clip), None, TargetRef(str(portrait), "image"))
+    assert queue.pump(lambda: session.state.live and session.latest is not None, WAIT)
+    session.queue, session.made, session.events = queue, made, events  # for the tests
+    yield session
+    session.close()
+
+
+def test_start_animates_the_target_and_reports_each_part(session, portrait) -> None:
+    state = session.state
+    assert state.source_spec.endswith("carphone_pristine.mp4") and state.model_pack is None
+    assert state.target == TargetRef(str(portrait), "image") and state.target_label == "astronaut.png"
+    parts = {e.part for e in session.events if isinstance(e, Changed)}
+    assert {Part.SOURCE, Part.MODEL, Part.TARGET} <= parts
+    applied = [e for e in session.events if isinstance(e, TargetApplied)]
+    assert len(applied) == 1 and applied[0].image is not None  # the portrait, for the gallery's thumbnail
+    assert session.latest.result.image.shape[:2][::-1] == state.reenactor.output_size
+    assert not session.busy
+
+
+def test_recording_is_a_sink_of_the_live_loop(session, tmp_path) -> None:
+    assert session.start_recording(tmp_path / "rec", side_by_side=True)
+    assert session.state.recorder is not None
+    assert session.queue.pump(lambda: session.frames_recorded >= 15, WAIT)
+    session.stop_recording()
+    assert session.state.recorder is None
+    assert session.queue.pump(lambda: any(isinstance(e, RecordingSaved) for e in session.events), WAIT)
+    stats = next(e for e in session.events if isinstance(e, RecordingSaved)).stats
+    assert stats.error is None and stats.frames_written >= 15
+    with VideoReader(stats.path) as video:
+        first = next(iter(video))
+    out_w, out_h = session.state.reenactor.output_size
+    assert first.shape[1] > out_w  # side by side: the driver is in the file too
+
+
+def test_a_failing_target_names_its_file_and_the_old_target_keeps_running(session, tmp_path) -> None:
+    blank = write_image(tmp_path / "blank wall.png", np.full((256, 256, 3), 128, np.uint8))
+    before = session.state.target
+    session.choose_target_file(blank)
+    assert session.queue.pump(lambda: any(isinstance(e, Notice) and e.kind == "error" for e in session.events), WAIT)
+    message = next(e.text for e in session.events if isinstance(e, Notice) and e.kind == "error")
+    assert message.startswith("blank wall.png: no face found in the target image")
+    assert session.state.target == before and session.pipeline.reenactor is session.state.reenactor
+
+
+def test_options_reach_the_reenactor_now_and_after_a_swap(session) -> None:
+    got = []
+
+    class Recording:
+        def set_option(self, name, value):
+            got.append((name, value))
+            return True
+
+    session.set_option("smoothing", 0.5)
+    assert session.state.options == {"smoothing": 0.5}
+    reenactor = session.state.reenactor
+    reenactor.set_option = Recording().set_option  # a reenactor that takes options
+    session.set_option("smoothing", 0.25)
+    assert got == [("smoothing", 0.25)]
+
+
+def test_ten_model_swaps_leave_no_mediapipe_graph_or_thread(session) -> None:
+    def swap() -> None:
+        before = session.state.reenactor
+        session.load_model(None)
+        assert session.queue.pump(lambda: session.state.reenactor is not before and not session.busy, WAIT)
+        seen = session.pipeline.stats().processed
+        assert session.queue.pump(lambda: session.pipeline.stats().processed > seen + 3, WAIT)  # the new one drives
+
+    swap()
+    for thread in session._retiring:
+        thread.join(WAIT)
+    threads, graphs = native_threads(), len(open_graphs())
+    for _ in range(10):
+        swap()
+    for thread in session._retiring:
+        thread.join(WAIT)
+    assert len(session.made.built) == 12
+    assert all(r._detector is None for r in session.made.built[:-1])  # every replaced one was closed
+    assert len(open_graphs()) <= graphs <= 1  # only the running warp's tracker
+    assert native_threads() <= threads + 2  # MediaPipe's worker threads went with their graphs
+    session.close()
+    assert open_graphs() == []
