@@ -49,6 +49,13 @@ WARM_UP_BLOCKS = 10
 WARM_UP_MAX_S = 4.0
 
 
+# PortAudio is one library-wide state: (re)initialising it from two threads at once crashes, and
+# re-initialising it (to see newly plugged devices) closes every open stream. So all of it goes
+# through this lock, and the device list is only re-read while no microphone is open.
+_PORTAUDIO_LOCK = threading.RLock()
+_open_microphones = 0
+
+
 class AudioError(MediaError):
     """An audio device or track that cannot be used (one line for the user)."""
 
@@ -200,11 +207,11 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def _sounddevice(refresh: bool = False):
-    """The `sounddevice` module, PortAudio loaded (and its device list re-read when `refresh`)."""
+    """The `sounddevice` module, PortAudio loaded (and its device list re-read when `refresh` and it is safe)."""
     try:
-        with _quiet_stderr():
+        with _PORTAUDIO_LOCK, _quiet_stderr():
             import sounddevice
-            if refresh:
+            if refresh and _open_microphones == 0:
                 sounddevice._terminate()
                 sounddevice._initialize()
     except (ImportError, OSError) as exc:
@@ -217,8 +224,9 @@ def list_microphones() -> list[MicrophoneInfo]:
     """Input devices PortAudio sees now (re-enumerated, so newly plugged devices show)."""
     sd = _sounddevice(refresh=True)
     try:
-        default_in = sd.default.device[0]
-        devices = sd.query_devices()
+        with _PORTAUDIO_LOCK:
+            default_in = sd.default.device[0]
+            devices = sd.query_devices()
     except sd.PortAudioError as exc:
         raise AudioError(f"cannot list microphones: {exc}") from None
     return [
@@ -259,22 +267,30 @@ class Microphone(_AudioHub):
         self._expected_next: float | None = None  # where the next block's stamp should be, from the last one
         self._steady = 0  # blocks in a row whose stamps followed on
         self.overflows = 0  # blocks PortAudio reported as overrun (sound lost before we got it)
-        try:
-            self._stream = sd.InputStream(
-                device=device.index, samplerate=rate, channels=self.format.channels, dtype="float32",
-                blocksize=MIC_BLOCK, latency="low", callback=self._on_block, finished_callback=self._on_finished,
-            )
-            self._latency = float(self._stream.latency)
-            self._stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioError(f"cannot open microphone {device.name!r}: {exc}") from None
+        global _open_microphones
+        with _PORTAUDIO_LOCK, _quiet_stderr():
+            try:
+                self._stream = sd.InputStream(
+                    device=device.index, samplerate=rate, channels=self.format.channels, dtype="float32",
+                    blocksize=MIC_BLOCK, latency="low", callback=self._on_block, finished_callback=self._on_finished,
+                )
+                self._latency = float(self._stream.latency)
+                self._stream.start()
+            except (sd.PortAudioError, ValueError) as exc:
+                raise AudioError(f"cannot open microphone {device.name!r}: {exc}") from None
+            _open_microphones += 1
         self._watchdog = threading.Thread(target=self._watch, name="mimic-audio-watch", daemon=True)
         self._watchdog.start()
 
     def close(self) -> None:
+        global _open_microphones
+        if self._closing:
+            return
         self._closing = True
-        with contextlib.suppress(Exception):  # a stream whose device vanished may fail to close cleanly
-            self._stream.close()
+        with _PORTAUDIO_LOCK:
+            with contextlib.suppress(Exception):  # a stream whose device vanished may fail to close cleanly
+                self._stream.close()
+            _open_microphones -= 1
 
     def _on_block(self, indata: np.ndarray, frames: int, times, status) -> None:
         now = time.monotonic()
@@ -403,7 +419,7 @@ def open_audio(spec: str | None, video_source: VideoFileSource | None = None) ->
         return None
     if spec.lower() == SOURCE_AUDIO:
         if video_source is None:
-            raise AudioError("--audio source needs a video file as the source (--source FILE)")
+            raise AudioError("the source's own sound needs a video file as the source")
         return FileAudio(video_source)
     return Microphone(find_microphone(spec))
 
