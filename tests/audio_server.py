@@ -83,6 +83,10 @@ class PrivatePulse:
     def _cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {**os.environ, "PULSE_SERVER": self.server}
         return subprocess.run(["pactl", *args], env=env, capture_output=True, text=True, timeout=10, check=check)

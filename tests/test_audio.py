@@ -107,12 +107,12 @@ def test_clicks_line_up_with_the_video_timeline_over_20_s(mic: Microphone, tmp_p
     found = audio_start + find_clicks(audio, rate)
     assert len(found) == len(played), f"{len(found)} clicks found in the file, {len(played)} played"
     offsets = found - expected
-    drift = np.polyfit(played - played[0], offsets, 1)[0] * 20.0  # seconds of drift over 20 s
+    drift = np.median(offsets[-10:]) - np.median(offsets[:10])  # the last 5 s against the first 5 s
     print(f"\nA/V offset over {len(offsets)} clicks: median {np.median(offsets) * 1000:+.2f} ms, "
-          f"max |offset| {np.abs(offsets).max() * 1000:.2f} ms, drift {drift * 1000:+.2f} ms / 20 s, "
+          f"max |offset| {np.abs(offsets).max() * 1000:.2f} ms, drift {drift * 1000:+.2f} ms over 20 s, "
           f"dropouts {stats.audio_dropouts}, overflows {mic.overflows}")
     assert np.abs(offsets).max() < 1 / FPS
-    assert abs(drift) < 0.005
+    assert abs(drift) < 0.010
     # And the flashed frames (nearest the clicks) are where the clicks are heard, within half a frame.
     flashes = np.array(pts)[np.array(brightness) > 128]
     assert len(flashes) == len(played)
