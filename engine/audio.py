@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import math
-import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import av
 import numpy as np
@@ -188,30 +190,33 @@ class _AudioHub:
 # ---------------------------------------------------------------------------------------- microphones
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence ALSA's probing chatter on fd 2 while PortAudio enumerates devices (errors come back as codes)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
+_ALSA_ERROR_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                       ctypes.c_char_p)
+_alsa_quiet: list = []  # keeps the installed no-op handler alive
+
+
+def _silence_alsa() -> None:
+    """Stop libasound printing its probing chatter ("Unknown PCM cards.pcm.rear", …) while PortAudio
+    enumerates devices; PortAudio reports real failures as error codes anyway. Linux only, once."""
+    if _alsa_quiet or not sys.platform.startswith("linux"):
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        asound = ctypes.cdll.LoadLibrary(ctypes.util.find_library("asound") or "libasound.so.2")
+    except OSError:
+        return
+    handler = _ALSA_ERROR_HANDLER(lambda *args: None)
+    asound.snd_lib_error_set_handler(handler)
+    _alsa_quiet.append(handler)
 
 
 def _sounddevice(refresh: bool = False):
     """The `sounddevice` module, PortAudio loaded (and its device list re-read when `refresh` and it is safe)."""
     try:
-        with _PORTAUDIO_LOCK, _quiet_stderr():
+        with _PORTAUDIO_LOCK:
+            _silence_alsa()
+            fresh = "sounddevice" not in sys.modules  # importing it initialises PortAudio: the list is new
             import sounddevice
-            if refresh and _open_microphones == 0:
+            if refresh and not fresh and _open_microphones == 0:
                 sounddevice._terminate()
                 sounddevice._initialize()
     except (ImportError, OSError) as exc:
@@ -268,7 +273,7 @@ class Microphone(_AudioHub):
         self._steady = 0  # blocks in a row whose stamps followed on
         self.overflows = 0  # blocks PortAudio reported as overrun (sound lost before we got it)
         global _open_microphones
-        with _PORTAUDIO_LOCK, _quiet_stderr():
+        with _PORTAUDIO_LOCK:
             try:
                 self._stream = sd.InputStream(
                     device=device.index, samplerate=rate, channels=self.format.channels, dtype="float32",

@@ -110,10 +110,12 @@ class ClickPlayer:
         self.times = sorted(times)
         self.rate = rate
         self.played: list[float] = []  # monotonic times the clicks were placed at (as PortAudio reports)
+        self.underflows = 0  # output blocks that came too late (the times after one are less certain)
         self._next = 0
         self._lock = threading.Lock()
+        # A generous output buffer: on a loaded machine a late callback would shift the played times.
         self._stream = sd.OutputStream(device=MIC, samplerate=rate, channels=1, dtype="float32", blocksize=480,
-                                       latency="low", callback=self._fill)
+                                       latency=0.1, callback=self._fill)
 
     def __enter__(self) -> "ClickPlayer":
         self._stream.start()
@@ -124,6 +126,7 @@ class ClickPlayer:
 
     def _fill(self, out: np.ndarray, frames: int, times, status) -> None:
         out[:] = 0
+        self.underflows += bool(status.output_underflow)
         dac = times.outputBufferDacTime + (time.monotonic() - times.currentTime)  # PortAudio clock → monotonic
         click = max(1, round(CLICK_S * self.rate))
         while self._next < len(self.times) and self.times[self._next] < dac + frames / self.rate:

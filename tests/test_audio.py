@@ -110,7 +110,7 @@ def test_clicks_line_up_with_the_video_timeline_over_20_s(mic: Microphone, tmp_p
     drift = np.median(offsets[-10:]) - np.median(offsets[:10])  # the last 5 s against the first 5 s
     print(f"\nA/V offset over {len(offsets)} clicks: median {np.median(offsets) * 1000:+.2f} ms, "
           f"max |offset| {np.abs(offsets).max() * 1000:.2f} ms, drift {drift * 1000:+.2f} ms over 20 s, "
-          f"dropouts {stats.audio_dropouts}, overflows {mic.overflows}")
+          f"dropouts {stats.audio_dropouts}, overflows {mic.overflows}, player underflows {player.underflows}")
     assert np.abs(offsets).max() < 1 / FPS
     assert abs(drift) < 0.010
     # And the flashed frames (nearest the clicks) are where the clicks are heard, within half a frame.

@@ -2,6 +2,9 @@
 meter, and a recording made from the window with sound (the fixture clip as the camera, the landmark warp)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +14,11 @@ from PyQt6.QtCore import QSettings
 
 from app.gui.main_window import LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
+from engine.audio import FileAudio
 from tests.audio_server import MIC, ClickPlayer, PrivatePulse, PulseUnavailable
+from tests.test_audio import _make_clip_with_clicks
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LONG = 30_000  # ms: generous bound for waits on a busy machine (never a speed assertion)
 
@@ -103,4 +110,29 @@ def test_recording_from_the_window_has_sound(qtbot, pulse, settings, fixtures_di
         assert [s.type for s in container.streams] == ["video", "audio"]
         sound = sum(frame.samples for frame in container.decode(audio=0)) / 48000
     assert sound == pytest.approx(stats.duration_s, abs=0.6)
+    window.close()
+
+
+def test_readme_command_records_with_the_clips_own_sound(tmp_path: Path) -> None:
+    """README: `.venv/bin/python -m app gui --source clip.mp4 --audio source` (+ --screenshot to quit)."""
+    _make_clip_with_clicks(tmp_path / "clip.mp4", 2.0, [0.5, 1.5])
+    shot = tmp_path / "window.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "app", "gui", "--source", "clip.mp4", "--audio", "source",
+                          "--screenshot", str(shot)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert shot.is_file() and "error" not in out.stderr.lower()
+
+
+def test_launch_option_source_records_the_clips_own_sound(qtbot, settings, tmp_path: Path) -> None:
+    """What `--audio source` hands the window: the video source's own track becomes the sound."""
+    clip = tmp_path / "clip.mp4"
+    _make_clip_with_clicks(clip, 2.0, [0.5, 1.5])
+    window = open_window(qtbot, settings, clip, audio="source")
+    qtbot.waitUntil(lambda: window.session.state.audio is not None, timeout=LONG)
+    assert isinstance(window.session.state.audio, FileAudio)
+    assert window.record_panel.sound_combo.currentData() == "source"
+    qtbot.waitUntil(lambda: window.record_panel.level_meter.value() > 50, timeout=LONG)  # the clip's clicks
     window.close()
