@@ -335,8 +335,9 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """A model or target is being prepared."""
-        return self._model_task is not None or self._target_task is not None or self._pending_target is not None
+        """A model, a target or the sound source is being prepared."""
+        return (self._model_task is not None or self._target_task is not None or self._pending_target is not None
+                or self._audio_task is not None)
 
     # ------------------------------------------------------------------ source
 
@@ -392,6 +393,7 @@ class Session:
         def done(source: AudioSource) -> None:
             self._audio_task = None
             self.state.audio, self.state.audio_message = source, f"Recording sound from {source.name}."
+            log.info("sound for recordings: %s", source.name)
             self._changed(Part.AUDIO)
 
         def failed(message: str) -> None:
