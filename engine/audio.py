@@ -42,7 +42,7 @@ SOURCE_AUDIO = "source"  # the --audio value for "the source video's own audio t
 MIC_RATE = 48000  # Hz; every input PulseAudio, CoreAudio and WASAPI expose can deliver it
 MIC_BLOCK = 480  # frames per callback: 10 ms at 48 kHz
 LEVEL_WINDOW_S = 0.1  # the level meter shows the peak of this much recent sound
-LOST_AFTER_S = 1.0  # a running stream that delivers nothing this long counts as lost
+LOST_AFTER_S = 2.0  # a running stream that delivers nothing this long counts as lost
 # A new stream's first blocks are not used: PulseAudio hands over a backlog with a shrinking latency for
 # about a second (stamps that step 20 ms per 10 ms block). Blocks count from WARM_UP_S after the first
 # callback once WARM_UP_BLOCKS in a row follow each other by their stamps, at the latest after WARM_UP_MAX_S.

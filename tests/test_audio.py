@@ -22,6 +22,7 @@ import pytest
 from engine.audio import AudioError, FileAudio, Microphone, find_microphone, open_audio
 from engine.camera import VideoFileSource
 from engine.recorder import Layout, Recorder
+from engine.session import EventQueue, Notice, Session
 from tests.audio_server import MIC, ClickPlayer, PrivatePulse, PulseUnavailable, find_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +137,8 @@ def test_no_device_is_a_clear_error_and_none_records_without_sound(pulse: Privat
 def test_device_removed_mid_recording_keeps_the_video_going(pulse: PrivatePulse, mic: Microphone,
                                                             tmp_path: Path) -> None:
     notices: list[str] = []
-    recorder = Recorder(tmp_path / "lost.mp4", Layout.OUTPUT, SIZE, fps_hint=FPS, audio=mic, on_notice=notices.append)
+    recorder = Recorder(tmp_path / "lost.mp4", Layout.SIDE_BY_SIDE, SIZE, driver_size=(32, 24), fps_hint=FPS,
+                        audio=mic, on_notice=notices.append)  # side by side: the same, with sound
     start = time.monotonic()
     removed: list[float] = []
 
@@ -163,6 +165,7 @@ KILLED_CHILD = textwrap.dedent("""
     import numpy as np
     from engine.audio import Microphone, find_microphone
     from engine.recorder import Layout, Recorder
+from engine.session import EventQueue, Notice, Session
     mic = Microphone(find_microphone("pulse"))
     while mic.blocks_captured == 0:
         time.sleep(0.05)
@@ -254,3 +257,22 @@ def test_a_video_sources_own_audio_is_the_microphone_through_a_loop(tmp_path: Pa
     found = audio_start + find_clicks(audio, rate)
     assert len(flashes) == len(found) == 4  # two clicks per pass, two passes
     assert np.abs(found - flashes).max() < 1 / FPS
+
+
+def test_session_switches_sound_and_reports_a_missing_device(pulse: PrivatePulse) -> None:
+    queue, events = EventQueue(), []
+    session = Session(lambda pack: None, queue.post)
+    session.subscribe(events.append)
+    try:
+        session.use_audio(MIC)
+        assert queue.pump(lambda: session.state.audio is not None, 30.0)
+        assert isinstance(session.state.audio, Microphone) and not session.busy
+        session.use_audio("no such mic")
+        assert queue.pump(lambda: not session.busy, 30.0)
+        assert session.state.audio is None and session.state.audio_message.startswith("No sound: microphone")
+        warnings = [e.text for e in events if isinstance(e, Notice) and e.kind == "warning"]
+        assert warnings and "recordings will be silent" in warnings[-1]
+        session.use_audio("none")
+        assert session.state.audio is None and session.state.audio_message == "Recordings are silent."
+    finally:
+        session.close()
