@@ -165,7 +165,6 @@ KILLED_CHILD = textwrap.dedent("""
     import numpy as np
     from engine.audio import Microphone, find_microphone
     from engine.recorder import Layout, Recorder
-from engine.session import EventQueue, Notice, Session
     mic = Microphone(find_microphone("pulse"))
     while mic.blocks_captured == 0:
         time.sleep(0.05)
@@ -182,11 +181,13 @@ from engine.session import EventQueue, Notice, Session
 
 def test_killed_recording_plays_with_sound_up_to_the_last_fragment(pulse: PrivatePulse, tmp_path: Path) -> None:
     out = tmp_path / "killed.mp4"
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+    errors = tmp_path / "child.log"
+    with errors.open("w") as log:
+        child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=log, text=True)
     try:
         line = child.stdout.readline()
-        assert line.startswith("recording"), f"child did not start recording: {line!r}"
+        assert line.startswith("recording"), f"child did not start recording: {errors.read_text()[-1500:]}"
         start = float(line.split()[1])
         clicks = [start + 0.5 * k for k in range(1, 7)]
         with ClickPlayer(clicks):
