@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 NO_AUDIO = "none"  # the --audio / picker value for "record without sound"
 SOURCE_AUDIO = "source"  # the --audio value for "the source video's own audio track"
 MIC_RATE = 48000  # Hz; every input PulseAudio, CoreAudio and WASAPI expose can deliver it
-MIC_BLOCK = 480  # frames per callback: 10 ms at 48 kHz
+TAP_BLOCKS = 1000  # blocks a consumer may fall behind before its oldest are dropped (10 s of microphone)
 LEVEL_WINDOW_S = 0.1  # the level meter shows the peak of this much recent sound
 LOST_AFTER_S = 2.0  # a running stream that delivers nothing this long counts as lost
 # A new stream's first blocks are not used: PulseAudio hands over a backlog with a shrinking latency for
@@ -74,6 +74,7 @@ class MicrophoneInfo:
     name: str  # e.g. "pulse", "USB Audio: Mic (hw:1,0)"
     channels: int  # input channels the device offers
     is_default: bool
+    default_rate: int = MIC_RATE  # the device's own sample rate (used when it cannot do MIC_RATE)
 
 
 class AudioTap:
@@ -146,7 +147,7 @@ class _AudioHub:
 
     def subscribe(self, history_s: float = 1.0) -> AudioTap:
         """A new tap, primed with the blocks of the last `history_s` seconds (a recording may start a bit back)."""
-        tap = AudioTap(max_blocks=max(64, int(10 * self.format.rate / MIC_BLOCK)))  # ~10 s of sound
+        tap = AudioTap(max_blocks=TAP_BLOCKS)
         horizon = time.monotonic() - history_s
         with self._lock:
             for block in self._history:
@@ -235,7 +236,8 @@ def list_microphones() -> list[MicrophoneInfo]:
     except sd.PortAudioError as exc:
         raise AudioError(f"cannot list microphones: {exc}") from None
     return [
-        MicrophoneInfo(int(d["index"]), str(d["name"]), int(d["max_input_channels"]), int(d["index"]) == default_in)
+        MicrophoneInfo(int(d["index"]), str(d["name"]), int(d["max_input_channels"]), int(d["index"]) == default_in,
+                       int(d["default_samplerate"] or MIC_RATE))
         for d in devices if d["max_input_channels"] > 0
     ]
 
@@ -261,9 +263,8 @@ def find_microphone(spec: str) -> MicrophoneInfo:
 class Microphone(_AudioHub):
     """A PortAudio input stream; PortAudio's callback thread stamps and publishes each 10 ms block."""
 
-    def __init__(self, device: MicrophoneInfo, rate: int = MIC_RATE, channels: int = 1) -> None:
-        super().__init__(f"Microphone {device.name}", AudioFormat(rate, min(channels, device.channels)))
-        sd = _sounddevice()
+    def __init__(self, device: MicrophoneInfo, channels: int = 1) -> None:
+        super().__init__(f"Microphone {device.name}", AudioFormat(MIC_RATE, min(channels, device.channels)))
         self.device = device
         self._closing = False
         self._last_callback = time.monotonic()
@@ -272,20 +273,38 @@ class Microphone(_AudioHub):
         self._expected_next: float | None = None  # where the next block's stamp should be, from the last one
         self._steady = 0  # blocks in a row whose stamps followed on
         self.overflows = 0  # blocks PortAudio reported as overrun (sound lost before we got it)
-        global _open_microphones
-        with _PORTAUDIO_LOCK:
-            try:
-                self._stream = sd.InputStream(
-                    device=device.index, samplerate=rate, channels=self.format.channels, dtype="float32",
-                    blocksize=MIC_BLOCK, latency="low", callback=self._on_block, finished_callback=self._on_finished,
-                )
-                self._latency = float(self._stream.latency)
-                self._stream.start()
-            except (sd.PortAudioError, ValueError) as exc:
-                raise AudioError(f"cannot open microphone {device.name!r}: {exc}") from None
-            _open_microphones += 1
+        self._latency = 0.02  # until the stream reports its own (the callback may run before that)
+        self._stream = self._open(device)
+        self._latency = float(self._stream.latency)
         self._watchdog = threading.Thread(target=self._watch, name="mimic-audio-watch", daemon=True)
         self._watchdog.start()
+
+    def _open(self, device: MicrophoneInfo):
+        """A started input stream at 48 kHz, else at the device's own rate (hardware devices may insist)."""
+        global _open_microphones
+        sd = _sounddevice()
+        error: Exception | None = None
+        with _PORTAUDIO_LOCK:
+            for rate in dict.fromkeys((MIC_RATE, device.default_rate)):
+                self.format = AudioFormat(rate, self.format.channels)
+                try:
+                    stream = sd.InputStream(
+                        device=device.index, samplerate=rate, channels=self.format.channels, dtype="float32",
+                        blocksize=rate // 100, latency="low", callback=self._on_block,  # 10 ms blocks
+                        finished_callback=self._on_finished,
+                    )
+                except (sd.PortAudioError, ValueError) as exc:
+                    error = exc
+                    continue
+                try:
+                    stream.start()
+                except sd.PortAudioError as exc:
+                    stream.close()
+                    error = exc
+                    continue
+                _open_microphones += 1
+                return stream
+        raise AudioError(f"cannot open microphone {device.name!r}: {error}")
 
     def close(self) -> None:
         global _open_microphones
