@@ -199,6 +199,10 @@ class H264Writer:
             raise ValueError(f"frame size must be at least 2x2, got {self.size}")
         self._coded_size = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
         self._x264 = {"crf": str(crf), "preset": preset, **({"tune": "zerolatency"} if low_latency else {})}
+        if audio_from is not None or live_audio is not None:
+            # A fragmented MP4 has no edit list to carry B-frames' reordering delay: each track starts at
+            # its own first timestamp, and the picture would trail the sound by two frames.
+            self._x264["bf"] = "0"
         self._keyframe_interval_s = keyframe_interval_s
         self.frames_written = 0
         self._timestamped: bool | None = None  # decided by the first write

@@ -277,3 +277,21 @@ def test_session_switches_sound_and_reports_a_missing_device(pulse: PrivatePulse
         assert session.state.audio is None and session.state.audio_message == "Recordings are silent."
     finally:
         session.close()
+
+
+@pytest.mark.parametrize("low_latency", [False, True])
+def test_a_render_with_the_sources_sound_keeps_it_on_the_picture(tmp_path: Path, low_latency: bool) -> None:
+    """The offline path (H264Writer with audio_from): clicks stay on their flashes, B-frames or not."""
+    from engine.video_io import H264Writer, VideoReader
+
+    source, out = tmp_path / "talking.mp4", tmp_path / "rendered.mp4"
+    _make_clip_with_clicks(source, 3.0, [1.0, 2.0])
+    with VideoReader(source) as video, H264Writer(out, video.fps, video.size, audio_from=source,
+                                                  low_latency=low_latency) as writer:
+        for frame in video:
+            writer.write(frame)
+    pts, brightness, audio, audio_start, rate = _decode(out)
+    flashes = np.array(pts)[np.array(brightness) > 128]
+    found = audio_start + find_clicks(audio, rate)
+    assert len(flashes) == len(found) == 2
+    assert np.abs(found - flashes).max() < 0.005
