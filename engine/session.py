@@ -379,21 +379,26 @@ class Session:
 
     def use_audio(self, spec: str) -> None:
         """Take recordings' sound from microphone `spec` (name, index, "default"), "source" (the video's own
-        track) or "none". Opens in the background; a failure is a warning, recordings are then silent."""
+        track) or "none". The old source closes and the new one opens in the background; a failure is a
+        warning, recordings are then silent."""
         if self._audio_task is not None:
             self._audio_task.cancel()
-        self._close_audio()
+        old, self.state.audio = self.state.audio, None
         self.state.audio_spec = spec
+        silent = spec.lower() == NO_AUDIO
         video = self._source if isinstance(self._source, VideoFileSource) else None
-        if spec.lower() == NO_AUDIO:
-            self.state.audio_message = "Recordings are silent."
-            self._changed(Part.AUDIO)
-            return
 
-        def done(source: AudioSource) -> None:
+        def work(progress, cancel) -> AudioSource | None:
+            if old is not None:
+                old.close()  # a PortAudio stream may take a while to close: never on the owner thread
+            return None if silent else open_audio(spec, video)
+
+        def done(source: AudioSource | None) -> None:
             self._audio_task = None
-            self.state.audio, self.state.audio_message = source, f"Recording sound from {source.name}."
-            log.info("sound for recordings: %s", source.name)
+            self.state.audio = source
+            if source is not None:
+                self.state.audio_message = f"Recording sound from {source.name}."
+                log.info("sound for recordings: %s", source.name)
             self._changed(Part.AUDIO)
 
         def failed(message: str) -> None:
@@ -403,9 +408,9 @@ class Session:
                 self._notify(Notice("warning", f"{message} — recordings will be silent", 8000))
             self._changed(Part.AUDIO)
 
-        self.state.audio_message = "Opening the microphone…"
-        self._audio_task = self._run(Task("sound", lambda progress, cancel: open_audio(spec, video), self.post,
-                                          done, failed, discard=lambda source: source and source.close()))
+        self.state.audio_message = "Recordings are silent." if silent else "Opening the microphone…"
+        self._audio_task = self._run(Task("sound", work, self.post, done, failed,
+                                          discard=lambda source: source and source.close()))
         self._changed(Part.AUDIO)
 
     def audio_level_db(self) -> float | None:
