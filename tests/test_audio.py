@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -295,3 +294,22 @@ def test_a_render_with_the_sources_sound_keeps_it_on_the_picture(tmp_path: Path,
     found = audio_start + find_clicks(audio, rate)
     assert len(flashes) == len(found) == 2
     assert np.abs(found - flashes).max() < 0.005
+
+
+def test_video_keeps_reaching_the_disk_after_the_sound_stops(tmp_path: Path) -> None:
+    """A microphone lost mid-recording must not hold the video back in the muxer (what a kill would lose)."""
+    from engine.video_io import AudioFormat, H264Writer
+
+    path = tmp_path / "sound stopped.mp4"
+    writer = H264Writer(path, FPS, SIZE, live_audio=AudioFormat(48000, 1), low_latency=True)
+    for i in range(int(5 * FPS)):
+        t = i / FPS
+        if t < 1.0:
+            writer.write_audio(np.zeros((1600, 1), np.float32), t)
+        writer.write(np.full((SIZE[1], SIZE[0], 3), i % 255, np.uint8), t_seconds=t)
+    snapshot = tmp_path / "as a kill would leave it.mp4"
+    snapshot.write_bytes(path.read_bytes())  # the file as it is on disk before close()
+    writer.close()
+    with av.open(str(snapshot)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= int(3.5 * FPS)  # all but the last fragment of 5 s, though the sound stopped at 1 s
