@@ -115,8 +115,9 @@ def test_clicks_line_up_with_the_video_timeline_over_20_s(mic: Microphone, tmp_p
     assert abs(drift) < 0.010
     # And the flashed frames (nearest the clicks) are where the clicks are heard, within half a frame.
     flashes = np.array(pts)[np.array(brightness) > 128]
-    assert len(flashes) == len(played)
-    assert np.abs(flashes - found).max() <= 0.5 / FPS + 0.002
+    assert len(flashes) == len(clicks)  # (a click due before the player's stream ran is not played)
+    nearest = flashes[np.abs(flashes[None, :] - found[:, None]).argmin(axis=1)]
+    assert np.abs(nearest - found).max() <= 0.5 / FPS + 0.002
 
 
 def test_no_device_is_a_clear_error_and_none_records_without_sound(pulse: PrivatePulse, tmp_path: Path) -> None:
