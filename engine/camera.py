@@ -212,7 +212,8 @@ class VideoFileSource:
         self._reader = VideoReader(self.path)  # MediaError here when the file is unusable
         self.fps = float(self._reader.fps)
         self.size = self._reader.size
-        self._frames = iter(self._reader)
+        self._frames = self._reader.timed_frames()
+        self._anchors: dict[int, float] = {}  # pass over the file → monotonic time of its media time 0
         self._next_due: float | None = None
         self._closed = threading.Event()
         self._lock = threading.Lock()  # read() and close() may come from different threads
@@ -226,25 +227,37 @@ class VideoFileSource:
         if self._closed.is_set():
             return None
         with self._lock:
-            frame = None if self._closed.is_set() else self._next_frame()
-        if frame is None:
+            timed = None if self._closed.is_set() else self._next_frame()
+        if timed is None:
             return None
+        frame, media_t = timed
         now = time.monotonic()
-        if self._next_due is None or now - self._next_due > 1.0:  # first frame, or we fell far behind
+        resync = self._next_due is None or now - self._next_due > 1.0  # first frame, or we fell far behind
+        if resync:
             self._next_due = now
         elif self._closed.wait(max(0.0, self._next_due - now)):
             return None
         t = time.monotonic()
+        if resync or self.loops not in self._anchors:
+            self._anchors[self.loops] = t - media_t
+            self._anchors.pop(self.loops - 3, None)
         self._next_due += 1.0 / self.fps
         return frame, t
 
-    def _next_frame(self) -> np.ndarray | None:
+    def anchor(self, loop: int) -> float | None:
+        """When pass `loop` over the file (0 = the first) showed, or would have shown, its media time 0.
+
+        What `engine.audio.FileAudio` stamps the file's own sound with; None before that pass starts.
+        """
+        return self._anchors.get(loop)
+
+    def _next_frame(self) -> tuple[np.ndarray, float] | None:
         try:
             frame = next(self._frames, None)
             if frame is None and self.loop:
                 self._reader.close()
                 self._reader = VideoReader(self.path)
-                self._frames = iter(self._reader)
+                self._frames = self._reader.timed_frames()
                 self.loops += 1
                 frame = next(self._frames, None)
         except MediaError as exc:

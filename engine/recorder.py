@@ -1,9 +1,12 @@
-"""Record the live output to H.264 MP4 on a thread of its own.
+"""Record the live output to H.264 MP4 (with sound, when given a source) on a thread of its own.
 
 `submit()` never blocks the live loop: frames go into a small bounded queue; when the encoder
 falls behind, the newest frame is dropped and counted. Frames carry their capture times, so
-the file plays at the real pace of the session. A write error (disk full, folder gone) stops
-the recording with one clear message; what was written before stays playable.
+the file plays at the real pace of the session. Sound comes from an `engine.audio` source
+stamped on the same clock, so the output frame of capture time t and the sound heard at t
+play together, whatever the model's latency. A write error (disk full, folder gone) stops
+the recording with one clear message; what was written before stays playable. A microphone
+lost mid-recording is a notice: the video goes on without sound.
 """
 from __future__ import annotations
 
@@ -19,10 +22,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from engine.audio import AudioSource, AudioTap
 from engine.errors import MediaError
 from engine.video_io import H264Writer
 
 log = logging.getLogger(__name__)
+
+
+_IDLE = object()  # no frame came within the wait: pump the sound anyway
 
 
 class Layout(enum.Enum):
@@ -64,6 +71,9 @@ class RecorderStats:
     frames_dropped: int  # submitted while the queue was full
     duration_s: float  # of the video written so far
     error: str | None  # why the recording stopped early, if it did
+    audio_s: float = 0.0  # seconds of sound written (0: recorded without sound)
+    audio_dropouts: int = 0  # gaps in the sound filled with silence + blocks the encoder lost
+    audio_notice: str | None = None  # e.g. the microphone was lost mid-recording
 
 
 class Recorder:
@@ -83,6 +93,8 @@ class Recorder:
         fps_hint: float = 30.0,  # nominal rate in the file's header; frames keep their real times
         queue_size: int = 8,  # frames waiting for the encoder before new ones are dropped
         on_error: Callable[[str], None] | None = None,  # called once, on the recorder's thread
+        audio: AudioSource | None = None,  # sound to record with the frames (same clock), or None
+        on_notice: Callable[[str], None] | None = None,  # non-fatal news (microphone lost), recorder's thread
     ) -> None:
         self.path = Path(path)
         self.layout = layout
@@ -90,12 +102,16 @@ class Recorder:
             raise ValueError("side-by-side recording needs the driver's frame size")
         self.size = canvas_size(layout, output_size, driver_size or output_size)
         self.on_error = on_error
+        self.on_notice = on_notice
         self.dropped = 0
         self.started_at = time.monotonic()
         self._error: str | None = None
         self._queue: queue.Queue[tuple[np.ndarray, float, np.ndarray | None] | None] = queue.Queue(queue_size)
         # Opening here makes an unwritable folder fail at once, in the caller's hands.
-        self._writer = H264Writer(self.path, fps_hint, self.size, low_latency=True)
+        self._writer = H264Writer(self.path, fps_hint, self.size, low_latency=True,
+                                  live_audio=audio.format if audio is not None else None)
+        self._tap: AudioTap | None = audio.subscribe(history_s=1.0) if audio is not None else None
+        self._audio_notice: str | None = None
         self._thread = threading.Thread(target=self._run, name="mimic-recorder", daemon=True)
         self._thread.start()
 
@@ -132,13 +148,18 @@ class Recorder:
         return self.stats()
 
     def stats(self) -> RecorderStats:
-        return RecorderStats(self.path, self._writer.frames_written, self.dropped, self._writer.duration, self._error)
+        lost_blocks = self._tap.dropped if self._tap is not None else 0
+        return RecorderStats(self.path, self._writer.frames_written, self.dropped, self._writer.duration, self._error,
+                             self._writer.audio_seconds, self._writer.audio_gaps + lost_blocks, self._audio_notice)
 
     def _run(self) -> None:
         try:
-            while (item := self._queue.get()) is not None:
-                output, t, driver = item
-                self._writer.write(compose(self.layout, output, driver, self.size), t_seconds=t)
+            while (item := self._next_frame()) is not None:
+                if item is not _IDLE:
+                    output, t, driver = item
+                    self._writer.write(compose(self.layout, output, driver, self.size), t_seconds=t)
+                self._pump_audio()
+            self._pump_audio()
             self._writer.close()
         except MediaError as exc:
             self._fail(str(exc))
@@ -148,8 +169,28 @@ class Recorder:
         finally:
             self._writer.close()
             self._drain()
-        log.info("recorded %d frames (%.1f s, %d dropped) to %s",
-                 self._writer.frames_written, self._writer.duration, self.dropped, self.path)
+            if self._tap is not None:
+                self._tap.close()
+        log.info("recorded %d frames (%.1f s, %d dropped, %.1f s of sound) to %s", self._writer.frames_written,
+                 self._writer.duration, self.dropped, self._writer.audio_seconds, self.path)
+
+    def _next_frame(self):
+        """The next queued frame, None at stop, or _IDLE after a short wait (so sound keeps flowing)."""
+        try:
+            return self._queue.get(timeout=0.05 if self._tap is not None else None)
+        except queue.Empty:
+            return _IDLE
+
+    def _pump_audio(self) -> None:
+        """Move the sound captured since the last call into the file; report a lost microphone once."""
+        if self._tap is None:
+            return
+        for block in self._tap.drain():
+            self._writer.write_audio(block.samples, block.t)
+        if self._tap.lost is not None and self._audio_notice is None:
+            self._audio_notice = self._tap.lost
+            if self.on_notice is not None:
+                self.on_notice(self._tap.lost)
 
     def _fail(self, message: str) -> None:
         self._error = message

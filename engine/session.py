@@ -23,8 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.camera import CameraInfo, FrameSource, SourceStatus, list_cameras, open_source
-from engine.errors import Cancelled, MediaError, MimicError
+from engine.audio import NO_AUDIO, SOURCE_AUDIO, AudioSource, MicrophoneInfo, list_microphones, open_audio
+from engine.camera import CameraInfo, FrameSource, SourceStatus, VideoFileSource, list_cameras, open_source
+from engine.errors import USER_ERRORS, Cancelled, MediaError, MimicError
 from engine.live import LivePipeline, LiveResult
 from engine.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
 from engine.reenactor import Reenactor, TargetSpec, apply_option
@@ -65,6 +66,7 @@ class Part(Enum):
     RECORDING = "recording"  # recorder
     VIRTUAL_CAMERA = "virtual_camera"  # virtual_camera, virtual_camera_available/_reason
     OPTIONS = "options"  # options, mirror
+    AUDIO = "audio"  # audio_spec, audio, audio_message, microphones
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ class SessionState:
     virtual_camera_reason: str = "checking for a virtual camera…"
     mirror: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # named options, handed to every reenactor
+    audio_spec: str = NO_AUDIO  # what recordings take their sound from: a microphone, "source" or "none"
+    audio: AudioSource | None = None  # the sound source open now (recordings get it; the level meter reads it)
+    audio_message: str = "Recordings are silent."  # one line on the sound, for the view
+    microphones: list[MicrophoneInfo] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -171,6 +177,8 @@ class Session:
         self._tasks: set[Task] = set()
         self._retiring: list[threading.Thread] = []
         self._closed = False
+        self._source: FrameSource | None = None
+        self._audio_task: Task | None = None
         self.pipeline = LivePipeline(
             on_result=self._on_result, on_frame=self._on_frame, mirror=mirror,
             on_status=lambda status: post(lambda: self._on_status(status)),
@@ -193,11 +201,14 @@ class Session:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, source: str, pack: Path | None, target: TargetRef | None) -> None:
-        """Open `source`, start the live loop, build the reenactor for `pack`, then animate `target`."""
+    def start(self, source: str, pack: Path | None, target: TargetRef | None, audio: str = NO_AUDIO) -> None:
+        """Open `source` and the sound `audio`, start the live loop, build the reenactor for `pack`, then
+        animate `target`."""
         self.use_source(source)
+        self.use_audio(audio)
         self.pipeline.start()
         self.refresh_cameras()
+        self.refresh_microphones()
         self.probe_virtual_camera()
         self._pending_target = target
         self.load_model(pack)
@@ -211,6 +222,7 @@ class Session:
         recorder = self._detach_recorder()
         if recorder is not None:
             recorder.stop()
+        self._close_audio()
         self.set_virtual_camera(False)
         self.pipeline.stop()
         for task in list(self._tasks):
@@ -242,8 +254,9 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """A model or target is being prepared."""
-        return self._model_task is not None or self._target_task is not None or self._pending_target is not None
+        """A model, a target or the sound source is being prepared."""
+        return (self._model_task is not None or self._target_task is not None or self._pending_target is not None
+                or self._audio_task is not None)
 
     # ------------------------------------------------------------------ source
 
@@ -255,8 +268,11 @@ class Session:
             self._notify(Notice("error", str(exc)))
             return False
         self.state.source_spec, self.state.source_name, self.state.source_status = spec, source.name, None
+        self._source = source
         self.pipeline.set_source(source)
         self._changed(Part.SOURCE)
+        if self.state.audio_spec == SOURCE_AUDIO and self._audio_task is None:
+            self.use_audio(SOURCE_AUDIO)  # the sound of the new video (or none: a camera has no track)
         return True
 
     def _on_status(self, status: SourceStatus) -> None:
@@ -277,6 +293,61 @@ class Session:
     def retake_neutral(self) -> None:
         self.pipeline.retake_neutral()
         self._notify(Notice("info", "Neutral face re-taken from the next frame.", 3000))
+
+    # ------------------------------------------------------------------ sound
+
+    def use_audio(self, spec: str) -> None:
+        """Take recordings' sound from microphone `spec` (name, index, "default"), "source" (the video's own
+        track) or "none". The old source closes and the new one opens in the background; a failure is a
+        warning, recordings are then silent."""
+        if self._audio_task is not None:
+            self._audio_task.cancel()
+        old, self.state.audio = self.state.audio, None
+        self.state.audio_spec = spec
+        silent = spec.lower() == NO_AUDIO
+        video = self._source if isinstance(self._source, VideoFileSource) else None
+
+        def work(progress, cancel) -> AudioSource | None:
+            if old is not None:
+                old.close()  # a PortAudio stream may take a while to close: never on the owner thread
+            return None if silent else open_audio(spec, video)
+
+        def done(source: AudioSource | None) -> None:
+            self._audio_task = None
+            self.state.audio = source
+            if source is not None:
+                self.state.audio_message = f"Recording sound from {source.name}."
+                log.info("sound for recordings: %s", source.name)
+            self._changed(Part.AUDIO)
+
+        def failed(message: str) -> None:
+            self._audio_task = None
+            self.state.audio_message = f"No sound: {message}"
+            if spec != "default":  # a chosen device is worth a banner; no microphone at all only the hint
+                self._notify(Notice("warning", f"{message} — recordings will be silent", 8000))
+            self._changed(Part.AUDIO)
+
+        self.state.audio_message = "Recordings are silent." if silent else "Opening the microphone…"
+        self._audio_task = self._run(Task("sound", work, self.post, done, failed,
+                                          discard=lambda source: source and source.close()))
+        self._changed(Part.AUDIO)
+
+    def audio_level_db(self) -> float | None:
+        """Peak level of the sound source over the last 100 ms (dBFS), None without one."""
+        audio = self.state.audio
+        return audio.level_db() if audio is not None else None
+
+    def refresh_microphones(self) -> None:
+        def done(mics: list[MicrophoneInfo]) -> None:
+            self.state.microphones = mics
+            self._changed(Part.AUDIO)
+
+        self._run(Task("microphone list", lambda progress, cancel: list_microphones(), self.post, done, log.info))
+
+    def _close_audio(self) -> None:
+        audio, self.state.audio = self.state.audio, None
+        if audio is not None:
+            audio.close()
 
     # ------------------------------------------------------------------ options
 
@@ -456,6 +527,8 @@ class Session:
                 driver_size=(driver.shape[1], driver.shape[0]) if driver is not None else None,
                 fps_hint=max(1.0, round(self.pipeline.stats().fps) or 30.0),
                 on_error=lambda message: self.post(lambda: self._on_recording_failed(recorder, message)),
+                audio=self.state.audio,
+                on_notice=lambda message: self.post(lambda: self._notify(Notice("warning", message))),
             )
         except (MediaError, OSError) as exc:
             message = str(exc) if isinstance(exc, MediaError) else f"cannot record to {folder}: {exc.strerror or exc}"
@@ -490,8 +563,9 @@ class Session:
     def _on_recording_saved(self, stats: RecorderStats) -> None:
         if stats.error is None:
             dropped = f", {stats.frames_dropped} frames dropped" if stats.frames_dropped else ""
+            sound = f", {stats.audio_s:.1f} s of sound" if stats.audio_s else ", no sound"
             self._notify(Notice("success", f"Saved {stats.duration_s:.1f} s ({stats.frames_written} frames"
-                                           f"{dropped}) to {stats.path}"))
+                                           f"{dropped}{sound}) to {stats.path}"))
         self._notify(RecordingSaved(stats))
 
     def _on_recording_failed(self, recorder: Recorder, message: str) -> None:

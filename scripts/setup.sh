@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up Mimic in ./.venv (idempotent). Usage: scripts/setup.sh [app|test|dist]
 #   app  — runtime requirements (default)
-#   test — + test requirements and the system packages the GUI tests use (Xvfb, xcb libraries)
+#   test — + test requirements and the system packages the GUI and audio tests use (Xvfb, xcb, PulseAudio)
 #   dist — + PyInstaller
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,15 +15,20 @@ case "$what" in
   *) echo "usage: scripts/setup.sh [app|test|dist]" >&2; exit 2 ;;
 esac
 
-# System packages: Qt's xcb platform (real windows, Xvfb screenshots). Offscreen needs none of them.
-sys_pkgs="xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-cursor0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1 libdbus-1-3"
-if [ "$what" != app ] && command -v apt-get >/dev/null 2>&1; then
+# System packages. Sound (every mode): PortAudio, and ALSA's bridge to the desktop's PulseAudio/PipeWire.
+# Tests: Qt's xcb platform (real windows, Xvfb screenshots; offscreen needs none) and a PulseAudio server
+# that the audio tests start privately.
+sys_pkgs="libportaudio2 libasound2-plugins"
+if [ "$what" != app ]; then
+  sys_pkgs="$sys_pkgs xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-cursor0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils"
+fi
+if command -v apt-get >/dev/null 2>&1; then
   missing=$(for p in $sys_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
     echo "installing system packages: $missing"
     ( $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null ) \
-      || echo "warning: could not install system packages ($missing); GUI tests that need Xvfb will be skipped" >&2
+      || echo "warning: could not install system packages ($missing); without them there is no sound capture, and GUI/audio tests are skipped" >&2
   fi
 fi
 

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
+    p.add_argument("--audio", metavar="DEVICE|none", help="sound for recordings: a microphone (name, part of it, "
+                   "index or 'default'), 'source' (the --source video's own track) or 'none'; default: the last "
+                   "one used, else the default microphone")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window as PNG once the output is "
                    "live (or the driver, without a target), then quit")
     p.set_defaults(func=run)
@@ -37,4 +40,4 @@ def run(args: argparse.Namespace) -> int:
     source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
     factory = reenactor_factory_for(args.runtime, args.device, args.precision)
     return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target,
-                                 screenshot=args.screenshot), factory)
+                                 screenshot=args.screenshot, audio=args.audio), factory)

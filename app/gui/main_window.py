@@ -70,6 +70,7 @@ class LaunchOptions:
     weights: Path | None = None  # model pack; None: the last one used, else the landmark warp
     target: Path | None = None  # portrait or latent to start with; None: the last one used
     screenshot: Path | None = None  # save the window here once it is live, then quit
+    audio: str | None = None  # recordings' sound (microphone, "source", "none"); None: the last one used
 
 
 class MainWindow(QMainWindow):
@@ -165,7 +166,8 @@ class MainWindow(QMainWindow):
         first = options.target or (Path(settings.recent_targets[0].path) if settings.recent_targets else None)
         kind = target_kind(first) if first is not None else None
         target = TargetRef(str(first), kind) if first is not None and kind and first.is_file() else None
-        self.session.start(source, pack, target)
+        audio = options.audio if options.audio is not None else settings.audio
+        self.session.start(source, pack, target, audio)
         for panel in (self.source_panel, self.model_panel, self.record_panel, self.view_panel):
             panel.render()
 

@@ -102,6 +102,15 @@ class AppSettings:
         self.store.setValue("record/output_dir", str(value))
 
     @property
+    def audio(self) -> str:
+        """Recordings' sound: a microphone's name, "default", "source" (a video's own track) or "none"."""
+        return self._get("record/audio", "default", str)
+
+    @audio.setter
+    def audio(self, value: str) -> None:
+        self.store.setValue("record/audio", str(value))
+
+    @property
     def side_by_side(self) -> bool:
         return self._get("record/side_by_side", False, bool)
 
