@@ -21,7 +21,8 @@ import pytest
 from engine.audio import AudioError, FileAudio, Microphone, find_microphone, open_audio
 from engine.camera import VideoFileSource
 from engine.recorder import Layout, Recorder
-from engine.session import EventQueue, Notice, Session
+from engine.session import Notice, Session
+from engine.tasks import EventQueue
 from tests.audio_server import MIC, ClickPlayer, PrivatePulse, PulseUnavailable, find_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
