@@ -1,4 +1,4 @@
-"""Exact algebraic folding of the per-frame mapping (DESIGN §1).
+"""Exact algebraic folding of the per-frame mapping (README "The networks").
 
 M is one linear map of concat(vec(w_id), vec(m)):  w = A_id·w_id + A_m·m + b.
 E_m ends in an affine EqualLinear with no activation:  m = W_e·f + b_e, f ∈ R^D.

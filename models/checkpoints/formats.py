@@ -1,4 +1,4 @@
-"""Checkpoint formats users bring (DESIGN §2): detect the kind, pull out state dicts and configs.
+"""Checkpoint formats users bring (README "Weights"): detect the kind, pull out state dicts and configs.
 
 | kind      | layout                                                                          |
 |-----------|---------------------------------------------------------------------------------|
