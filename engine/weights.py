@@ -289,8 +289,10 @@ def _source(role: str, path: Path, kind: Kind) -> dict[str, str]:
 
 
 def generate(weights: Path, latent: Path | None = None, seed: int | None = None, truncation: float = 1.0,
-             noise: NoiseMode = NoiseMode.CONST) -> np.ndarray:
+             noise: NoiseMode | str = NoiseMode.CONST) -> np.ndarray:
     """One image, RGB uint8 [size, size, 3], from a stored W+ latent or from a seed.
+
+    noise: a NoiseMode or its name ("const", "none", "random"; the CLI passes the name).
 
     seed: z ~ N(0, I) (numpy RandomState(seed)) → w = G.map(z) → w ← mean + truncation·(w − mean)
     (mean = G.mean_latent()) → repeated over the W+ layers. NoiseMode.RANDOM draws its noise from `seed`.
@@ -301,6 +303,7 @@ def generate(weights: Path, latent: Path | None = None, seed: int | None = None,
         raise MimicError(f"seed {seed} is out of range; expected 0 to {MAX_SEED}")
     if not math.isfinite(truncation):
         raise MimicError(f"truncation {truncation} is not a number; expected e.g. 0.7")
+    noise = NoiseMode(noise)
     g = load_generator(weights)
     cfg = g.config
     with torch.no_grad():

@@ -35,12 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from engine.output_file import check_output
     from engine.video_io import write_image
     from engine.weights import generate
-    from models.stylegan2 import NoiseMode
 
     truncation = 1.0 if args.truncation is None else args.truncation
     check_output(args.output, what="image")  # before the work: a folder, a device or an unwritable place
     image = generate(args.weights, latent=args.latent, seed=args.seed, truncation=truncation,
-                     noise=NoiseMode(args.noise))
+                     noise=args.noise)
     write_image(args.output, image)
     source = f"latent {args.latent.name}" if args.latent is not None else f"seed {args.seed}, truncation {truncation:g}"
     print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]}, {source}, noise {args.noise})")
