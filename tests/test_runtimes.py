@@ -79,3 +79,99 @@ def test_every_cpu_runtime_matches_eager(net_and_inputs, runtime, precision, tol
     out = graph(*inputs)
     assert out.dtype == torch.float32 and out.shape == expected.shape
     assert (out - expected).abs().max().item() <= tol * max(1.0, expected.abs().max().item())
+
+
+def _compilations() -> int:
+    """Graphs traced by dynamo plus graphs compiled by inductor so far in this process."""
+    from torch._dynamo.utils import counters
+
+    return sum(counters["stats"].values()) + sum(counters["inductor"].values()) + sum(counters["aot_autograd"].values())
+
+
+@pytest.mark.slow
+def test_no_compilation_after_warm_up_and_none_on_a_second_start(tmp_path, monkeypatch):
+    """Real frames come in as the app makes them (a permuted uint8 image; W+ made under inference mode):
+    the warm-up must leave nothing to compile for them, and a second start with the same weights
+    loads the cached graphs without compiling anything."""
+    import numpy as np
+
+    from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+    from models.paper import PaperConfig, PaperModel
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    config = PaperConfig.tiny()
+    g = config.generator
+    w_id = np.random.RandomState(1).randn(g.n_latent, g.style_dim).astype(np.float32)
+    frames = [np.random.RandomState(i).randint(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(3)]
+    outputs = []
+    for start in ("cold", "warm"):
+        torch.manual_seed(0)  # the same random weights on both starts
+        model = PaperModel(config)
+        before_build = _compilations()
+        reenactor = StyleGANReenactor(model, nn.Module(), "tiny", select_runtime("compile", "cpu", "fp32"),
+                                      StyleGANOptions(aligned_input=True))
+        built = _compilations()
+        if start == "warm":
+            assert built == before_build, "the second start compiled again instead of loading the cache"
+        reenactor.set_identity(w_id)
+        outputs.append([reenactor.drive(f).image for f in frames])
+        assert _compilations() == built, "a real frame triggered a compilation after the warm-up"
+    assert sorted(p.suffix for p in (tmp_path / "compiled").iterdir()) == [".pt2", ".pt2"]
+    for cold, warm in zip(*outputs):
+        assert np.array_equal(cold, warm)
+
+
+@pytest.mark.parametrize("runtime", ["compile", "onnx"])
+def test_inputs_of_any_layout_give_the_eager_result(net_and_inputs, runtime, tmp_path, monkeypatch):
+    """A compiled graph assumes the layout it was built for: permuted, sliced or inference-mode inputs
+    (and float64 ones) must still give eager's numbers."""
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    net, (x, y) = net_and_inputs
+    with torch.no_grad():
+        expected = net(x, y)
+    graph = build_graph(copy.deepcopy(net), (x, y), select_runtime(runtime, "cpu", "fp32"), cache_key="small:net")
+    permuted = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last strides
+    with torch.inference_mode():
+        y_inference = y.clone()
+    wide = torch.zeros(1, 10)
+    wide[:, ::2] = y  # a strided view
+    for inputs in ((permuted, y_inference), (x.double(), wide[:, ::2]), (x.requires_grad_(False), y)):
+        assert torch.allclose(graph(*inputs), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("runtime,suffix", [("compile", ".pt2"), ("onnx", ".onnx")])
+def test_stale_or_corrupt_cache_entries_are_rebuilt_with_a_log_line(net_and_inputs, runtime, suffix, tmp_path,
+                                                                   monkeypatch, caplog):
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    net, inputs = net_and_inputs
+    with torch.no_grad():
+        expected = net(*inputs)
+    choice = select_runtime(runtime, "cpu", "fp32")
+    build_graph(copy.deepcopy(net), inputs, choice, cache_key="small:net")
+    (entry,) = (tmp_path / ("compiled" if runtime == "compile" else "onnx")).glob(f"*{suffix}")
+    for damage in (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),  # truncated
+                   lambda p: p.write_bytes(b"not a compiled graph")):  # from something else entirely
+        damage(entry)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="engine.graph_cache"):
+            graph = build_graph(copy.deepcopy(net), inputs, choice, cache_key="small:net")
+        assert any("stale or corrupt" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+        assert torch.allclose(graph(*inputs), expected, atol=1e-5)
+        assert entry.exists()
+
+
+def test_cache_key_follows_weights_shapes_and_precision(net_and_inputs):
+    from engine.graph_cache import GraphKey
+
+    net, inputs = net_and_inputs
+    base = GraphKey.of("small:net", net, inputs, "compile", "cpu", "fp32")
+    assert GraphKey.of("small:net", copy.deepcopy(net), inputs, "compile", "cpu", "fp32").digest == base.digest
+    changed = copy.deepcopy(net)
+    with torch.no_grad():
+        changed.conv.weight[0, 0, 0, 0] += 1e-3
+    others = [GraphKey.of("small:net", changed, inputs, "compile", "cpu", "fp32"),
+              GraphKey.of("small:net", net, (torch.zeros(1, 3, 8, 8), inputs[1]), "compile", "cpu", "fp32"),
+              GraphKey.of("small:net", net, inputs, "compile", "cpu", "bf16"),
+              GraphKey.of("small:net", net, inputs, "onnx", "cpu", "fp32")]
+    assert len({k.digest for k in others} | {base.digest}) == 5
