@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from engine.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
 from engine.graph_cache import GraphKey, cached_artifact
 
@@ -39,10 +40,12 @@ class RuntimeChoice:
     device: str  # "cpu" or "cuda"
     precision: str  # "fp32", "bf16" (CPU) or "fp16" (CUDA)
     reason: str  # one line: why this was chosen
+    precision_note: str = ""  # how bf16 runs on the CPU: "native AMX", "native AVX512-BF16" or "emulated"
 
     def describe(self) -> str:
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "CPU"
-        return f"{self.name} · {where} · {self.precision}"
+        note = f" ({self.precision_note})" if self.precision_note else ""
+        return f"{self.name} · {where} · {self.precision}{note}"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -100,13 +103,29 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
     if name == "tensorrt" and device != "cuda":
         raise RuntimeUnavailableError("runtime tensorrt needs a CUDA GPU; choose another runtime for the CPU")
 
+    precision, precision_reason = _resolve_precision(precision, device, name)
+    note = ""
+    if device == "cpu" and precision == "bf16":
+        native = native_bf16()
+        note = f"native {native}" if native else "emulated"
+    return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}{precision_reason}",
+                         precision_note=note)
+
+
+def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, str]:
+    """(precision, "; why" for auto or ""); `auto` on the CPU is bf16 only where engine.cpu_precision says so."""
     if precision == "auto":
-        precision = "fp16" if device == "cuda" else "fp32"
+        if device == "cuda":
+            return "fp16", ""
+        if runtime == "onnx":
+            return "fp32", "; fp32 (the ONNX runtime runs fp32 on the CPU)"
+        chosen, why, _ = auto_cpu_precision(cache_dir())
+        return chosen, f"; {why}"
     if precision not in ("fp32", "bf16", "fp16"):
         raise RuntimeUnavailableError(f"unknown precision {precision!r}; expected fp32, bf16 or fp16")
     if device == "cpu" and precision == "fp16":
         raise RuntimeUnavailableError("fp16 is for CUDA; on the CPU use fp32 or bf16")
-    return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}")
+    return precision, ""
 
 
 def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choice: RuntimeChoice, cache_key: str = "") -> Graph:

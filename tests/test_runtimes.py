@@ -27,13 +27,19 @@ def net_and_inputs():
     return SmallNet().eval(), (torch.randn(1, 3, 16, 16), torch.randn(1, 5))
 
 
-def test_auto_on_a_machine_without_gpu_says_why():
+def test_auto_on_a_machine_without_gpu_says_why(tmp_path, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
+    from engine.cpu_precision import native_bf16
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
     choice = select_runtime("auto")
-    assert choice.device == "cpu" and choice.precision == "fp32"
+    assert choice.device == "cpu" and choice.precision in ("fp32", "bf16")
     assert "no CUDA GPU" in choice.reason
     assert "CPU" in choice.describe()
+    if choice.precision == "bf16":  # only where the CPU has it natively, and says which
+        assert native_bf16() is not None and f"bf16 (native {native_bf16()})" in choice.describe()
+        assert (tmp_path / "bf16_probe.json").is_file()  # measured once, kept
 
 
 def test_asking_for_a_missing_gpu_is_an_error_not_a_fallback():
@@ -175,3 +181,53 @@ def test_cache_key_follows_weights_shapes_and_precision(net_and_inputs):
               GraphKey.of("small:net", net, inputs, "compile", "cpu", "bf16"),
               GraphKey.of("small:net", net, inputs, "onnx", "cpu", "fp32")]
     assert len({k.digest for k in others} | {base.digest}) == 5
+
+
+def test_precision_auto_picks_bf16_only_when_native_and_faster():
+    from engine.cpu_precision import ProbeResult, decide
+
+    faster, slower = ProbeResult(fp32_ms=100.0, bf16_ms=50.0), ProbeResult(fp32_ms=100.0, bf16_ms=120.0)
+    assert decide("AMX", faster)[0] == "bf16" and "AMX" in decide("AMX", faster)[1]
+    assert decide("AVX512-BF16", slower)[0] == "fp32"
+    assert decide("AVX512-BF16", ProbeResult(100.0, 98.0))[0] == "fp32"  # a tie does not pay for the accuracy
+    assert decide(None, faster)[0] == "fp32"
+    assert decide(None, None)[0] == "fp32"
+
+
+def test_precision_auto_follows_the_cpu_and_the_probe(tmp_path, monkeypatch):
+    """The decision is wired through select_runtime: no native bf16 → fp32 without probing; a slow probe → fp32."""
+    import engine.cpu_precision as cpu_precision
+    from engine.cpu_precision import ProbeResult
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cpu_precision, "native_bf16", lambda: None)
+    monkeypatch.setattr(cpu_precision, "measure", lambda: pytest.fail("probed a CPU without native bf16"))
+    assert select_runtime("eager", "cpu").precision == "fp32"
+    monkeypatch.setattr(cpu_precision, "native_bf16", lambda: "AMX")
+    monkeypatch.setattr(cpu_precision, "measure", lambda: ProbeResult(fp32_ms=100.0, bf16_ms=150.0))
+    assert select_runtime("eager", "cpu").precision == "fp32"
+    (tmp_path / "bf16_probe.json").unlink()
+    monkeypatch.setattr(cpu_precision, "measure", lambda: ProbeResult(fp32_ms=100.0, bf16_ms=40.0))
+    choice = select_runtime("eager", "cpu")
+    assert choice.precision == "bf16" and "bf16 (native" in choice.describe()
+    monkeypatch.setattr(cpu_precision, "measure", lambda: pytest.fail("the probe's result was not cached"))
+    assert select_runtime("eager", "cpu").precision == "bf16"
+    assert select_runtime("onnx", "cpu").precision == "fp32"
+
+
+def test_bf16_graph_is_close_to_fp32_and_leaves_the_module_in_fp32(tmp_path, monkeypatch):
+    """G in bf16 (compiled, as `auto` picks it on native-bf16 CPUs) gives the fp32 image within bf16's
+    accuracy, and the caller's module — shared with the identity inverter — stays float32."""
+    from models.stylegan2 import Generator, GeneratorConfig
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(size=32, style_dim=32, n_mlp=1, channel_max=16)).eval()
+    w = torch.randn(1, g.config.n_latent, g.config.style_dim)
+    with torch.no_grad():
+        expected = g(w).clamp(-1, 1)
+    graph = build_graph(g, (w,), select_runtime("compile", "cpu", "bf16"), cache_key="tiny:G")
+    out = graph(w)
+    assert out.dtype == torch.float32 and all(p.dtype == torch.float32 for p in g.parameters())
+    mse = ((out.clamp(-1, 1) - expected) / 2).pow(2).mean().item()
+    assert 10 * torch.log10(torch.tensor(1 / mse)).item() >= 30.0  # PSNR in dB on [0, 1] images
