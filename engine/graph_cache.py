@@ -76,10 +76,20 @@ class GraphKey:
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     @property
+    def graph(self) -> str:
+        """The graph's own name: the label's part after the last ':'."""
+        return self.label.rsplit(":", 1)[-1]
+
+    @property
+    def title(self) -> str:
+        """For the log: "G (weights 7a1299e292c8)"."""
+        weights = self.label.rsplit(":", 1)[0] if ":" in self.label else ""
+        return f"{self.graph} (weights {weights[:12]})" if weights else self.graph
+
+    @property
     def name(self) -> str:
         """A readable, unique file stem: the graph's name, then the digest."""
-        graph = self.label.rsplit(":", 1)[-1] if ":" in self.label else "graph"
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in graph)[:32]
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.graph)[:32]
         return f"{safe}-{self.runtime}-{self.precision}-{self.digest}"
 
 

@@ -133,8 +133,8 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
 
     Outputs are float32 on the chosen device. Shapes are static: other input shapes are not supported.
     Every input is first copied into one canonical tensor (contiguous, the runtime's dtype and device,
-    made under inference mode), so the warm-up below leaves nothing to compile for real frames however
-    they were made. ``compile``, ``onnx`` and ``tensorrt`` keep what they build under ``cache_dir()``
+    made under inference mode), so nothing is compiled after the build for real frames however they
+    were made. ``compile``, ``onnx`` and ``tensorrt`` keep what they build under ``cache_dir()``
     (engine.graph_cache), keyed by the weights, the graph, the shapes, device, precision and torch
     version: only the first start with given weights pays for it. ``cache_key`` names the graph
     in the log and the cache ("<weights id>:G"). ``module`` itself is never converted in place.
@@ -148,9 +148,7 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
         key = GraphKey.of(label, module, examples, choice.name, choice.device, choice.precision)
         builder = {"compile": _compiled_package, "onnx": _onnx_session, "tensorrt": _tensorrt_program}[choice.name]
         run = builder(module, examples, choice, key)
-    graph = _canonical_inputs(run, choice)
-    graph(*examples)  # warm-up: autotuning and first-call allocations now, not on the first live frame
-    return graph
+    return _canonical_inputs(run, choice)  # the cached runtimes' load already ran it once (the warm-up)
 
 
 def _canonical_inputs(run: Callable, choice: RuntimeChoice) -> Graph:
@@ -205,11 +203,12 @@ def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
 
     import torch._inductor  # noqa: F401  (aoti_* live there)
 
-    return cached_artifact(cache_dir() / "compiled" / f"{key.name}.pt2", build, load, f"compiled graph {key.label}")
+    return cached_artifact(cache_dir() / "compiled" / f"{key.name}.pt2", build, load, f"compiled graph {key.title}")
 
 
 def _check_runs(runner: Callable, examples: tuple[torch.Tensor, ...]) -> None:
-    """One trial run of a loaded entry: a package from another build fails here, not on a live frame."""
+    """One trial run of a loaded entry, which is also the warm-up (first-call allocations): a package
+    from another build fails here, not on a live frame."""
     with torch.inference_mode():
         out = runner(*examples)
     if not isinstance(out, torch.Tensor) or out.ndim == 0:
@@ -233,7 +232,7 @@ def _tensorrt_program(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
         _check_runs(runner, _on_device(examples, choice))
         return runner
 
-    return cached_artifact(cache_dir() / "tensorrt" / f"{key.name}.ep", build, load, f"TensorRT program {key.label}")
+    return cached_artifact(cache_dir() / "tensorrt" / f"{key.name}.ep", build, load, f"TensorRT program {key.title}")
 
 
 def onnx_providers(device: str) -> list[str]:
@@ -297,7 +296,7 @@ def _onnx_session(module: nn.Module, examples: tuple[torch.Tensor, ...], choice:
         _check_runs(run, examples)
         return run
 
-    return cached_artifact(cache_dir() / "onnx" / f"{key.name}.onnx", build, load, f"ONNX graph {key.label}")
+    return cached_artifact(cache_dir() / "onnx" / f"{key.name}.onnx", build, load, f"ONNX graph {key.title}")
 
 
 def cache_dir() -> Path:
