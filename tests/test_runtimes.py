@@ -231,3 +231,43 @@ def test_bf16_graph_is_close_to_fp32_and_leaves_the_module_in_fp32(tmp_path, mon
     assert out.dtype == torch.float32 and all(p.dtype == torch.float32 for p in g.parameters())
     mse = ((out.clamp(-1, 1) - expected) / 2).pow(2).mean().item()
     assert 10 * torch.log10(torch.tensor(1 / mse)).item() >= 30.0  # PSNR in dB on [0, 1] images
+
+
+def test_image_difference_reports_psnr_and_max_levels():
+    import numpy as np
+
+    from benchmarks.pipeline_bench import image_difference
+
+    a = np.full((4, 4, 3), 100, np.uint8)
+    b = a.copy()
+    assert image_difference(a, b) == (float("inf"), 0)
+    b[0, 0, 0] = 110
+    psnr, levels = image_difference(b, a)
+    assert levels == 10 and abs(psnr - 10 * np.log10(255.0**2 / (100 / 48))) < 1e-9
+
+
+@pytest.mark.slow
+def test_bench_command_reports_image_difference_and_starts(tmp_path):
+    """`python -m app bench … --startup …` as README *Performance* runs it, on the tiny config."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "app", "bench", "--configs", "tiny", "--runtimes", "eager:fp32,eager:bf16",
+           "--repeats", "1", "--startup", "eager:fp32", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    rows = {r["runtime"]: r for r in report["rows"]}
+    assert rows["eager:fp32"]["psnr_db"] == float("inf") and rows["eager:fp32"]["max_levels"] == 0
+    assert 25.0 <= rows["eager:bf16"]["psnr_db"] < float("inf")
+    assert set(report["g_convolutions_ms"]["tiny"]) == {"fp32", "bf16"}
+    (start,) = report["startup"]["tiny"]
+    for when in ("cold", "warm"):
+        assert set(start[when]["s"]) >= {"load", "build", "first_frame"}
+        assert start[when]["compilations_after_warm_up"] == 0
+    assert start["render_warm_wall"] > 0
+    assert "image vs fp32" in done.stdout and "starts (fresh processes" in done.stdout

@@ -18,17 +18,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--startup", default="", metavar="RUNTIMES",
                    help="comma list of runtime[:precision] whose cold (empty cache) and warm (second) starts are "
                    "timed, each in a fresh process with a random-weight pack (e.g. compile:fp32,compile:bf16)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP (default: torch's own choice); "
+                   "on a machine shared with other work, 1 thread gives steadier ratios")
     p.add_argument("--json", type=Path, help="write the figures as JSON")
     p.add_argument("--plot", type=Path, help="write a bar chart PNG")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        import os
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # also for the --startup child processes
     from benchmarks.pipeline_bench import format_table
     from benchmarks.pipeline_bench import run as run_bench
     from benchmarks.startup_bench import format_startup
 
     report = run_bench(
+        threads=args.threads,
         configs=[c for c in args.configs.split(",") if c],
         runtimes=[r for r in args.runtimes.split(",") if r],
         repeats=args.repeats,
