@@ -7,7 +7,7 @@ fallback to the CPU; ``auto`` says why it picked what it picked.
 """
 from __future__ import annotations
 
-import hashlib
+import copy
 import importlib.util
 import logging
 import os
@@ -22,7 +22,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from engine.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
+from engine.graph_cache import GraphKey, cached_artifact
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,12 @@ class RuntimeChoice:
     device: str  # "cpu" or "cuda"
     precision: str  # "fp32", "bf16" (CPU) or "fp16" (CUDA)
     reason: str  # one line: why this was chosen
+    precision_note: str = ""  # how bf16 runs on the CPU: "native AMX", "native AVX512-BF16" or "emulated"
 
     def describe(self) -> str:
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "CPU"
-        return f"{self.name} · {where} · {self.precision}"
+        note = f" ({self.precision_note})" if self.precision_note else ""
+        return f"{self.name} · {where} · {self.precision}{note}"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -99,66 +103,136 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
     if name == "tensorrt" and device != "cuda":
         raise RuntimeUnavailableError("runtime tensorrt needs a CUDA GPU; choose another runtime for the CPU")
 
+    precision, precision_reason = _resolve_precision(precision, device, name)
+    note = ""
+    if device == "cpu" and precision == "bf16":
+        native = native_bf16()
+        note = f"native {native}" if native else "emulated"
+    return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}{precision_reason}",
+                         precision_note=note)
+
+
+def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, str]:
+    """(precision, "; why" for auto or ""); `auto` on the CPU is bf16 only where engine.cpu_precision says so."""
     if precision == "auto":
-        precision = "fp16" if device == "cuda" else "fp32"
+        if device == "cuda":
+            return "fp16", ""
+        if runtime == "onnx":
+            return "fp32", "; fp32 (the ONNX runtime runs fp32 on the CPU)"
+        chosen, why, _ = auto_cpu_precision(cache_dir())
+        return chosen, f"; {why}"
     if precision not in ("fp32", "bf16", "fp16"):
         raise RuntimeUnavailableError(f"unknown precision {precision!r}; expected fp32, bf16 or fp16")
     if device == "cpu" and precision == "fp16":
         raise RuntimeUnavailableError("fp16 is for CUDA; on the CPU use fp32 or bf16")
-    return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}")
+    return precision, ""
 
 
 def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choice: RuntimeChoice, cache_key: str = "") -> Graph:
-    """A callable running ``module`` on inputs shaped like ``example_inputs`` (float32, any device).
+    """A callable running ``module`` on inputs shaped like ``example_inputs`` (any dtype, layout or device).
 
     Outputs are float32 on the chosen device. Shapes are static: other input shapes are not supported.
+    Every input is first copied into one canonical tensor (contiguous, the runtime's dtype and device,
+    made under inference mode), so nothing is compiled after the build for real frames however they
+    were made. ``compile``, ``onnx`` and ``tensorrt`` keep what they build under ``cache_dir()``
+    (engine.graph_cache), keyed by the weights, the graph, the shapes, device, precision and torch
+    version: only the first start with given weights pays for it. ``cache_key`` names the graph
+    in the log and the cache ("<weights id>:G"). ``module`` itself is never converted in place.
     """
     module = module.eval().requires_grad_(False)
-    if choice.name == "onnx":
-        return _onnx_graph(module, tuple(t.float().cpu() for t in example_inputs), choice, cache_key)
-    module = module.to(choice.device, choice.dtype)
-    examples = tuple(t.to(choice.device, choice.dtype) for t in example_inputs)
+    examples = tuple(t.detach().float().cpu().contiguous() for t in example_inputs)
+    label = cache_key or type(module).__name__
     if choice.name == "eager":
-        run = module
-    elif choice.name == "compile":
-        run = _compile(module, choice)
+        run: Callable = _converted(module, choice)
     else:
-        run = _tensorrt(module, examples, choice)
+        key = GraphKey.of(label, module, examples, choice.name, choice.device, choice.precision)
+        builder = {"compile": _compiled_package, "onnx": _onnx_session, "tensorrt": _tensorrt_program}[choice.name]
+        run = builder(module, examples, choice, key)
+    return _canonical_inputs(run, choice)  # the cached runtimes' load already ran it once (the warm-up)
 
-    dtype, device = choice.dtype, choice.device
+
+def _canonical_inputs(run: Callable, choice: RuntimeChoice) -> Graph:
+    """Wrap `run` so it always sees fresh contiguous inference tensors of one dtype and device."""
+    dtype = torch.float32 if choice.name == "onnx" else choice.dtype
+    device = "cpu" if choice.name == "onnx" else choice.device
 
     @torch.inference_mode()
     def graph(*inputs: torch.Tensor) -> torch.Tensor:
-        out = run(*(t.to(device, dtype) for t in inputs))
-        return out.float()
+        canonical = [torch.empty(t.shape, dtype=dtype, device=device).copy_(t) for t in inputs]
+        return run(*canonical).to(choice.device, torch.float32)
 
-    graph(*examples)  # warm-up: compile / autotune now, not on the first live frame
     return graph
+
+
+def _converted(module: nn.Module, choice: RuntimeChoice) -> nn.Module:
+    """`module` on the chosen device and dtype: itself when it already is, else a converted copy (the
+    caller's module may be shared, e.g. G with the identity inverter, and must stay float32)."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    if all(t.dtype == choice.dtype and t.device.type == choice.device for t in tensors if t.is_floating_point()):
+        return module
+    return copy.deepcopy(module).to(choice.device, choice.dtype)
 
 
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _compile(module: nn.Module, choice: RuntimeChoice) -> Callable:
-    import torch._inductor.config as inductor_config
-
-    if choice.device == "cpu":
-        # Weights are constants: let inductor fold them and pre-pack convolution weights for oneDNN.
-        inductor_config.freezing = True
-    return torch.compile(module, fullgraph=True, dynamic=False)
+def _on_device(examples: tuple[torch.Tensor, ...], choice: RuntimeChoice) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(choice.device, choice.dtype).contiguous() for t in examples)
 
 
-def _tensorrt(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice) -> Callable:
+def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice,
+                      key: GraphKey) -> Callable:
+    """torch.compile's ahead-of-time path (AOTInductor): the graph exported and compiled into a `.pt2`
+    package (a shared library plus its frozen weights), loaded on later starts in about a second.
+
+    Inductor's own on-disk caches do not serve here: with weight freezing (which lets oneDNN pre-pack the
+    convolution weights on the CPU) both its FX-graph and AOT-autograd caches are bypassed, so a plain
+    torch.compile recompiles on every start (measured; see README *Performance*).
+    """
+    def build(path: Path) -> None:
+        configs = {"freezing": True} if choice.device == "cpu" else {}
+        with torch.no_grad():
+            exported = torch.export.export(_converted(module, choice), _on_device(examples, choice), strict=True)
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(path), inductor_configs=configs)
+
+    def load(path: Path) -> Callable:
+        runner = torch._inductor.aoti_load_package(str(path))
+        _check_runs(runner, _on_device(examples, choice))
+        return runner
+
+    import torch._inductor  # noqa: F401  (aoti_* live there)
+
+    return cached_artifact(cache_dir() / "compiled" / f"{key.name}.pt2", build, load, f"compiled graph {key.title}")
+
+
+def _check_runs(runner: Callable, examples: tuple[torch.Tensor, ...]) -> None:
+    """One trial run of a loaded entry, which is also the warm-up (first-call allocations): a package
+    from another build fails here, not on a live frame."""
+    with torch.inference_mode():
+        out = runner(*examples)
+    if not isinstance(out, torch.Tensor) or out.ndim == 0:
+        raise ValueError(f"unexpected output {type(out).__name__}")
+
+
+def _tensorrt_program(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice,
+                      key: GraphKey) -> Callable:
+    """Torch-TensorRT (dynamo path); the compiled program is saved as an ExportedProgram with its
+    serialized TensorRT engines and loaded on later starts. Not verified here (no CUDA machine)."""
     import torch_tensorrt  # optional: requirements-gpu.txt
 
-    return torch_tensorrt.compile(
-        module,
-        ir="dynamo",
-        inputs=list(examples),
-        enabled_precisions={choice.dtype},
-        truncate_double=True,
-    )
+    def build(path: Path) -> None:
+        inputs = list(_on_device(examples, choice))
+        program = torch_tensorrt.compile(_converted(module, choice), ir="dynamo", inputs=inputs,
+                                         enabled_precisions={choice.dtype}, truncate_double=True)
+        torch_tensorrt.save(program, str(path), output_format="exported_program", inputs=inputs)
+
+    def load(path: Path) -> Callable:
+        runner = torch.export.load(str(path)).module()
+        _check_runs(runner, _on_device(examples, choice))
+        return runner
+
+    return cached_artifact(cache_dir() / "tensorrt" / f"{key.name}.ep", build, load, f"TensorRT program {key.title}")
 
 
 def onnx_providers(device: str) -> list[str]:
@@ -190,33 +264,43 @@ def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
     return path
 
 
-def _onnx_graph(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice, cache_key: str) -> Graph:
+def _onnx_session(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice,
+                  key: GraphKey) -> Callable:
+    """ONNX Runtime: the export, optimised once by ORT (all levels, this machine) and saved as the
+    optimised model, which later starts load with no optimisation pass."""
     import numpy as np
     import onnxruntime as ort
 
     if choice.precision == "bf16":
         raise RuntimeUnavailableError("the ONNX runtime runs fp32 on the CPU; use --precision fp32")
-    shapes = "x".join("-".join(map(str, t.shape)) for t in examples)
-    key = hashlib.sha256(f"{cache_key}|{shapes}|{choice.precision}".encode()).hexdigest()[:20]
-    path = cache_dir() / "onnx" / f"{key}.onnx"
-    if not cache_key or not path.exists():
-        with torch.inference_mode():
-            export_onnx(module.float().cpu(), examples, path)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=onnx_providers(choice.device))
-    names = [i.name for i in session.get_inputs()]
+    providers = onnx_providers(choice.device)
 
-    def graph(*inputs: torch.Tensor) -> torch.Tensor:
-        feeds = {n: t.detach().float().cpu().numpy() for n, t in zip(names, inputs)}
-        (out,) = session.run(None, feeds)
-        return torch.from_numpy(np.asarray(out)).to(choice.device)
+    def build(path: Path) -> None:
+        with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+            exported = export_onnx(module, examples, Path(tmp) / "graph.onnx")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.optimized_model_filepath = str(path)
+            ort.InferenceSession(str(exported), options, providers=providers)
 
-    return graph
+    def load(path: Path) -> Callable:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(str(path), options, providers=providers)
+        names = [i.name for i in session.get_inputs()]
+
+        def run(*inputs: torch.Tensor) -> torch.Tensor:
+            (out,) = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
+            return torch.from_numpy(np.asarray(out))
+
+        _check_runs(run, examples)
+        return run
+
+    return cached_artifact(cache_dir() / "onnx" / f"{key.name}.onnx", build, load, f"ONNX graph {key.title}")
 
 
 def cache_dir() -> Path:
-    """Where Mimic keeps derived files (ONNX exports, inverted identities): $MIMIC_CACHE_DIR or ~/.cache/mimic."""
+    """Where Mimic keeps derived files (compiled graphs, ONNX models, inverted identities): $MIMIC_CACHE_DIR or ~/.cache/mimic."""
     root = os.environ.get("MIMIC_CACHE_DIR")
     if root:
         return Path(root)

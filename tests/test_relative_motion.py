@@ -26,7 +26,7 @@ def cache(tmp_path, monkeypatch):
 
 def reenactor(nets, **options) -> StyleGANReenactor:
     model, inverter = nets
-    return StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"),
+    return StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu", "fp32"),
                              StyleGANOptions(aligned_input=True, paper_crop=False, **options))
 
 

@@ -54,7 +54,7 @@ def test_aligned_pack_render_equals_the_paper_forward(tiny_pack, tmp_path):
     latent = rng.randn(g.n_latent, g.style_dim).astype(np.float32)
     np.save(tmp_path / "id.npy", latent)
     out = tmp_path / "out.png"
-    assert main(["render", "--weights", str(pack), "--aligned", "--runtime", "eager", "--driving", str(tmp_path / "driving.png"),
+    assert main(["render", "--weights", str(pack), "--aligned", "--runtime", "eager", "--precision", "fp32", "--driving", str(tmp_path / "driving.png"),
                  "--target", str(tmp_path / "id.npy"), "-o", str(out)]) == 0
     from engine.stylegan.identity import to_tensor
 

@@ -48,7 +48,7 @@ def test_folded_mapping_equals_unfolded(tiny):
 def test_reenactor_output_equals_paper_forward(tiny):
     config, model, inverter = tiny
     g = model.decoder.config
-    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"),
+    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu", "fp32"),
                                   StyleGANOptions(aligned_input=True, paper_crop=False, paste_back=False,
                                                                   motion="absolute", smoothing=0.0))
     assert isinstance(reenactor, Reenactor)
@@ -66,7 +66,7 @@ def test_reenactor_output_equals_paper_forward(tiny):
 
 def test_paper_crop_and_output_size(tiny):
     config, model, inverter = tiny
-    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"),
+    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu", "fp32"),
                                   StyleGANOptions(aligned_input=True))
     size = model.decoder.config.size
     assert reenactor.output_size == (size, size - 240 * size // 1024)
@@ -79,7 +79,7 @@ def test_identities_from_latent_file_image_and_random_seed(tiny, tmp_path, monke
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
     config, model, inverter = tiny
     g = model.decoder.config
-    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"),
+    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu", "fp32"),
                                   StyleGANOptions(aligned_input=True))
     latent = np.random.RandomState(3).randn(g.n_latent, g.style_dim).astype(np.float32)
     np.save(tmp_path / "me.npy", latent)
@@ -113,7 +113,7 @@ def test_cancel_stops_inversion(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
     config, model, inverter = tiny
-    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"),
+    reenactor = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu", "fp32"),
                                   StyleGANOptions(aligned_input=True))
     cancel = threading.Event()
     cancel.set()
@@ -127,8 +127,8 @@ def test_compiled_runtimes_match_eager(tiny, runtime, tmp_path, monkeypatch):
     config, model, inverter = tiny
     g = model.decoder.config
     opts = StyleGANOptions(aligned_input=True, paper_crop=False, motion="absolute", smoothing=0.0)
-    eager = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu"), opts)
-    fast = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime(runtime, "cpu"), opts)
+    eager = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime("eager", "cpu", "fp32"), opts)
+    fast = StyleGANReenactor(copy.deepcopy(model), copy.deepcopy(inverter), "tiny", select_runtime(runtime, "cpu", "fp32"), opts)
     w_id = np.random.RandomState(5).randn(g.n_latent, g.style_dim).astype(np.float32)
     eager.set_identity(w_id)
     fast.set_identity(w_id)
