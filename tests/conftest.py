@@ -27,3 +27,48 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"checkpoint manifests not found at {REFERENCE}")
     return REFERENCE
+
+
+@pytest.fixture
+def clip(fixtures_dir: Path) -> Path:
+    """The real talking-head clip (120 frames, 176x144), used as a driving video or a camera."""
+    return fixtures_dir / "video" / "carphone_pristine.mp4"
+
+
+@pytest.fixture
+def portrait(fixtures_dir: Path) -> Path:
+    """A public-domain 512x512 portrait, used as the target."""
+    return fixtures_dir / "portraits" / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def pulse():
+    """A private PulseAudio server with a null sink (one per test module), or skip."""
+    from tests.audio_server import PrivatePulse, PulseUnavailable
+
+    try:
+        with PrivatePulse() as server:
+            yield server
+    except PulseUnavailable as exc:
+        pytest.skip(f"no audio server for the audio tests: {exc}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Close every MediaPipe graph a test left open before the interpreter exits.
+
+    A graph still running at exit has its worker threads torn down under it, and the process then
+    aborts ("terminate called without an active exception") after every test passed; the app itself
+    closes its graphs on exit (Reenactor.close). The count is reported so a leaking test can be found.
+    """
+    import gc
+    import sys
+
+    if "mediapipe" not in sys.modules:
+        return
+    from mediapipe.python.solution_base import SolutionBase
+
+    open_graphs = [o for o in gc.get_objects() if isinstance(o, SolutionBase) and o._graph is not None]
+    for solution in open_graphs:
+        solution.close()
+    if open_graphs:
+        print(f"\nclosed {len(open_graphs)} MediaPipe graph(s) left open by tests", file=sys.stderr)

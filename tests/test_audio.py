@@ -23,20 +23,11 @@ from engine.camera import VideoFileSource
 from engine.recorder import Layout, Recorder
 from engine.session import Notice, Session
 from engine.tasks import EventQueue
-from tests.audio_server import MIC, ClickPlayer, PrivatePulse, PulseUnavailable, find_clicks
+from tests.audio_server import MIC, ClickPlayer, PrivatePulse, find_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 30.0
 SIZE = (64, 48)
-
-
-@pytest.fixture(scope="module")
-def pulse():
-    try:
-        with PrivatePulse() as server:
-            yield server
-    except PulseUnavailable as exc:
-        pytest.skip(f"no audio server for the audio tests: {exc}")
 
 
 @pytest.fixture

@@ -15,21 +15,12 @@ from PyQt6.QtCore import QSettings
 from app.gui.main_window import LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
 from engine.audio import FileAudio
-from tests.audio_server import MIC, ClickPlayer, PrivatePulse, PulseUnavailable
+from tests.audio_server import MIC, ClickPlayer
 from tests.test_audio import _make_clip_with_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 LONG = 30_000  # ms: generous bound for waits on a busy machine (never a speed assertion)
-
-
-@pytest.fixture(scope="module")
-def pulse():
-    try:
-        with PrivatePulse() as server:
-            yield server
-    except PulseUnavailable as exc:
-        pytest.skip(f"no audio server for the audio tests: {exc}")
 
 
 @pytest.fixture
