@@ -25,11 +25,24 @@ def pack(tmp_path_factory) -> Path:
     return d / "tiny.safetensors"
 
 
+_windows: list[MainWindow] = []  # strong references: a window collected unclosed would leave its session running,
+# and its MediaPipe and torch threads then abort the process at exit ("terminate called without an active exception")
+
+
+@pytest.fixture(autouse=True)
+def _close_windows():
+    """Close every window a test opened (closeEvent: live loop stopped, reenactor closed)."""
+    yield
+    while _windows:
+        _windows.pop().close()
+
+
 def open_window(qtbot, tmp_path, clip) -> MainWindow:
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     settings.output_dir = tmp_path / "recordings"
     window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
     qtbot.addWidget(window)
+    _windows.append(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     return window
