@@ -25,11 +25,24 @@ def pack(tmp_path_factory) -> Path:
     return d / "tiny.safetensors"
 
 
+_windows: list[MainWindow] = []  # strong references: a window collected unclosed would leave its session running,
+# and its MediaPipe and torch threads then abort the process at exit ("terminate called without an active exception")
+
+
+@pytest.fixture(autouse=True)
+def _close_windows():
+    """Close every window a test opened (closeEvent: live loop stopped, reenactor closed)."""
+    yield
+    while _windows:
+        _windows.pop().close()
+
+
 def open_window(qtbot, tmp_path, clip) -> MainWindow:
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     settings.output_dir = tmp_path / "recordings"
     window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
     qtbot.addWidget(window)
+    _windows.append(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     return window
@@ -40,14 +53,14 @@ def test_paper_controls_drive_the_stylegan_reenactor(qtbot, tmp_path, fixtures_d
     clip = fixtures_dir / "video" / "carphone_pristine.mp4"
     window = open_window(qtbot, tmp_path, clip)
     panel = window.paper_panel
-    assert not panel.paste_back.isEnabled()  # the landmark warp runs: nothing to set
+    assert not panel.controls.isVisibleTo(window)  # the landmark warp runs: nothing to set
     with qtbot.waitSignal(window.target_applied, timeout=LONG):
         window.session.choose_target_file(fixtures_dir / "portraits" / "astronaut.png")
     window.session.load_model(pack)
     qtbot.waitUntil(lambda: window.session.state.model_pack == pack and window.session.pipeline.reenactor is not None,
                     timeout=LONG)
     reenactor = window.session.state.reenactor
-    assert panel.paste_back.isEnabled() and reenactor.output_size == (512, 512)  # pasted back into the portrait
+    assert panel.paste_back.isVisibleTo(window) and reenactor.output_size == (512, 512)  # pasted back into the portrait
 
     panel.paste_back.setChecked(False)
     assert reenactor.output_size == (64, 64 - 240 * 64 // 1024)  # the generated crop
@@ -70,3 +83,24 @@ def test_paper_controls_drive_the_stylegan_reenactor(qtbot, tmp_path, fixtures_d
     again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.option("paper_paste_back", False) is True and again.option("paper_motion", "") == "relative"
     assert again.option("paper_smoothing", 1.0) == 0.0 and again.option("paper_expression", 1.0) == 0.5
+
+
+def test_only_the_running_reenactors_options_show(qtbot, tmp_path, fixtures_dir, pack, monkeypatch) -> None:
+    """Paper-model controls while the paper's model runs, retargeting while the warp runs; else one line why."""
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
+    window = open_window(qtbot, tmp_path, fixtures_dir / "video" / "carphone_pristine.mp4")
+    paper, retarget = window.paper_panel, window.retarget_panel
+
+    def shown(panel) -> tuple[bool, bool]:
+        return panel.controls.isVisibleTo(window), panel.reason.isVisibleTo(window)
+
+    assert shown(paper) == (False, True) and "model pack" in paper.reason.text()
+    assert shown(retarget) == (True, False)
+    window.session.load_model(pack)
+    qtbot.waitUntil(lambda: window.session.state.model_pack == pack and not window.session.busy, timeout=LONG)
+    assert shown(paper) == (True, False)
+    assert shown(retarget) == (False, True) and "landmark warp" in retarget.reason.text()
+    assert "\n" not in retarget.reason.text() and "\n" not in paper.reason.text()  # one line (wrapped by width)
+    window.acts.use_warp.trigger()
+    qtbot.waitUntil(lambda: window.session.state.model_pack is None and not window.session.busy, timeout=LONG)
+    assert shown(paper) == (False, True) and shown(retarget) == (True, False)

@@ -117,8 +117,9 @@ class MainWindow(QMainWindow):
         side = QVBoxLayout(sidebar)
         side.setContentsMargins(14, 10, 14, 14)
         side.setSpacing(10)
-        panels = (self.source_panel, self.target_panel, self.model_panel, self.paper_panel, self.retarget_panel,
-                  self.record_panel)
+        # Record & share before the model's options: at the default size it is in view without scrolling
+        panels = (self.source_panel, self.target_panel, self.model_panel, self.record_panel, self.paper_panel,
+                  self.retarget_panel)
         for panel in panels:
             side.addWidget(panel, 1 if panel is self.target_panel else 0)
         scroll = QScrollArea(objectName="SidebarScroll")  # a short window scrolls the controls, never overlaps them

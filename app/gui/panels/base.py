@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, 
 from app.gui.actions import WindowActions
 from app.gui.bridge import SessionEvents
 from app.gui.settings import AppSettings
-from app.gui.widgets import section_title
+from app.gui.widgets import hint, section_title
 from engine.session import Changed, Event, Part, Session
 
 
@@ -65,6 +65,36 @@ class Panel(QWidget):
 
     def on_event(self, event: Event) -> None:
         """Any other session event (notices, tasks, …)."""
+
+
+class ReenactorOptionsPanel(Panel):
+    """Options that only one reenactor reads: its controls show while that reenactor runs; otherwise they
+    are hidden and one line says whom they are for (a newcomer never moves a slider that does nothing)."""
+
+    parts = frozenset({Part.MODEL})
+    reenactor_name = ""  # the `name` of the reenactor that reads these options
+    not_running = ""  # the one line shown while another reenactor runs
+
+    def __init__(self, ctx: PanelContext, title: str) -> None:
+        super().__init__(ctx, title)
+        self.controls = QWidget()
+        outer, self.rows = self.rows, QVBoxLayout(self.controls)  # add_row fills the controls
+        self.rows.setContentsMargins(0, 0, 0, 0)
+        self.rows.setSpacing(6)
+        self.reason = hint()
+        outer.addWidget(self.controls)
+        outer.addWidget(self.reason)
+
+    @property
+    def applies(self) -> bool:
+        reenactor = self.session.state.reenactor
+        return reenactor is not None and reenactor.name == self.reenactor_name
+
+    def render(self) -> None:
+        running = self.session.state.reenactor is not None
+        self.controls.setVisible(self.applies)
+        self.reason.setText(self.not_running if running else "Waiting for the model to load…")
+        self.reason.setVisible(not self.applies)
 
 
 def _bind(ctx: PanelContext, name: str, default: Any, kind: type) -> Callable[[Any], None]:

@@ -1,21 +1,20 @@
 """Paper-model panel: how the StyleGAN reenactor animates the portrait (paste-back, motion, smoothing, expression).
 
 Each control is a named option (persisted, sent with `Session.set_option`); only the paper's reenactor
-reads them (`engine.stylegan.reenactor.OPTION_FIELDS`), so the panel is enabled while it runs.
+reads them (`engine.stylegan.reenactor.OPTION_FIELDS`), so they show while it runs and are hidden,
+with one line saying why, while the landmark warp runs.
 """
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QLabel
-
-from app.gui.panels.base import Panel, PanelContext, option_checkbox, option_combo, option_slider
-from engine.session import Part
+from app.gui.panels.base import PanelContext, ReenactorOptionsPanel, option_checkbox, option_combo, option_slider
 from engine.stylegan.motion import DEFAULT_SMOOTHING
 
-PAPER_NAME = "StyleGAN2 (paper)"
+PAPER_NAME = "StyleGAN2 (paper)"  # engine.stylegan.reenactor.StyleGANReenactor.name (that module imports torch)
 
 
-class PaperPanel(Panel):
-    parts = frozenset({Part.MODEL})
+class PaperPanel(ReenactorOptionsPanel):
+    reenactor_name = PAPER_NAME
+    not_running = "For the paper's model: load a model pack (File → Load model pack…) to set these."
 
     def __init__(self, ctx: PanelContext) -> None:
         super().__init__(ctx, "Paper model")
@@ -28,14 +27,6 @@ class PaperPanel(Panel):
                                        tip="Temporal smoothing of the motion code: 0 off … 1 strong")
         self.expression = option_slider(ctx, "paper_expression", "Expression", 0.0, 2.0, 1.0, steps=40,
                                         tip="Strength of the transferred expression: 0 the portrait at rest, 1 as driven")
-        self.hint = QLabel("Load a model pack to use these.")
-        self.hint.setWordWrap(True)
-        for widget in (self.paste_back, self.motion, self.smoothing, self.expression, self.hint):
-            self.add_row(widget)
-
-    def render(self) -> None:
-        reenactor = self.session.state.reenactor
-        active = reenactor is not None and reenactor.name == PAPER_NAME
         for widget in (self.paste_back, self.motion, self.smoothing, self.expression):
-            widget.setEnabled(active)
-        self.hint.setVisible(not active)
+            self.add_row(widget)
+        self.render()

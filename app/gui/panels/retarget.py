@@ -1,9 +1,14 @@
-"""Retargeting panel: how much of the driver the portrait follows (landmark warp; README "Retargeting controls")."""
+"""Retargeting panel: how much of the driver the portrait follows (landmark warp; README "Retargeting controls").
+
+Only the landmark warp reads these options: they show while it runs and are hidden, with one line
+saying why, while the paper's model runs (its own Expression control is in the paper-model panel).
+"""
 from __future__ import annotations
 
 from PyQt6.QtWidgets import QCheckBox, QPushButton, QSlider
 
-from app.gui.panels.base import Panel, PanelContext, option_checkbox, option_slider
+from app.gui.panels.base import PanelContext, ReenactorOptionsPanel, option_checkbox, option_slider
+from engine.warp.reenactor import WarpReenactor
 
 # option name → (label, lowest, highest, default, tip); the ranges of engine.warp.retarget.RANGES
 SLIDERS = {
@@ -15,8 +20,11 @@ SLIDERS = {
 STEPS = 40  # notches: 0.05 per notch on the 0 … 2 sliders
 
 
-class RetargetPanel(Panel):
+class RetargetPanel(ReenactorOptionsPanel):
     """Four sliders, eye contact, and a reset to the defaults; each value is saved and restored."""
+
+    reenactor_name = WarpReenactor.name
+    not_running = "For the landmark warp (File → Use landmark warp); the paper's model has its own Expression."
 
     def __init__(self, ctx: PanelContext) -> None:
         super().__init__(ctx, "Retargeting")
@@ -32,6 +40,7 @@ class RetargetPanel(Panel):
         reset.setToolTip("Back to the defaults: everything as the driver does it")
         reset.clicked.connect(self.reset)
         self.add_row(self.eye_contact, reset, stretch_first=True)
+        self.render()
 
     def reset(self) -> None:
         """Every control back to its default (saved and sent like any other change)."""
