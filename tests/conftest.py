@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,27 @@ def clip(fixtures_dir: Path) -> Path:
 def portrait(fixtures_dir: Path) -> Path:
     """A public-domain 512x512 portrait, used as the target."""
     return fixtures_dir / "portraits" / "astronaut.png"
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """The app's settings in a file of the test's own, recordings in its own folder."""
+    from PyQt6.QtCore import QSettings
+
+    from app.gui.settings import AppSettings
+
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.output_dir = tmp_path / "recordings"
+    return settings
+
+
+@pytest.fixture(autouse=True)
+def _close_gui_windows():
+    """Close every window a GUI test kept (tests/gui_support.py)."""
+    yield
+    support = sys.modules.get("tests.gui_support")
+    if support is not None:
+        support.close_open_windows()
 
 
 @pytest.fixture(scope="module")

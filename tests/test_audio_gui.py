@@ -10,12 +10,12 @@ from pathlib import Path
 
 import av
 import pytest
-from PyQt6.QtCore import QSettings
 
 from app.gui.main_window import LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
 from engine.audio import FileAudio
 from tests.audio_server import MIC, ClickPlayer
+from tests.gui_support import keep_until_teardown
 from tests.test_audio import _make_clip_with_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,16 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LONG = 30_000  # ms: generous bound for waits on a busy machine (never a speed assertion)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    settings.output_dir = tmp_path / "recordings"
-    return settings
-
-
 def open_window(qtbot, settings: AppSettings, clip: Path, audio: str | None = None) -> MainWindow:
     window = MainWindow(LaunchOptions(source=str(clip), audio=audio), settings)
     qtbot.addWidget(window)
+    keep_until_teardown(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     return window

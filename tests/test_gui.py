@@ -8,15 +8,14 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PyQt6.QtGui import QDropEvent
 from PyQt6.QtWidgets import QProgressDialog, QPushButton
-from PyQt6 import sip
 
 from app.gui.main_window import LaunchOptions, MainWindow, default_reenactor_factory
 from app.gui.settings import AppSettings
 from engine.reenactor import DriveResult
+from tests.gui_support import keep_until_teardown
 
 LONG = 30_000  # ms: generous upper bounds for waits on a busy 2-core machine (never a speed assertion)
 
@@ -62,40 +61,10 @@ class SlowInversion:
         self.inner.close()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    settings.output_dir = tmp_path / "recordings"
-    return settings
-
-
-@pytest.fixture
-def clip(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "video" / "carphone_pristine.mp4"
-
-
-@pytest.fixture
-def portrait(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "portraits" / "astronaut.png"
-
-
-_windows: list[MainWindow] = []  # strong references: a window collected unclosed would leave its session running
-
-
-@pytest.fixture(autouse=True)
-def _close_windows():
-    """Close every window a test opened (closeEvent: recording finished, live loop stopped, reenactor closed)."""
-    yield
-    while _windows:
-        window = _windows.pop()
-        if not sip.isdeleted(window):  # qtbot may have closed and deleted it already
-            window.close()
-
-
 def open_window(qtbot, settings: AppSettings, source: Path, factory=default_reenactor_factory) -> MainWindow:
     window = MainWindow(LaunchOptions(source=str(source)), settings, reenactor_factory=factory)
     qtbot.addWidget(window)
-    _windows.append(window)
+    keep_until_teardown(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown >= 3, timeout=LONG)

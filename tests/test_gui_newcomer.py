@@ -12,33 +12,15 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from PyQt6.QtCore import QRect, QSettings, Qt
+from PyQt6.QtCore import QRect, Qt
 from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel, QListWidget, QPushButton, QToolButton, QWidget
 
 from app.gui.main_window import MIN_SIZE, LaunchOptions, MainWindow
 from app.gui.panels.source import NO_CAMERA, source_hint
 from app.gui.panels.view import ESC_HINT
-from app.gui.settings import AppSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = 30_000  # ms: generous bounds on a busy machine (never a speed assertion)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> AppSettings:
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    settings.output_dir = tmp_path / "recordings"
-    return settings
-
-
-@pytest.fixture
-def clip(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "video" / "carphone_pristine.mp4"
-
-
-@pytest.fixture
-def portrait(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "portraits" / "astronaut.png"
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from PyQt6.QtWidgets import QSlider
 
 from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
 from app.gui.settings import AppSettings
+from tests.gui_support import keep_until_teardown
 from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 
 LONG = 60_000  # ms: upper bound for waits on a busy machine, never a speed assertion
@@ -25,24 +26,12 @@ def pack(tmp_path_factory) -> Path:
     return d / "tiny.safetensors"
 
 
-_windows: list[MainWindow] = []  # strong references: a window collected unclosed would leave its session running,
-# and its MediaPipe and torch threads then abort the process at exit ("terminate called without an active exception")
-
-
-@pytest.fixture(autouse=True)
-def _close_windows():
-    """Close every window a test opened (closeEvent: live loop stopped, reenactor closed)."""
-    yield
-    while _windows:
-        _windows.pop().close()
-
-
 def open_window(qtbot, tmp_path, clip) -> MainWindow:
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     settings.output_dir = tmp_path / "recordings"
     window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
     qtbot.addWidget(window)
-    _windows.append(window)
+    keep_until_teardown(window)
     window.show()
     qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
     return window

@@ -24,16 +24,6 @@ from engine.video_io import VideoReader, write_image
 WAIT = 60.0  # s: generous bound on a busy 2-core machine (never a speed assertion)
 
 
-@pytest.fixture
-def clip(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "video" / "carphone_pristine.mp4"
-
-
-@pytest.fixture
-def portrait(fixtures_dir: Path) -> Path:
-    return fixtures_dir / "portraits" / "astronaut.png"
-
-
 class Made:
     """The real reenactor factory, remembering what it built."""
 

@@ -10,10 +10,10 @@ from app.gui.panels.retarget import STEPS
 from app.gui.settings import AppSettings
 from engine.warp import WarpReenactor
 from engine.warp.retarget import Retargeting
-from tests.test_gui import LONG, _close_windows, clip, open_window, settings  # noqa: F401  (fixtures)
+from tests.test_gui import LONG, open_window
 
 
-def test_retargeting_controls_reach_the_warp_are_saved_and_reset(qtbot, settings, clip, tmp_path: Path) -> None:  # noqa: F811
+def test_retargeting_controls_reach_the_warp_are_saved_and_reset(qtbot, settings, clip, tmp_path: Path) -> None:
     window: MainWindow = open_window(qtbot, settings, clip)
     panel = window.retarget_panel
     warp = window.session.state.reenactor
@@ -33,7 +33,7 @@ def test_retargeting_controls_reach_the_warp_are_saved_and_reset(qtbot, settings
         {"expression": 1.0, "head": 1.0, "eyes": 0.0, "mouth": 1.0, "eye_contact": False}
 
 
-def test_saved_controls_are_restored_at_the_next_launch(qtbot, settings, clip) -> None:  # noqa: F811
+def test_saved_controls_are_restored_at_the_next_launch(qtbot, settings, clip) -> None:
     settings.set_option("mouth", 1.5)
     settings.set_option("eye_contact", True)
     window: MainWindow = open_window(qtbot, settings, clip)
