@@ -76,15 +76,20 @@ def pulse():
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """Close every MediaPipe graph a test left open before the interpreter exits.
+    """Stop the live loops and close the MediaPipe graphs tests left running, before the interpreter exits.
 
     A graph still running at exit has its worker threads torn down under it, and the process then
     aborts ("terminate called without an active exception") after every test passed; the app itself
     closes its graphs on exit (Reenactor.close). The count is reported so a leaking test can be found.
     """
     import gc
-    import sys
 
+    live = sys.modules.get("engine.live")
+    running = [o for o in gc.get_objects() if live is not None and isinstance(o, live.LivePipeline) and o.running]
+    for pipeline in running:  # first the live loops still driving a reenactor, then the graphs they used
+        pipeline.stop()
+    if running:
+        print(f"\nstopped {len(running)} live loop(s) left running by tests", file=sys.stderr)
     if "mediapipe" not in sys.modules:
         return
     from mediapipe.python.solution_base import SolutionBase
