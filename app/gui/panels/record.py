@@ -17,7 +17,8 @@ METER_FLOOR_DB = -60.0  # the level meter's empty end
 
 def sound_choices(state: SessionState) -> dict[str, str]:
     """The microphone picker's entries: setting value → what the user reads."""
-    choices = {NO_AUDIO: "No sound", "default": "Default microphone"}
+    default = "Default microphone" if state.microphones else "Default microphone (none found)"
+    choices = {NO_AUDIO: "No sound", "default": default}
     for mic in state.microphones:
         choices.setdefault(mic.name, mic.name)  # PortAudio may call a device "default", too
     if state.source_spec is not None and not state.source_spec.isdigit():
