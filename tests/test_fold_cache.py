@@ -52,11 +52,15 @@ def test_second_construction_loads_the_fold_from_the_cache_with_identical_result
     assert torch.equal(mapped(first, tiny), mapped(second, tiny))
     with safe_open(str(entry), "pt") as f:  # a plain tensor file (no pickle), just the fold's two tensors
         assert sorted(f.keys()) == ["fold_weight", "motion_bias"]
-    # other weights: another entry
+    # A_m changed: another entry; A_id changed: the fold (which never reads it) is reused, A_id follows
     changed = copy.deepcopy(tiny)
     with torch.no_grad():
         changed.mapping_net.linear.weight[0, -1] += 1.0
-    folded(changed, tmp_path)
+    assert torch.equal(mapped(folded(changed, tmp_path), changed), mapped(folded(changed, None), changed))
+    assert len(list(tmp_path.glob("fold-*.safetensors"))) == 2
+    with torch.no_grad():
+        changed.mapping_net.linear.weight[0, 0] += 1.0
+    assert torch.equal(mapped(folded(changed, tmp_path), changed), mapped(folded(changed, None), changed))
     assert len(list(tmp_path.glob("fold-*.safetensors"))) == 2
 
 

@@ -55,10 +55,16 @@ def fold(motion_linear: nn.Module, mapping_linear: nn.Linear, nd: int, style_dim
 
 
 def fold_key(motion_linear: nn.Module, mapping_linear: nn.Linear, n_latent: int, style_dim: int) -> str:
-    """A digest of everything the fold depends on: both layers' weights and code, the sizes, this module."""
-    parts = [weights_digest(motion_linear), weights_digest(mapping_linear), architecture_digest(motion_linear),
-             architecture_digest(mapping_linear), f"{n_latent}x{style_dim}", inspect.getsource(sys.modules[__name__])]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    """A digest of everything the fold depends on: E_m's last layer (weights and code), A_m and b (not A_id,
+    half of M's bytes, which the fold never reads), the sizes and this module's code."""
+    nd = n_latent * style_dim
+    h = hashlib.sha256(f"{n_latent}x{style_dim}|{weights_digest(motion_linear)}|{architecture_digest(motion_linear)}|"
+                       f"{inspect.getsource(sys.modules[__name__])}".encode())
+    for t in (mapping_linear.weight.detach()[:, nd:], mapping_linear.bias.detach()):
+        t = t.float().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()[:24]
 
 
 def cached_fold(motion_linear: nn.Module, mapping_linear: nn.Linear, n_latent: int, style_dim: int,
