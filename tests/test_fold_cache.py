@@ -106,3 +106,32 @@ def test_the_reenactor_reports_each_build_stage_then_the_cache_loads(tiny, tmp_p
     assert cold[2].startswith("building G (onnx, first use of this pack: ~") and cold[2].endswith(" s)")
     assert [m for _, m in runs["warm"]] == ["loading the folded mapping from cache", "loading compiled E_m from cache",
                                             "loading compiled G from cache"]
+
+
+def test_the_apps_loading_task_reports_the_build_stages(tmp_path, monkeypatch):
+    """Session.load_model hands its task's progress to the factory: the Loading dialog's messages
+    (TaskProgress events) name each stage of building a pack's reenactor."""
+    pytest.importorskip("onnxruntime")
+    from engine.factory import create_reenactor
+    from engine.session import Session, TaskProgress
+    from engine.tasks import EventQueue
+    from engine.weights import import_weights
+    from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
+    model = tiny_paper()
+    pack = tmp_path / "tiny.safetensors"
+    import_weights(write_paper(tmp_path / "best_model.pt", model),
+                   write_restyle(tmp_path / "restyle.pt", tiny_inverter(model.decoder)), out=pack)
+    queue, heard = EventQueue(), []
+    session = Session(lambda path, progress: create_reenactor(path, runtime="onnx", device="cpu", precision="fp32",
+                                                              progress=progress), queue.post)
+    session.subscribe(lambda e: heard.append(e.message) if isinstance(e, TaskProgress) else None)
+    try:
+        session.load_model(pack)
+        assert queue.pump(lambda: session.state.model_pack == pack, 120.0)
+    finally:
+        session.close()
+    assert heard[:3] == ["loading tiny.safetensors…", "reading tiny.safetensors", "folding the mapping (first use of this pack)"]
+    assert any(m.startswith("building E_m (onnx, first use of this pack: ~") for m in heard)
+    assert any(m.startswith("building G (onnx, first use of this pack: ~") for m in heard)
