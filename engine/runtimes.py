@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("eager", "compile", "onnx", "tensorrt")
 Graph = Callable[..., torch.Tensor]
 Announce = Callable[[bool], None]  # told before a cached graph is loaded (False) or built (True)
-# A first build's estimate where none of its kind was built here before: seconds per module of the graph,
-# from `compile` fp32 builds on 2 cores of an AMD EPYC Zen 5 (README "Performance"; a rough figure).
+# A first build's estimate where none of its kind was built here before: seconds per module of the graph.
+# Rough (from `compile` builds on 2 busy cores of an AMD EPYC Zen 5: the paper's E_m and G come out within
+# ~3x); once a graph of the same kind (architecture, shapes, runtime, precision) was built here, its
+# measured time is used instead.
 BUILD_SECONDS_PER_MODULE = 0.25
 CACHE_FOLDERS = {"compile": "compiled", "onnx": "onnx", "tensorrt": "tensorrt"}
 
