@@ -7,10 +7,12 @@ the window is shown. *cold*: an empty cache dir (the fold and the compiled graph
 the second start with the same pack and settings (everything loaded from the cache). The target is
 an identity latent (no inversion), the source a looped video with a face.
 
-    python -m benchmarks.app_start_bench --config paper-1024 --runtime compile --precision auto \
+    python -m app.gui_start_bench --config paper-1024 --runtime compile --precision auto \
         --source ../shared/fixtures/video/carphone_pristine.mp4 [--pack PACK] [--json out.json]
 
-Child mode (one start, JSON on stdout): ``python -m benchmarks.app_start_bench --child PACK ...``.
+Child mode (one start, JSON on stdout): ``python -m app.gui_start_bench --child PACK ...``.
+It lives in `app`, not `benchmarks`, because it runs the Qt window (README "Project layout": only the
+app imports Qt).
 """
 from __future__ import annotations
 
@@ -74,7 +76,7 @@ def measure(pack: Path, target: Path, source: Path, runtime: str, precision: str
     with tempfile.TemporaryDirectory(prefix="mimic-appstart-") as cache:
         env = {**os.environ, "MIMIC_CACHE_DIR": cache, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
         for start in ("cold", "warm"):
-            cmd = [sys.executable, "-m", "benchmarks.app_start_bench", "--child", str(pack), "--target", str(target),
+            cmd = [sys.executable, "-m", "app.gui_start_bench", "--child", str(pack), "--target", str(target),
                    "--source", str(source), "--runtime", runtime, "--precision", precision, "--settings", cache]
             t = time.perf_counter()
             out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
