@@ -85,6 +85,15 @@ def test_a_corrupt_fold_entry_is_rebuilt_with_a_log_line(tiny, tmp_path, damage,
     assert torch.equal(folded(tiny, tmp_path).motion_bias, expected.motion_bias)  # the rebuilt entry is good
 
 
+def test_an_unwritable_cache_costs_the_fold_not_the_start(tiny, tmp_path, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    with caplog.at_level("WARNING", logger="engine.stylegan.folding"):
+        mapping = folded(tiny, blocked / "folded")
+    assert any("cannot use the cache" in r.getMessage() for r in caplog.records)
+    assert torch.equal(mapped(mapping, tiny), mapped(folded(tiny, None), tiny))
+
+
 def test_the_reenactor_reports_each_build_stage_then_the_cache_loads(tiny, tmp_path, monkeypatch):
     """Cold: the fold and both graphs are built, each announced with its runtime and an estimate;
     warm: each is loaded from the cache (ONNX Runtime here: it builds in seconds on the CPU)."""

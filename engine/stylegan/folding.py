@@ -107,8 +107,14 @@ class FoldedMapping(nn.Module):
         nd = n_latent * style_dim
         if tuple(mapping_linear.weight.shape) != (nd, 2 * nd):
             raise ValueError(f"mapping weight {tuple(mapping_linear.weight.shape)} does not fit n={n_latent}, D={style_dim}")
-        folded = (fold(motion_linear, mapping_linear, nd, style_dim) if cache is None
-                  else cached_fold(motion_linear, mapping_linear, n_latent, style_dim, cache, announce))
+        folded = None
+        if cache is not None:
+            try:
+                folded = cached_fold(motion_linear, mapping_linear, n_latent, style_dim, cache, announce)
+            except OSError as exc:  # an unwritable cache dir costs the fold on every start, nothing else
+                log.warning("folded mapping: cannot use the cache in %s (%s); folding without it", cache, exc)
+        if folded is None:
+            folded = fold(motion_linear, mapping_linear, nd, style_dim)
         device = mapping_linear.weight.device
         self.register_buffer("fold_weight", folded["fold_weight"].to(device))  # K [nD, D]
         self.register_buffer("motion_bias", folded["motion_bias"].to(device))  # [nD]
