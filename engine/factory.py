@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.reenactor import Reenactor
+from engine.reenactor import ProgressFn, Reenactor
 
 if TYPE_CHECKING:
     from engine.stylegan.reenactor import StyleGANOptions
@@ -22,6 +22,7 @@ def create_reenactor(
     aligned: bool = False,
     stylegan: "StyleGANOptions | None" = None,
     warp: "WarpConfig | None" = None,
+    progress: ProgressFn | None = None,
 ) -> Reenactor:
     """A ready reenactor (no target set yet).
 
@@ -34,6 +35,8 @@ def create_reenactor(
                absolute motion, the official crop, no paste-back, no smoothing); overrides `stylegan`.
     stylegan:  StyleGAN pipeline options (paste-back, framing, motion, smoothing, expression).
     warp:      landmark warp settings (framing, size, gains, smoothing).
+    progress:  StyleGAN pipeline only: hears the build stages (reading the pack, the folded mapping,
+               each graph loaded from the cache or built, with the build's estimated time).
     """
     if weights is None:
         from engine.warp import WarpConfig, WarpReenactor
@@ -45,6 +48,7 @@ def create_reenactor(
 
         options = StyleGANOptions.paper() if aligned else (stylegan or StyleGANOptions())
         reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime, device=device,
-                                                precision=precision, options=options)
+                                                precision=precision, options=options,
+                                                progress=progress)
     log.info("reenactor: %s", reenactor.describe())
     return reenactor

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import os
 import time
@@ -76,6 +77,12 @@ class GraphKey:
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     @property
+    def kind(self) -> str:
+        """The key without the weights: graphs of one kind take about as long to build."""
+        return "|".join(map(str, (self.graph, self.runtime, self.device, self.precision, self.shapes, self.architecture,
+                                  torch.__version__)))
+
+    @property
     def graph(self) -> str:
         """The graph's own name: the label's part after the last ':'."""
         return self.label.rsplit(":", 1)[-1]
@@ -93,12 +100,42 @@ class GraphKey:
         return f"{safe}-{self.runtime}-{self.precision}-{self.digest}"
 
 
-def cached_artifact(path: Path, build: Callable[[Path], None], load: Callable[[Path], T], what: str) -> T:
+BUILD_TIMES = "build_times.json"  # per folder: {kind: seconds the last build of that kind took}
+
+
+def remembered_build_seconds(folder: Path, kind: str) -> float | None:
+    """How long the last build of this kind (GraphKey.kind) took here, or None."""
+    try:
+        value = json.loads((folder / BUILD_TIMES).read_text()).get(kind)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _remember_build_seconds(folder: Path, kind: str, seconds: float) -> None:
+    path = folder / BUILD_TIMES
+    try:
+        times = json.loads(path.read_text()) if path.exists() else {}
+        times = times if isinstance(times, dict) else {}
+        times[kind] = round(seconds, 1)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        tmp.write_text(json.dumps(times, indent=1))
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:  # only an estimate for the next progress message: never fatal
+        log.debug("could not record the build time in %s: %s", path, exc)
+
+
+def cached_artifact(path: Path, build: Callable[[Path], None], load: Callable[[Path], T], what: str,
+                    announce: Callable[[bool], None] | None = None, kind: str = "") -> T:
     """Load the artifact at `path`; build it there first when missing, or when loading fails (logged).
 
     `build(tmp)` writes the artifact to `tmp`; it is renamed to `path` only once complete.
+    `announce(building)` is told before a load (False) or a build (True), for progress messages; with
+    a `kind`, the build's duration is remembered (remembered_build_seconds) for the next estimate.
     """
     if path.exists():
+        if announce is not None:
+            announce(False)
         t = time.perf_counter()
         try:
             loaded = load(path)
@@ -109,6 +146,8 @@ def cached_artifact(path: Path, build: Callable[[Path], None], load: Callable[[P
                         what, path.name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if announce is not None:
+        announce(True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
     t = time.perf_counter()
     log.info("%s: building (first use with these weights and settings; cached for later starts)…", what)
@@ -117,5 +156,8 @@ def cached_artifact(path: Path, build: Callable[[Path], None], load: Callable[[P
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    log.info("%s: built in %.1f s, cached as %s", what, time.perf_counter() - t, path.name)
+    seconds = time.perf_counter() - t
+    log.info("%s: built in %.1f s, cached as %s", what, seconds, path.name)
+    if kind:
+        _remember_build_seconds(path.parent, kind, seconds)
     return load(path)

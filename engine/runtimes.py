@@ -24,12 +24,20 @@ from torch import nn
 
 from engine.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
-from engine.graph_cache import GraphKey, cached_artifact
+from engine.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
+from engine.reenactor import ProgressFn
 
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("eager", "compile", "onnx", "tensorrt")
 Graph = Callable[..., torch.Tensor]
+Announce = Callable[[bool], None]  # told before a cached graph is loaded (False) or built (True)
+# A first build's estimate where none of its kind was built here before: seconds per module of the graph.
+# Rough (from `compile` builds on 2 busy cores of an AMD EPYC Zen 5: the paper's E_m and G come out within
+# ~3x); once a graph of the same kind (architecture, shapes, runtime, precision) was built here, its
+# measured time is used instead.
+BUILD_SECONDS_PER_MODULE = 0.25
+CACHE_FOLDERS = {"compile": "compiled", "onnx": "onnx", "tensorrt": "tensorrt"}
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,8 @@ def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, 
     return precision, ""
 
 
-def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choice: RuntimeChoice, cache_key: str = "") -> Graph:
+def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choice: RuntimeChoice, cache_key: str = "",
+                progress: ProgressFn | None = None) -> Graph:
     """A callable running ``module`` on inputs shaped like ``example_inputs`` (any dtype, layout or device).
 
     Outputs are float32 on the chosen device. Shapes are static: other input shapes are not supported.
@@ -137,7 +146,9 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
     were made. ``compile``, ``onnx`` and ``tensorrt`` keep what they build under ``cache_dir()``
     (engine.graph_cache), keyed by the weights, the graph, the shapes, device, precision and torch
     version: only the first start with given weights pays for it. ``cache_key`` names the graph
-    in the log and the cache ("<weights id>:G"). ``module`` itself is never converted in place.
+    in the log and the cache ("<weights id>:G"). ``progress`` (fraction 0, message) hears whether the
+    graph is loaded from the cache or built, with the build's estimated time. ``module`` itself is never
+    converted in place.
     """
     module = module.eval().requires_grad_(False)
     examples = tuple(t.detach().float().cpu().contiguous() for t in example_inputs)
@@ -147,8 +158,26 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
     else:
         key = GraphKey.of(label, module, examples, choice.name, choice.device, choice.precision)
         builder = {"compile": _compiled_package, "onnx": _onnx_session, "tensorrt": _tensorrt_program}[choice.name]
-        run = builder(module, examples, choice, key)
+        run = builder(module, examples, choice, key, _announcer(progress, module, key))
     return _canonical_inputs(run, choice)  # the cached runtimes' load already ran it once (the warm-up)
+
+
+def _announcer(progress: ProgressFn | None, module: nn.Module, key: GraphKey) -> Announce | None:
+    """The progress messages of a cached graph: "loading compiled G from cache" or "building G (compile,
+    first use of this pack: ~N s)", N the last build of its kind here, else a per-module estimate."""
+    if progress is None:
+        return None
+
+    def announce(building: bool) -> None:
+        if not building:
+            progress(0.0, f"loading compiled {key.graph} from cache")
+            return
+        seconds = remembered_build_seconds(cache_dir() / CACHE_FOLDERS[key.runtime], key.kind)
+        if seconds is None:
+            seconds = BUILD_SECONDS_PER_MODULE * sum(1 for _ in module.modules())
+        progress(0.0, f"building {key.graph} ({key.runtime}, first use of this pack: ~{seconds:.0f} s)")
+
+    return announce
 
 
 def _canonical_inputs(run: Callable, choice: RuntimeChoice) -> Graph:
@@ -182,7 +211,7 @@ def _on_device(examples: tuple[torch.Tensor, ...], choice: RuntimeChoice) -> tup
 
 
 def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice,
-                      key: GraphKey) -> Callable:
+                      key: GraphKey, announce: Announce | None) -> Callable:
     """torch.compile's ahead-of-time path (AOTInductor): the graph exported and compiled into a `.pt2`
     package (a shared library plus its frozen weights), loaded on later starts in about a second.
 
@@ -203,7 +232,8 @@ def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
 
     import torch._inductor  # noqa: F401  (aoti_* live there)
 
-    return cached_artifact(cache_dir() / "compiled" / f"{key.name}.pt2", build, load, f"compiled graph {key.title}")
+    return cached_artifact(cache_dir() / "compiled" / f"{key.name}.pt2", build, load, f"compiled graph {key.title}",
+                           announce, key.kind)
 
 
 def _check_runs(runner: Callable, examples: tuple[torch.Tensor, ...]) -> None:
@@ -216,7 +246,7 @@ def _check_runs(runner: Callable, examples: tuple[torch.Tensor, ...]) -> None:
 
 
 def _tensorrt_program(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice,
-                      key: GraphKey) -> Callable:
+                      key: GraphKey, announce: Announce | None) -> Callable:
     """Torch-TensorRT (dynamo path); the compiled program is saved as an ExportedProgram with its
     serialized TensorRT engines and loaded on later starts. Not verified here (no CUDA machine)."""
     import torch_tensorrt  # optional: requirements-gpu.txt
@@ -232,7 +262,8 @@ def _tensorrt_program(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
         _check_runs(runner, _on_device(examples, choice))
         return runner
 
-    return cached_artifact(cache_dir() / "tensorrt" / f"{key.name}.ep", build, load, f"TensorRT program {key.title}")
+    return cached_artifact(cache_dir() / "tensorrt" / f"{key.name}.ep", build, load, f"TensorRT program {key.title}",
+                           announce, key.kind)
 
 
 def onnx_providers(device: str) -> list[str]:
@@ -265,7 +296,7 @@ def export_onnx(module: nn.Module, examples: tuple[torch.Tensor, ...], path: Pat
 
 
 def _onnx_session(module: nn.Module, examples: tuple[torch.Tensor, ...], choice: RuntimeChoice,
-                  key: GraphKey) -> Callable:
+                  key: GraphKey, announce: Announce | None) -> Callable:
     """ONNX Runtime: the export, optimised once by ORT (all levels, this machine) and saved as the
     optimised model, which later starts load with no optimisation pass."""
     import numpy as np
@@ -296,7 +327,8 @@ def _onnx_session(module: nn.Module, examples: tuple[torch.Tensor, ...], choice:
         _check_runs(run, examples)
         return run
 
-    return cached_artifact(cache_dir() / "onnx" / f"{key.name}.onnx", build, load, f"ONNX graph {key.title}")
+    return cached_artifact(cache_dir() / "onnx" / f"{key.name}.onnx", build, load, f"ONNX graph {key.title}",
+                           announce, key.kind)
 
 
 def cache_dir() -> Path:

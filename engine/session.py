@@ -28,7 +28,7 @@ from engine.camera import CameraInfo, FrameSource, SourceStatus, VideoFileSource
 from engine.errors import USER_ERRORS, Cancelled, MediaError, MimicError
 from engine.live import LivePipeline, LiveResult
 from engine.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
-from engine.reenactor import Reenactor, TargetSpec, apply_option
+from engine.reenactor import ProgressFn, Reenactor, TargetSpec, apply_option
 from engine.tasks import Post, Task
 from engine.video_io import read_image, write_image
 
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 LATENT_SUFFIXES = {".npy", ".pkl"}
 
-# Builds a reenactor: the model pack, or None for the weights-free landmark warp (runs on a worker thread).
-ReenactorFactory = Callable[[Path | None], Reenactor]
+# Builds a reenactor: the model pack, or None for the weights-free landmark warp (runs on a worker thread);
+# the ProgressFn hears its build stages (a compiled graph loaded from the cache, or built: minutes).
+ReenactorFactory = Callable[[Path | None, ProgressFn], Reenactor]
 
 
 def target_kind(path: Path) -> str | None:
@@ -371,7 +372,7 @@ class Session:
 
         def work(progress, cancel) -> Reenactor:
             progress(0.0, f"loading {what}…")
-            reenactor = factory(pack)
+            reenactor = factory(pack, progress)
             for name, value in options.items():
                 apply_option(reenactor, name, value)
             try:

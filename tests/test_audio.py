@@ -254,7 +254,7 @@ def test_a_video_sources_own_audio_is_the_microphone_through_a_loop(tmp_path: Pa
 
 def test_session_switches_sound_and_reports_a_missing_device(pulse: PrivatePulse) -> None:
     queue, events = EventQueue(), []
-    session = Session(lambda pack: None, queue.post)
+    session = Session(lambda pack, progress: None, queue.post)
     session.subscribe(events.append)
     try:
         session.use_audio(MIC)

@@ -200,7 +200,7 @@ def test_camera_lost_and_bad_files_are_messages(qtbot, settings, clip, portrait,
 
 def test_event_loop_never_stalls_while_a_target_is_inverted(qtbot, settings, clip, portrait) -> None:
     window = open_window(qtbot, settings, clip,
-                         factory=lambda pack: SlowInversion(default_reenactor_factory(pack), seconds=2.5))
+                         factory=lambda pack, progress: SlowInversion(default_reenactor_factory(pack, progress), seconds=2.5))
     ticks: list[float] = []
     timer = QTimer(interval=10, timeout=lambda: ticks.append(time.monotonic()))
     timer.start()
@@ -217,7 +217,7 @@ def test_event_loop_never_stalls_while_a_target_is_inverted(qtbot, settings, cli
 
 def test_inversion_can_be_cancelled(qtbot, settings, clip, portrait) -> None:
     window = open_window(qtbot, settings, clip,
-                         factory=lambda pack: SlowInversion(default_reenactor_factory(pack), seconds=20))
+                         factory=lambda pack, progress: SlowInversion(default_reenactor_factory(pack, progress), seconds=20))
     window.session.choose_target_file(portrait)
     qtbot.waitUntil(lambda: any(d.isVisible() for d in window.findChildren(QProgressDialog)), timeout=LONG)
     dialog = next(d for d in window.findChildren(QProgressDialog) if d.isVisible())

@@ -30,8 +30,8 @@ class Made:
     def __init__(self) -> None:
         self.built = []
 
-    def __call__(self, pack):
-        reenactor = create_reenactor(pack)
+    def __call__(self, pack, progress=None):
+        reenactor = create_reenactor(pack, progress=progress)
         self.built.append(reenactor)
         return reenactor
 

@@ -27,6 +27,7 @@ from app.gui.panels.target import TargetPanel
 from app.gui.panels.view import ViewPanel
 from app.gui.settings import AppSettings
 from app.gui.widgets import chip
+from engine.reenactor import ProgressFn
 from engine.session import (
     Changed,
     Event,
@@ -53,10 +54,10 @@ SCREENSHOT_WAIT_S = 60.0  # --screenshot: the longest wait for a live output
 def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ReenactorFactory:
     """A factory that builds model packs with these runtime settings (see `python -m app render --help`)."""
 
-    def create(weights: Path | None):
+    def create(weights: Path | None, progress: ProgressFn | None = None):
         from engine.factory import create_reenactor  # the StyleGAN path imports torch: only on a worker thread
 
-        return create_reenactor(weights, runtime=runtime, device=device, precision=precision)
+        return create_reenactor(weights, runtime=runtime, device=device, precision=precision, progress=progress)
 
     return create
 

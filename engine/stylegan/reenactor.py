@@ -24,7 +24,7 @@ from engine.errors import Cancelled, MimicError
 from engine.framing import Framing
 from engine.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
-from engine.runtimes import RuntimeChoice, build_graph, select_runtime
+from engine.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
 from engine.stylegan.motion import DEFAULT_SMOOTHING, MOTION_MODES, FeatureMotion, MotionConfig, MotionMode
@@ -83,18 +83,25 @@ class StyleGANReenactor:
     name = "StyleGAN2 (paper)"
 
     def __init__(self, model: nn.Module, inverter: nn.Module, weights_id: str, runtime: RuntimeChoice,
-                 options: StyleGANOptions = StyleGANOptions()) -> None:
+                 options: StyleGANOptions = StyleGANOptions(), progress: ProgressFn | None = None) -> None:
+        """`progress` hears each build stage: the folded mapping, then E_m and G (loaded or built)."""
         cfg = model.decoder.config
         self.options = options
         self.runtime = runtime
         self.input_size = model.config.input_size
         self.n_latent, self.style_dim, self.g_size = cfg.n_latent, cfg.style_dim, cfg.size
         model = model.eval().requires_grad_(False)
-        self.mapping = FoldedMapping(model.encoder.linear, model.mapping_net.linear, cfg.n_latent, cfg.style_dim).to(runtime.device)
+        report = progress or (lambda fraction, message: None)
+        self.mapping = FoldedMapping(
+            model.encoder.linear, model.mapping_net.linear, cfg.n_latent, cfg.style_dim, cache_dir() / "folded",
+            lambda building: report(0.05, "folding the mapping (first use of this pack)" if building
+                                    else "loading the folded mapping from cache")).to(runtime.device)
         x0 = torch.zeros(1, 3, self.input_size, self.input_size)
         w0 = torch.zeros(1, cfg.n_latent, cfg.style_dim)
-        self._features = build_graph(MotionFeatures(model.encoder), (x0,), runtime, cache_key=f"{weights_id}:E_m")
-        self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G")
+        self._features = build_graph(MotionFeatures(model.encoder), (x0,), runtime, cache_key=f"{weights_id}:E_m",
+                                     progress=lambda fraction, message: report(0.1, message))
+        self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G",
+                                     progress=lambda fraction, message: report(0.4, message))
         self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
                                         model.config.restyle_iters, self.input_size)
         self.motion = FeatureMotion(options.motion_config)
@@ -107,13 +114,16 @@ class StyleGANReenactor:
 
     @classmethod
     def from_pack(cls, path: Path, runtime: str = "auto", device: str = "auto", precision: str = "auto",
-                  options: StyleGANOptions = StyleGANOptions()) -> "StyleGANReenactor":
+                  options: StyleGANOptions = StyleGANOptions(),
+                  progress: ProgressFn | None = None) -> "StyleGANReenactor":
         from engine.weights import load_paper_pack
 
         choice = select_runtime(runtime, device, precision)
+        if progress is not None:
+            progress(0.0, f"reading {Path(path).name}")
         model, inverter, manifest = load_paper_pack(Path(path))
         weights_id = str(manifest.get("content_hash") or manifest.get("hashes") or Path(path).name)
-        return cls(model, inverter, weights_id, choice, options)
+        return cls(model, inverter, weights_id, choice, options, progress)
 
     # -- Reenactor interface -------------------------------------------------
 
