@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.audio import NO_AUDIO, SOURCE_AUDIO, AudioSource, MicrophoneInfo, list_microphones, open_audio
 from engine.camera import CameraInfo, FrameSource, SourceStatus, VideoFileSource, list_cameras, open_source
-from engine.errors import USER_ERRORS, Cancelled, MediaError, MimicError
+from engine.errors import Cancelled, MediaError, MimicError
 from engine.live import LivePipeline, LiveResult
 from engine.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
 from engine.reenactor import ProgressFn, Reenactor, TargetSpec, apply_option

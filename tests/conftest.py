@@ -14,6 +14,18 @@ FIXTURES = ROOT.parent / "shared" / "fixtures"
 REFERENCE = ROOT.parent / "shared" / "reference"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """Compiled graphs, folded mappings and probes go to a folder of the run's own, never ~/.cache/mimic
+    (a test that sets MIMIC_CACHE_DIR itself still wins)."""
+    if "MIMIC_CACHE_DIR" not in os.environ:
+        os.environ["MIMIC_CACHE_DIR"] = str(tmp_path_factory.mktemp("mimic-cache"))
+        yield
+        os.environ.pop("MIMIC_CACHE_DIR", None)
+    else:
+        yield
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """../shared/fixtures, or skip: the real-face fixtures live beside the project, never in it."""
