@@ -95,7 +95,9 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     closes its graphs on exit (Reenactor.close). The count is reported so a leaking test can be found.
     """
     import gc
+    import warnings
 
+    warnings.simplefilter("ignore", FutureWarning)  # isinstance over gc's objects touches torch's deprecated aliases
     live = sys.modules.get("engine.live")
     running = [o for o in gc.get_objects() if live is not None and isinstance(o, live.LivePipeline) and o.running]
     for pipeline in running:  # first the live loops still driving a reenactor, then the graphs they used
