@@ -14,7 +14,6 @@ import copy
 import json
 import os
 import logging
-import platform
 import statistics
 import tempfile
 import time
@@ -248,7 +247,7 @@ def run(configs: list[str], runtimes: list[str], repeats: int, json_path: Path |
 
     Runs with an empty cache dir of its own, so `build s` is the cold cost of compiled runtimes.
     """
-    from engine.cpu_precision import native_bf16
+    from engine.cpu_precision import cpu_model, native_bf16
 
     torch.set_grad_enabled(False)
     if threads:
@@ -267,7 +266,7 @@ def run(configs: list[str], runtimes: list[str], repeats: int, json_path: Path |
         if align and r.ms:
             r.ms = {"align": align["median_ms"], **r.ms}
     report = {
-        "machine": {"cpu": _cpu_name(), "native_bf16": native_bf16(), "threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_model(), "native_bf16": native_bf16(), "threads": torch.get_num_threads(),
                     "load_average_1min": os.getloadavg()[0], "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "alignment_640x480": align,
@@ -305,16 +304,6 @@ def _cache_dir(path: str):
             os.environ.pop("MIMIC_CACHE_DIR")
         else:
             os.environ["MIMIC_CACHE_DIR"] = old
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def format_table(report: dict) -> str:

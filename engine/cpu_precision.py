@@ -92,7 +92,7 @@ def _conv_case(channels: int, size: int, dtype: torch.dtype) -> tuple[torch.Tens
 
 def cached_probe(cache: Path) -> ProbeResult:
     """The probe's figures for this CPU, torch version and thread count; measured once, then read."""
-    key = f"{platform.processor() or platform.machine()}|{_cpu_model()}|{torch.__version__}|{torch.get_num_threads()}"
+    key = f"{platform.processor() or platform.machine()}|{cpu_model()}|{torch.__version__}|{torch.get_num_threads()}"
     path = cache / "bf16_probe.json"
     try:
         stored = json.loads(path.read_text())
@@ -110,14 +110,15 @@ def cached_probe(cache: Path) -> ProbeResult:
     return result
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for cache keys and benchmark reports."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return platform.processor() or platform.machine()
 
 
 def auto_cpu_precision(cache: Path) -> tuple[str, str, str | None]:
