@@ -120,9 +120,19 @@ def check_mediapipe() -> str:
 
     from engine.landmarks import FaceMeshDetector
 
+    from engine.landmarks import FaceFinder
+    from engine.warp.layers import person_alpha
+
+    blank = np.zeros((192, 192, 3), np.uint8)
     detector = FaceMeshDetector()  # loads the FaceMesh graph and its .tflite models
-    face = detector.detect(np.zeros((192, 192, 3), np.uint8))
-    return f"FaceMesh graph and models load (blank frame -> {'a face' if face else 'no face'})"
+    face = detector.detect(blank)
+    detector.close()
+    finder = FaceFinder(tiles=False)  # the full-range detector (small faces)
+    boxes = finder.find(blank)
+    finder.close()
+    alpha = person_alpha(blank, np.zeros((478, 3)))  # selfie segmentation (the warp's person layer)
+    return (f"FaceMesh, full-range detector and selfie segmentation load (blank frame -> "
+            f"{'a face' if face else 'no face'}, {len(boxes)} box(es), person alpha {alpha.shape[1]}x{alpha.shape[0]})")
 
 
 def check_torch_eager_and_onnx() -> str:

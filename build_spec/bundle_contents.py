@@ -31,15 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 # The project's own top-level packages; every module under them is bundled.
 FIRST_PARTY = ("app", "engine", "models", "training", "benchmarks")
 
-# The legacy MediaPipe FaceMesh solution (engine/landmarks.py) runs the graph
-# face_landmark_front_cpu.binarypb, whose subgraphs (compiled into the native module) load these
-# models by path relative to the mediapipe package. PyInstaller does not collect them by itself.
-MEDIAPIPE_FACE_MESH_DIRS = ("modules/face_landmark", "modules/face_detection")
+# The legacy MediaPipe solutions Mimic runs (FaceMesh, the full-range face detector for small faces:
+# engine/landmarks.py; selfie segmentation for the warp's layers: engine/warp/layers.py) load their
+# graphs, whose subgraphs (compiled into the native module) load these models by path relative to the
+# mediapipe package. PyInstaller does not collect them by itself.
+MEDIAPIPE_MODEL_DIRS = ("modules/face_landmark", "modules/face_detection", "modules/selfie_segmentation")
 MEDIAPIPE_REQUIRED = (
     "modules/face_landmark/face_landmark_front_cpu.binarypb",
     "modules/face_landmark/face_landmark.tflite",  # refine_landmarks=False
     "modules/face_landmark/face_landmark_with_attention.tflite",  # refine_landmarks=True (Mimic's setting)
     "modules/face_detection/face_detection_short_range.tflite",
+    "modules/face_detection/face_detection_full_range_cpu.binarypb",  # small faces
+    "modules/face_detection/face_detection_full_range_sparse.tflite",
+    "modules/selfie_segmentation/selfie_segmentation_cpu.binarypb",  # the warp's person layer
+    "modules/selfie_segmentation/selfie_segmentation.tflite",
 )
 MEDIAPIPE_DATA_SUFFIXES = (".tflite", ".binarypb", ".pbtxt", ".txt")
 
@@ -358,19 +363,19 @@ def package_dir(name: str) -> Path | None:
 
 
 def mediapipe_datas() -> list[tuple[str, str]]:
-    """(source file, destination folder) for the FaceMesh graphs and models of the installed mediapipe."""
+    """(source file, destination folder) for the graphs and models of the installed mediapipe that Mimic runs."""
     base = package_dir("mediapipe")
     if base is None:
-        log.warning("mediapipe is not installed: its FaceMesh models are not bundled")
+        log.warning("mediapipe is not installed: its models are not bundled")
         return []
     entries = []
-    for folder in MEDIAPIPE_FACE_MESH_DIRS:
+    for folder in MEDIAPIPE_MODEL_DIRS:
         for path in sorted((base / folder).glob("*")):
             if path.is_file() and path.suffix in MEDIAPIPE_DATA_SUFFIXES:
                 entries.append((str(path), f"mediapipe/{folder}"))
     missing = [r for r in MEDIAPIPE_REQUIRED if not (base / r).is_file()]
     if missing:
-        raise FileNotFoundError(f"the installed mediapipe ({base}) lacks FaceMesh files: {', '.join(missing)}")
+        raise FileNotFoundError(f"the installed mediapipe ({base}) lacks model files: {', '.join(missing)}")
     return entries
 
 

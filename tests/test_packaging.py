@@ -233,7 +233,7 @@ def test_mediapipe_face_mesh_models_are_in_datas(spec_run: dict) -> None:
     for rel in bc.MEDIAPIPE_REQUIRED:
         assert (base / rel).is_file(), f"the installed mediapipe lacks {rel}"
         assert f"mediapipe/{rel}" in destinations
-    face_mesh = sorted(p.relative_to(base).as_posix() for folder in bc.MEDIAPIPE_FACE_MESH_DIRS
+    face_mesh = sorted(p.relative_to(base).as_posix() for folder in bc.MEDIAPIPE_MODEL_DIRS
                        for p in (base / folder).glob("*") if p.suffix in (".tflite", ".binarypb"))
     assert {f"mediapipe/{rel}" for rel in face_mesh} <= destinations
 
