@@ -139,10 +139,7 @@ def _warp_config(args: argparse.Namespace, given: dict):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from engine.errors import MediaError
-    from engine.render import parse_target, render
     from engine.factory import create_reenactor
 
     if not args.driving.is_file():
@@ -151,6 +148,23 @@ def run(args: argparse.Namespace) -> int:
     reenactor = create_reenactor(args.weights, runtime=args.runtime, device=args.device,
                                  precision=args.precision, **settings)
     print(f"reenactor: {reenactor.describe()}")
+    try:
+        report = _render(reenactor, args)
+    finally:
+        reenactor.close()  # its MediaPipe graphs and threads end before the interpreter does
+    stages = ", ".join(f"{k} {v:.1f} ms" for k, v in report.stage_ms.items())
+    print(f"wrote {report.output} ({report.frames} frame(s)); median per frame: {stages}")
+    if report.no_face_frames:
+        print(f"{report.no_face_frames} frame(s) had no face: the last output was held")
+    return 0
+
+
+def _render(reenactor, args: argparse.Namespace):
+    """Set the target, then reenact the driving file into the output, with progress bars."""
+    from tqdm import tqdm
+
+    from engine.render import parse_target, render
+
     target = parse_target(args.target, seed=args.seed)
     with tqdm(total=100, desc="target", unit="%", leave=False) as bar:
         def on_target(fraction: float, message: str) -> None:
@@ -165,9 +179,4 @@ def run(args: argparse.Namespace) -> int:
                 bar.total = total
             bar.update(done - bar.n)
 
-        report = render(reenactor, args.driving, args.output, progress=on_frame)
-    stages = ", ".join(f"{k} {v:.1f} ms" for k, v in report.stage_ms.items())
-    print(f"wrote {report.output} ({report.frames} frame(s)); median per frame: {stages}")
-    if report.no_face_frames:
-        print(f"{report.no_face_frames} frame(s) had no face: the last output was held")
-    return 0
+        return render(reenactor, args.driving, args.output, progress=on_frame)

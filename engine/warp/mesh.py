@@ -6,14 +6,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engine.landmarks import FACE_OVAL
+
 N_MESH = 478  # MediaPipe face mesh with irises (refine_landmarks=True)
 
 # Closed rings of mesh indices, ordered around the contour. "Left"/"right" as seen in the image.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 EYE_LEFT_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 EYE_RIGHT_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
-             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14  # centre of the inner lip contour
 # (upper, lower) points facing each other across the mouth opening and across each eye: they may meet, not cross
