@@ -25,6 +25,7 @@ from torch import nn
 from engine.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
 from engine.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
+from engine.memory import keep_freed_memory
 from engine.reenactor import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,10 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
     version: only the first start with given weights pays for it. ``cache_key`` names the graph
     in the log and the cache ("<weights id>:G"). ``progress`` (fraction 0, message) hears whether the
     graph is loaded from the cache or built, with the build's estimated time. ``module`` itself is never
-    converted in place.
+    converted in place. The process's allocator is set to keep freed large buffers (engine.memory;
+    the entry points do it first, before any thread starts).
     """
+    keep_freed_memory()
     module = module.eval().requires_grad_(False)
     examples = tuple(t.detach().float().cpu().contiguous() for t in example_inputs)
     label = cache_key or type(module).__name__

@@ -6,7 +6,7 @@ dependence), and formulated for speed:
 - modulation is applied to the activations, not the weights (x·s → conv with the shared
   weight → ·d, with the demodulation d computed from (W²)·(s²)): exact, and the convolution
   weights stay constant, so compilers can pre-pack them;
-- FIR filters are depthwise convolutions eagerly and fused shifted sums under torch.compile.
+- FIR filters are depthwise convolutions, the upsampling ones transposed (no zeros inserted).
 """
 from __future__ import annotations
 
@@ -73,19 +73,14 @@ class ModulatedConv2d(nn.Module):
         weight = self.weight[0] * self.scale  # [out, in, k, k]
         x = x * style[:, :, None, None]
         if self.upsample:
-            x = self.blur(transposed_conv3x3_stride2(x, weight), pad=(1, 0))
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # [B, out, 2H+1, 2W+1]
+            x = self.blur(x, pad=(1, 1))  # [B, out, 2H, 2W]
         else:
             x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
         if self.demodulate:
             demod = torch.rsqrt(style.square() @ weight.square().sum((2, 3)).T + 1e-8)  # [B, out]
             x = x * demod[:, :, None, None]
         return x
-
-
-def transposed_conv3x3_stride2(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """conv_transpose2d(x, weightᵀ, stride=2) [B, out, 2H+1, 2W+1], with one extra zero row and column
-    ([B, out, 2H+2, 2W+2]) so that the following FIR pads only on the leading side."""
-    return F.pad(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2), (0, 1, 0, 1))
 
 
 class Blur(nn.Module):

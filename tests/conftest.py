@@ -9,6 +9,10 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from engine.memory import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # the allocator the app runs with (app.cli.main sets it first), before any thread
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 REFERENCE = ROOT.parent / "shared" / "reference"

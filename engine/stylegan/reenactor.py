@@ -22,6 +22,7 @@ from torch import nn
 
 from engine.errors import Cancelled, MimicError
 from engine.framing import Framing
+from engine.memory import release_freed_memory
 from engine.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
@@ -202,6 +203,7 @@ class StyleGANReenactor:
         aligner, self._aligner = self._aligner, None
         if aligner is not None:
             aligner.close()
+        release_freed_memory()
 
     def drive(self, frame: np.ndarray) -> DriveResult:
         if self._constant is None:
