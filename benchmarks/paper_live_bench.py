@@ -33,6 +33,7 @@ import numpy as np
 
 from engine.align import LiveAligner, align_face, quad_side
 from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.memory import keep_freed_memory
 from engine.paste_back import PasteBack, PasteBackConfig
 from engine.video_io import VideoReader, read_image, write_image
 
@@ -282,6 +283,7 @@ def strip(pack: Path, portrait: np.ndarray, folder: Path) -> None:
 
 
 def main() -> None:
+    keep_freed_memory()  # the app's allocator settings (engine.memory), before any thread starts
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, help="write the strip into this folder")
     args = parser.parse_args()

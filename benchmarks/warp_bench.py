@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.memory import keep_freed_memory
 from engine.reenactor import TargetSpec
 from engine.video_io import VideoReader, read_image, write_image
 from engine.warp import WarpConfig, WarpReenactor
@@ -280,6 +281,7 @@ def fills_image(images: list[np.ndarray], height: int = 256) -> np.ndarray:
 
 
 def main() -> None:
+    keep_freed_memory()  # the app's allocator settings (engine.memory), before any thread starts
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fixtures", type=Path, default=FIXTURES, help="the shared fixtures folder")
     parser.add_argument("--size", type=int, default=512, help="output size (pixels)")

@@ -25,7 +25,7 @@ from torch import nn
 from engine.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
 from engine.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
-from engine.memory import keep_freed_memory
+from engine.memory import keep_freed_memory, release_freed_memory
 from engine.reenactor import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
         key = GraphKey.of(label, module, examples, choice.name, choice.device, choice.precision)
         builder = {"compile": _compiled_package, "onnx": _onnx_session, "tensorrt": _tensorrt_program}[choice.name]
         run = builder(module, examples, choice, key, _announcer(progress, module, key))
+    release_freed_memory()  # what the export, build or load freed: not kept for the frames
     return _canonical_inputs(run, choice)  # the cached runtimes' load already ran it once (the warm-up)
 
 

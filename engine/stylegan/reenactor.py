@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.errors import Cancelled, MimicError
 from engine.framing import Framing
-from engine.memory import release_freed_memory
+from engine.memory import GrowthGuard, release_freed_memory
 from engine.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
@@ -106,6 +106,7 @@ class StyleGANReenactor:
         self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
                                         model.config.restyle_iters, self.input_size)
         self.motion = FeatureMotion(options.motion_config)
+        self._heap = GrowthGuard()  # bounds the freed memory kept for the next frame (engine.memory)
         self._aligner = None
         self._constant: torch.Tensor | None = None
         self._paste: PasteBack | None = None
@@ -123,6 +124,7 @@ class StyleGANReenactor:
         if progress is not None:
             progress(0.0, f"reading {Path(path).name}")
         model, inverter, manifest = load_paper_pack(Path(path))
+        release_freed_memory()  # the reader's buffers
         weights_id = str(manifest.get("content_hash") or manifest.get("hashes") or Path(path).name)
         return cls(model, inverter, weights_id, choice, options, progress)
 
@@ -171,6 +173,8 @@ class StyleGANReenactor:
         rest = paste.framed.copy() if paste is not None else None
         self._constant, self._paste, self._rest, self._last, self._portrait = constant, paste, rest, None, None
         self.identity_latent = np.asarray(w_id, dtype=np.float32)
+        release_freed_memory()  # the inversion's and the target's one-off buffers (eager G, encoders)
+        self._heap = GrowthGuard()  # settles again on the next frames
 
     def set_option(self, name: str, value: Any) -> bool:
         """The app's controls (OPTION_FIELDS): paste-back, motion mode, smoothing, expression strength.
@@ -248,6 +252,7 @@ class StyleGANReenactor:
         t = time.perf_counter()
         image = self._postprocess(img)
         timings["paste" if self._paste is not None else "post"] = _ms(t)
+        self._heap.check()
         return image
 
     def _postprocess(self, img: torch.Tensor) -> np.ndarray:
