@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.plain_stylegan2 import map_z, synthesize
+from benchmarks.plain_stylegan2 import map_z, synthesize, upfirdn2d
+from models.layers import fir_filter, upsample2x
 from models.mapping import MappingNet
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
 from models.stylegan2 import Generator, GeneratorConfig, NoiseMode
@@ -29,6 +30,16 @@ def test_generator_matches_the_plain_reference_formulation():
             ours, ref = g(w), synthesize(w, g.state_dict())
             assert (ours - ref).abs().max() <= 1e-4 * ref.abs().max()
             assert torch.equal(g.map(z), map_z(z, g.state_dict(), n_mlp=g.config.n_mlp))
+
+
+def test_fir_layers_equal_the_reference_upfirdn2d():
+    """The depthwise (transposed) convolutions are upfirdn2d exactly, also for a kernel with no symmetry
+    (which would catch a flipped kernel or a pad on the wrong side)."""
+    torch.manual_seed(0)
+    x, kernel = torch.randn(2, 3, 9, 7), torch.rand(4, 4)
+    assert torch.allclose(upsample2x(x, kernel), upfirdn2d(x, kernel, up=2, pad=(2, 1)), atol=1e-6)
+    for pad in ((1, 1), (2, 1), (0, 0)):
+        assert torch.allclose(fir_filter(x, kernel, pad), upfirdn2d(x, kernel, pad=pad), atol=1e-6)
 
 
 def test_noise_modes():
