@@ -10,13 +10,16 @@ Measured on a 2-core AMD EPYC: a bf16 element-wise op on a 64 MiB tensor takes 4
 next frame: no mmap for any size, no automatic trimming, and one arena, so that the threads the
 engine runs inference on (the live loop's, the GUI's loader) use that heap too — which is why it
 must run before they start (the entry point calls it first). `release_freed_memory()` gives back
-what a one-off peak left behind (reading a 2 GB pack); it is called after a model is loaded and
-when one is closed. Elsewhere (macOS, Windows, musl) both do nothing.
+what a one-off peak left behind: it is called after a pack is read, after each graph is built or
+loaded, after a target is set and when a model is closed. `GrowthGuard`, checked once a frame,
+bounds what fragmentation of the kept heap can cost. Elsewhere (macOS, Windows, musl) all of
+this does nothing.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -32,6 +35,7 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _kept = False
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
