@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.memory import release_freed_memory
 from engine.reenactor import ProgressFn, Reenactor
 
 if TYPE_CHECKING:
@@ -51,6 +50,5 @@ def create_reenactor(
         reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime, device=device,
                                                 precision=precision, options=options,
                                                 progress=progress)
-        release_freed_memory()  # what reading the pack and building the graphs freed
     log.info("reenactor: %s", reenactor.describe())
     return reenactor

@@ -96,7 +96,7 @@ class GrowthGuard:
 
     A steady frame loop reuses the same blocks and never trims; but a small allocation that outlives a
     frame can sit between freed large blocks, so that the next frame's block does not fit the hole and
-    the heap grows (a synthetic loop of that kind grew by ~130 MB a frame without this guard).
+    the heap grows (a synthetic loop of that kind grew by ~100 MB a frame without this guard).
     """
 
     def __init__(self, limit: int = 512 << 20) -> None:
