@@ -20,7 +20,7 @@ def randomized(module: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def test_generator_matches_the_plain_reference_formulation():
-    """Our fast formulation (activation-side modulation, polyphase upsampling) == the reference's ops."""
+    """Our fast formulation (activation-side modulation, transposed-convolution upsampling) == the reference's ops."""
     for size, mult in ((32, 1), (64, 2)):
         torch.manual_seed(size)
         g = randomized(Generator(GeneratorConfig(size=size, channel_multiplier=mult, channel_max=64, style_dim=32)), size)
