@@ -25,12 +25,12 @@ import copy
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from benchmarks.pipeline_bench import median_ms
 from engine.align import LiveAligner, align_face, quad_side
 from engine.landmarks import FaceMeshDetector, MeshConfig
 from engine.memory import keep_freed_memory
@@ -39,15 +39,6 @@ from engine.video_io import VideoReader, read_image, write_image
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 STRENGTHS = (0.0, 0.3, 0.5, 0.7, 0.9)
-
-
-def median_ms(fn, reps: int = 30) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def across_gradient(image: np.ndarray, alpha: np.ndarray) -> float:
