@@ -13,7 +13,7 @@ import logging
 import sys
 
 from engine.errors import USER_ERRORS
-from engine.memory import keep_freed_memory
+from engine.runtime.memory import keep_freed_memory
 
 # Sub-command modules, in the order they appear in --help.
 COMMANDS = (
@@ -65,7 +65,7 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_freed_memory()  # before any thread starts (engine.memory)
+    keep_freed_memory()  # before any thread starts (engine.runtime.memory)
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(with_default_command(argv))

@@ -99,7 +99,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args()
     if args.child:  # the log (with times since the process start) goes to stderr, for diagnosis
-        from engine.memory import keep_freed_memory
+        from engine.runtime.memory import keep_freed_memory
 
         keep_freed_memory()  # as app.cli.main does, before the window's threads start
         logging.basicConfig(level=logging.INFO, format="%(relativeCreated)7.0f ms %(name)s: %(message)s", force=True)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from engine.align import (
+from engine.face.align import (
     LiveAligner,
     align_face,
     ffhq_quad,
@@ -30,8 +30,8 @@ from engine.align import (
     quad_side,
     resample_quad,
 )
-from engine.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
-from engine.video_io import VideoReader, read_image
+from engine.face.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
+from engine.media.video_io import VideoReader, read_image
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 S = 1024

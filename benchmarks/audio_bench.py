@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.audio_bench [--seconds 20]
 
 Prints: (1) how well each way of stamping microphone blocks puts played clicks on the monotonic
-clock (PortAudio's ADC time, as `engine.audio.Microphone` does, vs. the callback's arrival time
+clock (PortAudio's ADC time, as `engine.media.audio.Microphone` does, vs. the callback's arrival time
 minus the block, with and without the reported latency); (2) the A/V offset of the clicks in a
 recording against its video timeline (median, max, drift) and the dropouts; (3) the CPU cost of
 capture and of AAC encoding per second of recording, next to the H.264 encoding of the same run.
@@ -20,9 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.audio import Microphone, find_microphone
-from engine.recorder import Layout, Recorder
-from engine.video_io import AudioFormat, H264Writer
+from engine.media.audio import Microphone, find_microphone
+from engine.media.recorder import Layout, Recorder
+from engine.media.video_io import AudioFormat, H264Writer
 from tests.audio_server import MIC, ClickPlayer, PrivatePulse, find_clicks
 
 FPS = 30.0

@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 
 from benchmarks.pipeline_bench import median_ms
-from engine.align import LiveAligner, align_face, quad_side
-from engine.landmarks import FaceMeshDetector, MeshConfig
-from engine.memory import keep_freed_memory
-from engine.paste_back import PasteBack, PasteBackConfig
-from engine.video_io import VideoReader, read_image, write_image
+from engine.face.align import LiveAligner, align_face, quad_side
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.runtime.memory import keep_freed_memory
+from engine.face.paste_back import PasteBack, PasteBackConfig
+from engine.media.video_io import VideoReader, read_image, write_image
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 STRENGTHS = (0.0, 0.3, 0.5, 0.7, 0.9)
@@ -109,7 +109,7 @@ def bench_paste(portrait: np.ndarray, other: np.ndarray) -> None:
 
 
 def tiny_pack(folder: Path) -> Path:
-    from engine.weights import import_weights
+    from engine.runtime.weights import import_weights
     from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 
     model = tiny_paper()
@@ -226,7 +226,7 @@ def bench_small_faces(portrait: np.ndarray) -> None:
 
 
 def bench_ffhq_landmarks() -> None:
-    from engine import ffhq_landmarks
+    from engine.face import ffhq_landmarks
 
     dlib = ffhq_landmarks.load()
     if dlib is None:
@@ -274,7 +274,7 @@ def strip(pack: Path, portrait: np.ndarray, folder: Path) -> None:
 
 
 def main() -> None:
-    keep_freed_memory()  # the app's allocator settings (engine.memory), before any thread starts
+    keep_freed_memory()  # the app's allocator settings (engine.runtime.memory), before any thread starts
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, help="write the strip into this folder")
     args = parser.parse_args()

@@ -81,7 +81,7 @@ def paper_configs(names: list[str]):
 def bench_config(name: str, config, runtimes: list[str], repeats: int) -> tuple[list[StageTimes], dict[str, float]]:
     """The per-stage rows of one config, and G's 3x3 convolutions alone (ms, channels-last) per precision."""
     from benchmarks.plain_stylegan2 import PlainSynthesis
-    from engine.runtimes import select_runtime
+    from engine.runtime.runtimes import select_runtime
     from engine.stylegan.reenactor import StyleGANReenactor
     from models.paper import PaperModel
 
@@ -221,8 +221,8 @@ def _gflops(ms: dict[str, float], em: float, mapping: float, g: float) -> dict[s
 
 def bench_alignment(repeats: int) -> dict[str, float] | None:
     """Median ms to align a 640x480 frame on the fast path (mesh + smoothing + warp)."""
-    from engine.align import LiveAligner
-    from engine.video_io import VideoReader
+    from engine.face.align import LiveAligner
+    from engine.media.video_io import VideoReader
 
     clip = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "video" / "carphone_pristine.mp4"
     if not clip.exists():
@@ -247,7 +247,7 @@ def run(configs: list[str], runtimes: list[str], repeats: int, json_path: Path |
 
     Runs with an empty cache dir of its own, so `build s` is the cold cost of compiled runtimes.
     """
-    from engine.cpu_precision import cpu_model, native_bf16
+    from engine.runtime.cpu_precision import cpu_model, native_bf16
 
     torch.set_grad_enabled(False)
     if threads:

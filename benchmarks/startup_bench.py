@@ -30,7 +30,7 @@ def write_random_pack(config, folder: Path, seed: int = 0) -> Path:
     """A pack with random weights of `config`, made by the same import path as real checkpoints."""
     import torch
 
-    from engine.weights import import_weights
+    from engine.runtime.weights import import_weights
     from models.paper import PaperModel, ReStyleInverter
 
     torch.manual_seed(seed)
@@ -58,9 +58,9 @@ def one_start(pack: Path, runtime: str, precision: str) -> dict:
     import torch
     from torch._dynamo.utils import counters
 
-    from engine.runtimes import select_runtime
+    from engine.runtime.runtimes import select_runtime
     from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
-    from engine.weights import load_paper_pack
+    from engine.runtime.weights import load_paper_pack
 
     times = {"import": time.perf_counter() - t0}
     t = time.perf_counter()

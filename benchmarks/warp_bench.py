@@ -40,10 +40,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.landmarks import FaceMeshDetector, MeshConfig
-from engine.memory import keep_freed_memory
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.runtime.memory import keep_freed_memory
 from engine.reenactor import TargetSpec
-from engine.video_io import VideoReader, read_image, write_image
+from engine.media.video_io import VideoReader, read_image, write_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
 from engine.warp.layers import fill_background, grown, person_alpha
@@ -281,7 +281,7 @@ def fills_image(images: list[np.ndarray], height: int = 256) -> np.ndarray:
 
 
 def main() -> None:
-    keep_freed_memory()  # the app's allocator settings (engine.memory), before any thread starts
+    keep_freed_memory()  # the app's allocator settings (engine.runtime.memory), before any thread starts
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fixtures", type=Path, default=FIXTURES, help="the shared fixtures folder")
     parser.add_argument("--size", type=int, default=512, help="output size (pixels)")

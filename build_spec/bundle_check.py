@@ -118,9 +118,9 @@ def check_commands(manifest: dict) -> str:
 def check_mediapipe() -> str:
     import numpy as np
 
-    from engine.landmarks import FaceMeshDetector
+    from engine.face.landmarks import FaceMeshDetector
 
-    from engine.landmarks import FaceFinder
+    from engine.face.landmarks import FaceFinder
     from engine.warp.layers import person_alpha
 
     blank = np.zeros((192, 192, 3), np.uint8)
@@ -138,7 +138,7 @@ def check_mediapipe() -> str:
 def check_torch_eager_and_onnx() -> str:
     import torch
 
-    from engine.runtimes import RuntimeChoice, build_graph
+    from engine.runtime.runtimes import RuntimeChoice, build_graph
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.LeakyReLU(0.2),
                                 torch.nn.Conv2d(8, 3, 1)).eval()
@@ -162,7 +162,7 @@ def probe_compile() -> str:
     try:
         import torch
 
-        from engine.runtimes import RuntimeChoice, build_graph
+        from engine.runtime.runtimes import RuntimeChoice, build_graph
 
         model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
         build_graph(model, (torch.randn(2, 4),), RuntimeChoice("compile", "cpu", "fp32", reason="bundle check"))
@@ -175,7 +175,7 @@ def probe_compile() -> str:
 
 def check_auto_runtime() -> str:
     """`--runtime auto` must resolve to a runtime that works in the bundle (select_runtime raises otherwise)."""
-    from engine.runtimes import runtime_status, select_runtime
+    from engine.runtime.runtimes import runtime_status, select_runtime
 
     compile_problem = runtime_status()["compile"]
     return f"--runtime auto picks {select_runtime('auto').name}" + (f" (compile: {compile_problem})" if compile_problem else "")

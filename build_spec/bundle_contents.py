@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = ("app", "engine", "models", "training", "benchmarks")
 
 # The legacy MediaPipe solutions Mimic runs (FaceMesh, the full-range face detector for small faces:
-# engine/landmarks.py; selfie segmentation for the warp's layers: engine/warp/layers.py) load their
+# engine/face/landmarks.py; selfie segmentation for the warp's layers: engine/warp/layers.py) load their
 # graphs, whose subgraphs (compiled into the native module) load these models by path relative to the
 # mediapipe package. PyInstaller does not collect them by itself.
 MEDIAPIPE_MODEL_DIRS = ("modules/face_landmark", "modules/face_detection", "modules/selfie_segmentation")

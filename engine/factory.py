@@ -28,7 +28,7 @@ def create_reenactor(
 
     weights:   a Mimic model pack (``python -m app import-weights``); None → the landmark warp,
                which needs no downloaded weights.
-    runtime:   StyleGAN pipeline only: auto, eager, compile, onnx, tensorrt (engine.runtimes).
+    runtime:   StyleGAN pipeline only: auto, eager, compile, onnx, tensorrt (engine.runtime.runtimes).
     device:    StyleGAN pipeline only: auto, cpu, cuda. A missing GPU is an error, not a fallback.
     precision: StyleGAN pipeline only: auto, fp32, bf16 (CPU), fp16 (CUDA).
     aligned:   StyleGAN pipeline only: the paper's semantics exactly (inputs already FFHQ-aligned,

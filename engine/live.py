@@ -20,7 +20,7 @@ from typing import Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from engine.camera import FrameSource, SourceStatus
+from engine.media.camera import FrameSource, SourceStatus
 from engine.errors import MimicError
 from engine.reenactor import DriveResult, Reenactor
 

@@ -15,7 +15,7 @@ import numpy as np
 from engine.errors import MediaError
 from engine.output_file import check_output
 from engine.reenactor import Reenactor, TargetSpec
-from engine.video_io import H264Writer, VideoReader, read_image, write_image
+from engine.media.video_io import H264Writer, VideoReader, read_image, write_image
 
 log = logging.getLogger(__name__)
 

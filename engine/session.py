@@ -23,14 +23,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.audio import NO_AUDIO, SOURCE_AUDIO, AudioSource, MicrophoneInfo, list_microphones, open_audio
-from engine.camera import CameraInfo, FrameSource, SourceStatus, VideoFileSource, list_cameras, open_source
+from engine.media.audio import NO_AUDIO, SOURCE_AUDIO, AudioSource, MicrophoneInfo, list_microphones, open_audio
+from engine.media.camera import CameraInfo, FrameSource, SourceStatus, VideoFileSource, list_cameras, open_source
 from engine.errors import Cancelled, MediaError, MimicError
 from engine.live import LivePipeline, LiveResult
-from engine.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
+from engine.media.recorder import Layout, Recorder, RecorderStats, canvas_size, compose
 from engine.reenactor import ProgressFn, Reenactor, TargetSpec, apply_option
 from engine.tasks import Post, Task
-from engine.video_io import read_image, write_image
+from engine.media.video_io import read_image, write_image
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class SessionState:
     target_spec: TargetSpec | None = None
     target_label: str = ""
     recorder: Recorder | None = None
-    virtual_camera: Any = None  # engine.virtual_camera.VirtualCamera while on
+    virtual_camera: Any = None  # engine.media.virtual_camera.VirtualCamera while on
     virtual_camera_available: bool = False
     virtual_camera_reason: str = "checking for a virtual camera…"
     mirror: bool = False
@@ -593,7 +593,7 @@ class Session:
                        lambda message: self._notify(Notice("error", message))))
 
     def probe_virtual_camera(self) -> None:
-        from engine.virtual_camera import probe_virtual_camera
+        from engine.media.virtual_camera import probe_virtual_camera
 
         def done(out: tuple[bool, str]) -> None:
             self.state.virtual_camera_available, self.state.virtual_camera_reason = out
@@ -604,7 +604,7 @@ class Session:
 
     def set_virtual_camera(self, on: bool) -> None:
         """Stream the output to the virtual camera (on), or stop (off); a failure is a notice."""
-        from engine.virtual_camera import VirtualCamera
+        from engine.media.virtual_camera import VirtualCamera
 
         camera, self.state.virtual_camera = self.state.virtual_camera, None
         if camera is not None:

@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from engine.memory import keep_freed_memory  # noqa: E402
+from engine.runtime.memory import keep_freed_memory  # noqa: E402
 
 keep_freed_memory()  # the allocator the app runs with (app.cli.main sets it first), before any thread
 

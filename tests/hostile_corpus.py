@@ -89,7 +89,7 @@ def run_app(argv: list[str], cwd: Path, timeout_s: float = WALL_LIMIT_S) -> Outc
 # runs `app.cli.main(argv)` — what `python -m app` runs — under the same limits. Saves ~1.5 s per case.
 _SERVER = r"""
 import json, os, resource, sys, time, traceback
-import app.cli, engine.weights, engine.video_io, engine.output_file, training.trainer  # the heavy imports, once
+import app.cli, engine.runtime.weights, engine.media.video_io, engine.output_file, training.trainer  # the heavy imports, once
 for line in sys.stdin:
     job = json.loads(line)
     start = time.monotonic()

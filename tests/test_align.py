@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from engine.align import (
+from engine.face.align import (
     LiveAligner,
     align_face,
     ffhq_quad,
@@ -21,8 +21,8 @@ from engine.align import (
     resample_quad,
 )
 from engine.errors import NoFaceError
-from engine.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
-from engine.video_io import VideoReader, read_image
+from engine.face.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
+from engine.media.video_io import VideoReader, read_image
 
 S = 1024
 IDEAL = np.array([[-0.5, -0.5], [-0.5, S - 0.5], [S - 0.5, S - 0.5], [S - 0.5, -0.5]])

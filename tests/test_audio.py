@@ -18,9 +18,9 @@ import av
 import numpy as np
 import pytest
 
-from engine.audio import AudioError, FileAudio, Microphone, find_microphone, open_audio
-from engine.camera import VideoFileSource
-from engine.recorder import Layout, Recorder
+from engine.media.audio import AudioError, FileAudio, Microphone, find_microphone, open_audio
+from engine.media.camera import VideoFileSource
+from engine.media.recorder import Layout, Recorder
 from engine.session import Notice, Session
 from engine.tasks import EventQueue
 from tests.audio_server import MIC, ClickPlayer, PrivatePulse, find_clicks
@@ -155,8 +155,8 @@ def test_device_removed_mid_recording_keeps_the_video_going(pulse: PrivatePulse,
 KILLED_CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from engine.audio import Microphone, find_microphone
-    from engine.recorder import Layout, Recorder
+    from engine.media.audio import Microphone, find_microphone
+    from engine.media.recorder import Layout, Recorder
     mic = Microphone(find_microphone("pulse"))
     while mic.blocks_captured == 0:
         time.sleep(0.05)
@@ -274,7 +274,7 @@ def test_session_switches_sound_and_reports_a_missing_device(pulse: PrivatePulse
 @pytest.mark.parametrize("low_latency", [False, True])
 def test_a_render_with_the_sources_sound_keeps_it_on_the_picture(tmp_path: Path, low_latency: bool) -> None:
     """The offline path (H264Writer with audio_from): clicks stay on their flashes, B-frames or not."""
-    from engine.video_io import H264Writer, VideoReader
+    from engine.media.video_io import H264Writer, VideoReader
 
     source, out = tmp_path / "talking.mp4", tmp_path / "rendered.mp4"
     _make_clip_with_clicks(source, 3.0, [1.0, 2.0])
@@ -291,7 +291,7 @@ def test_a_render_with_the_sources_sound_keeps_it_on_the_picture(tmp_path: Path,
 
 def test_video_keeps_reaching_the_disk_after_the_sound_stops(tmp_path: Path) -> None:
     """A microphone lost mid-recording must not hold the video back in the muxer (what a kill would lose)."""
-    from engine.video_io import AudioFormat, H264Writer
+    from engine.media.video_io import AudioFormat, H264Writer
 
     path = tmp_path / "sound stopped.mp4"
     writer = H264Writer(path, FPS, SIZE, live_audio=AudioFormat(48000, 1), low_latency=True)

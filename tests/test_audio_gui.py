@@ -13,7 +13,7 @@ import pytest
 
 from app.gui.main_window import LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
-from engine.audio import FileAudio
+from engine.media.audio import FileAudio
 from tests.audio_server import MIC, ClickPlayer
 from tests.gui_support import keep_until_teardown
 from tests.test_audio import _make_clip_with_clicks

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.weights import load_arcface, load_generator, load_latent, load_paper_pack
+from engine.runtime.weights import load_arcface, load_generator, load_latent, load_paper_pack
 from models.checkpoints.configs import generator_config, irse_config, restyle_input_size
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.formats import Kind, paper_weights, read_checkpoint, restyle_weights

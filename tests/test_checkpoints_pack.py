@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.weights import import_generator, import_weights, load_arcface, load_generator, load_paper_pack
+from engine.runtime.weights import import_generator, import_weights, load_arcface, load_generator, load_paper_pack
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.pack import file_sha256, open_pack, sidecar_path
 from models.stylegan2 import Generator, GeneratorConfig, NoiseMode

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.weights import load_generator, load_latent
+from engine.runtime.weights import load_generator, load_latent
 from models.checkpoints.errors import CheckpointError, UnsafePickleError
 from models.checkpoints.inert import audit_source
 from models.checkpoints.torch_file import MAGIC_NUMBER, PROTOCOL_VERSION, read_pickled

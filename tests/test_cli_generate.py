@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from app.cli import main
-from engine.video_io import read_image
-from engine.weights import to_uint8
+from engine.media.video_io import read_image
+from engine.runtime.weights import to_uint8
 from models.stylegan2 import NoiseMode
 from tests.checkpoint_writers import (
     one_thread, tiny_generator, tiny_inverter, tiny_paper, write_latent_npy, write_nvidia, write_paper, write_restyle,

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from engine.runtimes import export_onnx
+from engine.runtime.runtimes import export_onnx
 from engine.stylegan.folding import FoldedMapping
 from models.paper import PaperConfig, PaperModel
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import ffhq_landmarks
-from engine.align import align_face
-from engine.landmarks import FaceMeshDetector, MeshConfig
-from engine.video_io import read_image
+from engine.face import ffhq_landmarks
+from engine.face.align import align_face
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.media.video_io import read_image
 
 IDENTITY = np.array([[0, 0], [0, 1023], [1023, 1023], [1023, 0]], float)  # an aligned image's own quad
 

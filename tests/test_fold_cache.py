@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from engine.runtimes import select_runtime
+from engine.runtime.runtimes import select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
 from models.paper import PaperConfig, PaperModel
@@ -78,7 +78,7 @@ def test_a_corrupt_fold_entry_is_rebuilt_with_a_log_line(tiny, tmp_path, damage,
     else:
         save_file({"fold_weight": torch.full((nd, d), float("nan")), "motion_bias": torch.zeros(nd)}, str(entry))
     caplog.clear()
-    with caplog.at_level("WARNING", logger="engine.graph_cache"):
+    with caplog.at_level("WARNING", logger="engine.runtime.graph_cache"):
         rebuilt = folded(tiny, tmp_path)
     assert any("stale or corrupt" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
     assert torch.equal(rebuilt.fold_weight, expected.fold_weight)
@@ -124,7 +124,7 @@ def test_the_apps_loading_task_reports_the_build_stages(tmp_path, monkeypatch):
     from engine.factory import create_reenactor
     from engine.session import Session, TaskProgress
     from engine.tasks import EventQueue
-    from engine.weights import import_weights
+    from engine.runtime.weights import import_weights
     from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))

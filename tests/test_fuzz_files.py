@@ -36,7 +36,7 @@ CASE_LIMIT_S = 10
 
 def write_seed_files(d: Path) -> dict[str, Path]:
     """Small valid files of every kind the loaders read."""
-    from engine.weights import import_generator, import_weights
+    from engine.runtime.weights import import_generator, import_weights
     from tests.checkpoint_writers import (
         TINY, tiny_generator, tiny_inverter, tiny_paper, write_latent_npy, write_latent_pkl, write_nvidia, write_paper,
         write_restyle, write_rosinality,
@@ -196,7 +196,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
 def load_one(loader: str, path: Path) -> str:
     """'ok', or 'error: <message>' for a one-line user error; anything else propagates."""
     from engine.errors import USER_ERRORS
-    from engine.weights import load_generator, load_latent, load_paper_pack
+    from engine.runtime.weights import load_generator, load_latent, load_paper_pack
     from tests.checkpoint_writers import TINY
 
     try:

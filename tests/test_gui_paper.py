@@ -17,7 +17,7 @@ LONG = 60_000  # ms: upper bound for waits on a busy machine, never a speed asse
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory) -> Path:
-    from engine.weights import import_weights
+    from engine.runtime.weights import import_weights
 
     d = tmp_path_factory.mktemp("weights")
     model = tiny_paper()

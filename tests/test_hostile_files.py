@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.weights import import_generator
+from engine.runtime.weights import import_generator
 from tests import hostile_corpus as hc
 from tests.checkpoint_writers import (
     NETWORK_SOURCE, TINY, Persistent, nvidia_modules, nvidia_generator, tiny_generator, tiny_inverter, tiny_paper,
@@ -276,7 +276,7 @@ def test_a_recording_that_could_not_write_anything_says_so(tmp_path: Path) -> No
     code = f"""
 import resource, signal, numpy as np
 from engine.errors import MediaError
-from engine.video_io import H264Writer
+from engine.media.video_io import H264Writer
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 writer = H264Writer({str(tmp_path / 'rec.mp4')!r}, 30, (64, 48), low_latency=True)

@@ -1,4 +1,4 @@
-"""engine.live / engine.camera / engine.recorder: latest-frame-wins scheduling, reconnects, threaded recording."""
+"""engine.live / engine.media.camera / engine.media.recorder: latest-frame-wins scheduling, reconnects, threaded recording."""
 from __future__ import annotations
 
 import shutil
@@ -13,12 +13,12 @@ import av
 import numpy as np
 import pytest
 
-from engine.camera import CameraConfig, CameraSource, VideoFileSource, open_source
+from engine.media.camera import CameraConfig, CameraSource, VideoFileSource, open_source
 from engine.errors import MediaError
 from engine.live import LivePipeline, LiveResult, Mailbox
-from engine.recorder import Layout, Recorder, canvas_size, compose
+from engine.media.recorder import Layout, Recorder, canvas_size, compose
 from engine.reenactor import DriveResult, TargetSpec
-from engine.video_io import H264Writer, VideoReader, read_image
+from engine.media.video_io import H264Writer, VideoReader, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -342,7 +342,7 @@ def test_recorder_reports_disk_full_once_and_keeps_the_start(tmp_path: Path) -> 
             import resource, signal, time
             import numpy as np
             from pathlib import Path
-            from engine.recorder import Layout, Recorder
+            from engine.media.recorder import Layout, Recorder
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
             errors = []

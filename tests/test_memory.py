@@ -1,4 +1,4 @@
-"""engine.memory: freed large buffers are reused (no page faults per frame), and a peak can be given back.
+"""engine.runtime.memory: freed large buffers are reused (no page faults per frame), and a peak can be given back.
 
 Each case runs in a fresh process, since the allocator settings are process-wide (this test process
 has them already: conftest applies them, as the app's entry point does).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import memory
+from engine.runtime import memory
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(memory._glibc() is None, reason="the allocator settings apply to glibc (Linux) only")
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(memory._glibc() is None, reason="the allocator s
 FAULTS = """
 import json, resource, sys, threading
 import torch
-from engine.memory import keep_freed_memory
+from engine.runtime.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     keep_freed_memory()
 result = {}
@@ -45,7 +45,7 @@ print(json.dumps(result))
 RSS = """
 import json, os
 import torch
-from engine.memory import keep_freed_memory, release_freed_memory
+from engine.runtime.memory import keep_freed_memory, release_freed_memory
 keep_freed_memory()
 def rss_mib():
     with open("/proc/self/statm") as f:
@@ -64,7 +64,7 @@ print(json.dumps({"kept_mib": kept, "after_release_mib": rss_mib() - base}))
 FRAGMENTING = """
 import json, sys, threading
 import torch
-from engine.memory import GrowthGuard, keep_freed_memory, resident_bytes
+from engine.runtime.memory import GrowthGuard, keep_freed_memory, resident_bytes
 keep_freed_memory()
 guard = GrowthGuard()
 pinned = []

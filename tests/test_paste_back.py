@@ -1,15 +1,15 @@
-"""Paste-back of generated aligned crops into the framed target portrait (engine/paste_back.py)."""
+"""Paste-back of generated aligned crops into the framed target portrait (engine/face/paste_back.py)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from engine.align import align_face
-from engine.framing import frame_target
-from engine.landmarks import FaceMeshDetector, MeshConfig
-from engine.paste_back import PasteBack, PasteBackConfig
-from engine.video_io import read_image
+from engine.face.align import align_face
+from engine.face.framing import frame_target
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.paste_back import PasteBack, PasteBackConfig
+from engine.media.video_io import read_image
 
 
 @pytest.fixture(scope="module")

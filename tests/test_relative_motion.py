@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.reenactor import TargetSpec
-from engine.runtimes import select_runtime
+from engine.runtime.runtimes import select_runtime
 from engine.stylegan.motion import NEUTRAL_FRAMES, FeatureMotion, MotionConfig
 from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
 from tests.checkpoint_writers import one_thread, tiny_inverter, tiny_paper  # noqa: F401  (fixture)

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from app.cli import main
-from engine.video_io import read_image, write_image
+from engine.media.video_io import read_image, write_image
 from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 
 
 @pytest.fixture(scope="module")
 def tiny_pack(tmp_path_factory):
     """A Mimic pack made from tiny random weights written in the published formats."""
-    from engine.weights import import_weights
+    from engine.runtime.weights import import_weights
 
     d = tmp_path_factory.mktemp("weights")
     model = tiny_paper()

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from engine.framing import frame_target
-from engine.landmarks import FaceMeshDetector, MeshConfig
-from engine.video_io import read_image
+from engine.face.framing import frame_target
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.media.video_io import read_image
 from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
-    from engine.weights import import_weights
+    from engine.runtime.weights import import_weights
 
     d = tmp_path_factory.mktemp("weights")
     model = tiny_paper()

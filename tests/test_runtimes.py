@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from engine.errors import RuntimeUnavailableError
-from engine.runtimes import build_graph, runtime_status, select_runtime
+from engine.runtime.runtimes import build_graph, runtime_status, select_runtime
 
 
 class SmallNet(nn.Module):
@@ -30,7 +30,7 @@ def net_and_inputs():
 def test_auto_on_a_machine_without_gpu_says_why(tmp_path, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    from engine.cpu_precision import native_bf16
+    from engine.runtime.cpu_precision import native_bf16
 
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
     choice = select_runtime("auto")
@@ -56,7 +56,7 @@ def test_without_a_cpp_compiler_auto_skips_compile(monkeypatch):
     """A standalone bundle or a Windows box without MSVC: `auto` must not pick torch.compile there."""
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    import engine.runtimes as runtimes
+    import engine.runtime.runtimes as runtimes
 
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(runtimes.shutil, "which", lambda name: None)
@@ -163,7 +163,7 @@ def test_stale_or_corrupt_cache_entries_are_rebuilt_with_a_log_line(net_and_inpu
                    lambda p: p.write_bytes(b"not a compiled graph")):  # from something else entirely
         damage(entry)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="engine.graph_cache"):
+        with caplog.at_level("WARNING", logger="engine.runtime.graph_cache"):
             graph = build_graph(copy.deepcopy(net), inputs, choice, cache_key="small:net")
         assert any("stale or corrupt" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
         assert torch.allclose(graph(*inputs), expected, atol=1e-5)
@@ -171,7 +171,7 @@ def test_stale_or_corrupt_cache_entries_are_rebuilt_with_a_log_line(net_and_inpu
 
 
 def test_cache_key_follows_weights_shapes_and_precision(net_and_inputs):
-    from engine.graph_cache import GraphKey
+    from engine.runtime.graph_cache import GraphKey
 
     net, inputs = net_and_inputs
     base = GraphKey.of("small:net", net, inputs, "compile", "cpu", "fp32")
@@ -187,7 +187,7 @@ def test_cache_key_follows_weights_shapes_and_precision(net_and_inputs):
 
 
 def test_precision_auto_picks_bf16_only_when_native_and_faster():
-    from engine.cpu_precision import ProbeResult, decide
+    from engine.runtime.cpu_precision import ProbeResult, decide
 
     faster, slower = ProbeResult(fp32_ms=100.0, bf16_ms=50.0), ProbeResult(fp32_ms=100.0, bf16_ms=120.0)
     assert decide("AMX", faster)[0] == "bf16" and "AMX" in decide("AMX", faster)[1]
@@ -199,8 +199,8 @@ def test_precision_auto_picks_bf16_only_when_native_and_faster():
 
 def test_precision_auto_follows_the_cpu_and_the_probe(tmp_path, monkeypatch):
     """The decision is wired through select_runtime: no native bf16 → fp32 without probing; a slow probe → fp32."""
-    import engine.cpu_precision as cpu_precision
-    from engine.cpu_precision import ProbeResult
+    import engine.runtime.cpu_precision as cpu_precision
+    from engine.runtime.cpu_precision import ProbeResult
 
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(cpu_precision, "native_bf16", lambda: None)

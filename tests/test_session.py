@@ -19,7 +19,7 @@ from engine.session import (
     TargetRef,
 )
 from engine.tasks import EventQueue
-from engine.video_io import VideoReader, write_image
+from engine.media.video_io import VideoReader, write_image
 
 WAIT = 60.0  # s: generous bound on a busy 2-core machine (never a speed assertion)
 

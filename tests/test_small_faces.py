@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from engine.align import LiveAligner, align_face, quad_side
+from engine.face.align import LiveAligner, align_face, quad_side
 from engine.errors import NoFaceError
-from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import TargetSpec
-from engine.video_io import read_image, write_image
+from engine.media.video_io import read_image, write_image
 
 CANVAS = 2000
 FACE_SHARE = 0.08  # the face's crop quad: 8 % of the canvas side

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.reenactor import Reenactor, TargetSpec
-from engine.runtimes import select_runtime
+from engine.runtime.runtimes import select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.identity import to_tensor
 from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor

@@ -8,8 +8,8 @@ import torch
 
 from app.cli import main
 from engine.stylegan.identity import to_tensor
-from engine.video_io import H264Writer, read_image
-from engine.weights import load_paper_pack
+from engine.media.video_io import H264Writer, read_image
+from engine.runtime.weights import load_paper_pack
 from models.paper import PaperModel
 from tests.checkpoint_writers import TINY, tiny_generator, tiny_inverter, write_restyle
 from training.cache import frame_path, latent_path, read_manifest

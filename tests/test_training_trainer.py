@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from app.cli import main
-from engine.weights import load_paper_pack
+from engine.runtime.weights import load_paper_pack
 from models.checkpoints.formats import Kind, read_checkpoint
 from models.paper import PaperModel
 from tests.checkpoint_writers import TINY, tiny_arcface
@@ -85,7 +85,7 @@ def test_run_folder_has_grids_tensorboard_paper_checkpoint_and_pack(tmp_path):
             progress=False)
     grids = sorted((tmp_path / "samples").glob("step_*.png"))
     assert [g.name for g in grids] == ["step_0000002.png", "step_0000004.png"]
-    from engine.video_io import read_image
+    from engine.media.video_io import read_image
 
     grid = read_image(grids[-1])  # 4 rows x (driver | target | output | reconstruction), 64 px + 2 px gaps
     assert grid.shape == (4 * 66 - 2, 4 * 66 - 2, 3)

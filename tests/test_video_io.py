@@ -1,4 +1,4 @@
-"""engine.video_io: reading, crash-safe H.264 writing, audio carry-over, clear errors."""
+"""engine.media.video_io: reading, crash-safe H.264 writing, audio carry-over, clear errors."""
 from __future__ import annotations
 
 import subprocess
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.errors import MediaError
-from engine.video_io import H264Writer, VideoReader, read_image, write_image
+from engine.media.video_io import H264Writer, VideoReader, read_image, write_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +117,7 @@ def test_killed_writer_leaves_a_playable_file(tmp_path: Path) -> None:
         """
         import os, signal
         import numpy as np
-        from engine.video_io import H264Writer
+        from engine.media.video_io import H264Writer
         rng = np.random.default_rng(0)
         writer = H264Writer("killed.mp4", 30, (96, 64), keyframe_interval_s=1.0, low_latency=True)
         for _ in range(95):
@@ -139,7 +139,7 @@ def test_disk_full_is_a_clear_error_and_the_start_stays_playable(tmp_path: Path)
         import resource, signal
         import numpy as np
         from engine.errors import MediaError
-        from engine.video_io import H264Writer
+        from engine.media.video_io import H264Writer
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
         rng = np.random.default_rng(0)

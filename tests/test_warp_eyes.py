@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import TargetSpec
-from engine.video_io import VideoReader, read_image
+from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
 from engine.warp.mesh import LID_PAIRS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.reenactor import TargetSpec
-from engine.video_io import VideoReader, read_image
+from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.layers import fill_background
 from engine.warp.mesh import FACE_OVAL
@@ -68,7 +68,7 @@ def test_background_fills_continue_the_surroundings(method: str) -> None:
 
 
 def test_the_neck_follows_an_opening_jaw(fixtures_dir: Path, clip: list[np.ndarray]) -> None:
-    from engine.landmarks import FaceMeshDetector, MeshConfig
+    from engine.face.landmarks import FaceMeshDetector, MeshConfig
 
     warp = WarpReenactor()
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.camera import VideoFileSource
+from engine.media.camera import VideoFileSource
 from engine.live import LivePipeline, LiveResult
 from engine.reenactor import TargetSpec
-from engine.video_io import H264Writer, VideoReader, read_image
+from engine.media.video_io import H264Writer, VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
 
 

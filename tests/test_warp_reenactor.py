@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from engine.errors import MimicError, NoFaceError
-from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import Reenactor, TargetSpec
-from engine.video_io import VideoReader, read_image
+from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, LID_PAIRS, LIP_PAIRS, RIGID, signed_areas
 from engine.warp.metrics import MEASURES, outside_face, pearson

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import TargetSpec
-from engine.video_io import VideoReader, read_image
+from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, signed_areas
 from engine.warp.metrics import mouth_opening, roll

@@ -2,7 +2,7 @@
 
 best_model.pt = {'state_dict': {encoder.*, mapping_net.*, decoder.*}, 'opts': {...}} (plain tensors and
 values, as the paper's code writes it, so the paper's inference and `import-weights` read it);
-the pack comes from `engine.weights.import_weights(best_model.pt, ReStyle checkpoint)`.
+the pack comes from `engine.runtime.weights.import_weights(best_model.pt, ReStyle checkpoint)`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.weights import import_weights
+from engine.runtime.weights import import_weights
 from models.paper import ReStyleInverter
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.video_io import write_image
+from engine.media.video_io import write_image
 
 GAP = 2  # white pixels between images
 

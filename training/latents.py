@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from engine.stylegan.identity import to_tensor
-from engine.video_io import read_image
-from engine.weights import load_paper_pack
+from engine.media.video_io import read_image
+from engine.runtime.weights import load_paper_pack
 from models.checkpoints.formats import Kind, read_checkpoint, restyle_weights
 from models.checkpoints.pack import file_sha256
 from models.checkpoints.strict import load_strict

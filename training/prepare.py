@@ -1,7 +1,7 @@
 """Data preparation: talking-head videos → aligned 256x256 crops (+ identity latents, see latents.py).
 
 Videos: `VIDEOS/<identity>/<video>/<clip>.mp4` (VoxCeleb2) or `VIDEOS/<identity>/*.mp4`. Frames are
-sampled at `sample_fps` per second of video, FFHQ-aligned with MediaPipe (engine.align's quality
+sampled at `sample_fps` per second of video, FFHQ-aligned with MediaPipe (engine.face.align's quality
 path) and cached as PNG (layout: training.cache). The clip is the unit of work and of resumption:
 a clip listed in the manifest is never redone, a clip cut off by a crash is redone from scratch.
 Unreadable videos and videos without a face are recorded as skipped, with the reason, and reported.
@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.align import align_face
+from engine.face.align import align_face
 from engine.errors import MediaError, NoFaceError
-from engine.landmarks import FaceMeshDetector, MeshConfig
-from engine.video_io import VideoReader, write_image
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.media.video_io import VideoReader, write_image
 from training.cache import ClipRecord, ManifestWriter, clip_name, frame_path, identity_of, read_manifest
 from training.errors import TrainingError
 

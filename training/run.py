@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.weights import load_arcface
+from engine.runtime.weights import load_arcface
 from training.distributed import join, pick_device, rank_from_env, shutdown
 from training.errors import TrainingError
 from training.frames import FrameDataset, split_identities

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from engine.weights import generator_weights_of, load_arcface
+from engine.runtime.weights import generator_weights_of, load_arcface
 from models.checkpoints.formats import Kind, read_checkpoint, restyle_weights
 from models.checkpoints.strict import load_strict
 from models.encoders import ArcFace

@@ -30,10 +30,10 @@ def _size(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.align import align_face
+    from engine.face.align import align_face
     from engine.errors import NoFaceError
     from engine.output_file import check_output, write_bytes
-    from engine.video_io import read_image, write_image
+    from engine.media.video_io import read_image, write_image
 
     check_output(args.output, IMAGE_SUFFIXES, "image")  # before the work: a wrong type, a device, no folder
     if args.json:

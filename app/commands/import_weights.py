@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--arcface goes with --paper and --restyle")
     from tqdm import tqdm
 
-    from engine.weights import check_pack_output, import_generator, import_weights
+    from engine.runtime.weights import check_pack_output, import_generator, import_weights
 
     check_pack_output(args.output)  # before any reading: never over a device, folder or FIFO
     if args.paper is None:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from engine.framing import FRAMINGS
+from engine.face.framing import FRAMINGS
 from engine.stylegan.motion import MOTION_MODES
 
 # landmark-warp retargeting flags: flag → (Retargeting field, metavar, help); ranges: engine.warp.retarget.RANGES.

@@ -14,7 +14,7 @@ from app.gui.jobs import Job
 from app.gui.settings import RecentTarget
 from app.gui.video_view import to_qimage
 from engine.errors import MediaError
-from engine.video_io import read_image
+from engine.media.video_io import read_image
 
 THUMB = 72  # px
 

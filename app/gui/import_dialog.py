@@ -101,7 +101,7 @@ class ImportWeightsDialog(QDialog):
         stylegan, arcface = self.stylegan.path, self.arcface.path
 
         def work(progress, cancel):
-            from engine.weights import import_weights  # imports torch: on the worker thread only
+            from engine.runtime.weights import import_weights  # imports torch: on the worker thread only
 
             return import_weights(paper, restyle, stylegan, arcface, out=out, progress=progress).path
 

@@ -22,7 +22,7 @@ from PyQt6.QtGui import QImage
 from app.gui.app import create_app
 from app.gui.main_window import MIN_SIZE, LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
-from engine.video_io import H264Writer, VideoReader
+from engine.media.video_io import H264Writer, VideoReader
 
 log = logging.getLogger(__name__)
 

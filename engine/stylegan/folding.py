@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from engine.graph_cache import architecture_digest, cached_artifact, weights_digest
+from engine.runtime.graph_cache import architecture_digest, cached_artifact, weights_digest
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 from engine.errors import Cancelled, MimicError
 from engine.reenactor import ProgressFn, TargetSpec
-from engine.runtimes import cache_dir
+from engine.runtime.runtimes import cache_dir
 
 if TYPE_CHECKING:
-    from engine.align import AlignedFace
+    from engine.face.align import AlignedFace
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class IdentityEncoder:
                cancel: threading.Event | None = None) -> np.ndarray:
         """The identity of a latent or random target (image targets: `invert` their aligned crop)."""
         if target.kind == "latent":
-            from engine.weights import load_latent
+            from engine.runtime.weights import load_latent
 
             return load_latent(target.path)
         if target.kind == "random":
@@ -106,7 +106,7 @@ class IdentityEncoder:
 def align_target(image: np.ndarray) -> "AlignedFace":
     """FFHQ-align a portrait at 1024 (the quality path), as the official code does for targets; with
     dlib's landmarks when requirements-ffhq.txt is installed (the ones the official code uses)."""
-    from engine.align import align_face
+    from engine.face.align import align_face
 
     aligned = align_face(image, size=1024, ffhq_landmarks=True)
     log.info("target aligned with %s", aligned.source)

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from engine.smoothing import OneEuroConfig, OneEuroFilter
+from engine.face.smoothing import OneEuroConfig, OneEuroFilter
 
 MotionMode = Literal["relative", "absolute"]
 MOTION_MODES: tuple[MotionMode, ...] = ("relative", "absolute")

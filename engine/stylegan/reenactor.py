@@ -2,7 +2,7 @@
 
 Per frame:  driving frame → (align, 256²) → E_m features f [1, D] → relative motion and smoothing
             (engine/stylegan/motion.py) → folded mapping  w = K·f' + c(target)  [1, n, D] → G →
-            the generated crop, pasted back into the target portrait (engine/paste_back.py) or cropped
+            the generated crop, pasted back into the target portrait (engine/face/paste_back.py) or cropped
             like the official code.
 The two heavy graphs (E_m up to its features, and G) run on the chosen runtime.
 """
@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import Cancelled, MimicError
-from engine.framing import Framing
-from engine.memory import GrowthGuard, release_freed_memory
-from engine.paste_back import PasteBack, PasteBackConfig
+from engine.face.framing import Framing
+from engine.runtime.memory import GrowthGuard, release_freed_memory
+from engine.face.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
-from engine.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
+from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
 from engine.stylegan.motion import DEFAULT_SMOOTHING, MOTION_MODES, FeatureMotion, MotionConfig, MotionMode
@@ -106,7 +106,7 @@ class StyleGANReenactor:
         self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
                                         model.config.restyle_iters, self.input_size)
         self.motion = FeatureMotion(options.motion_config)
-        self._heap = GrowthGuard()  # bounds the freed memory kept for the next frame (engine.memory)
+        self._heap = GrowthGuard()  # bounds the freed memory kept for the next frame (engine.runtime.memory)
         self._aligner = None
         self._constant: torch.Tensor | None = None
         self._paste: PasteBack | None = None
@@ -118,7 +118,7 @@ class StyleGANReenactor:
     def from_pack(cls, path: Path, runtime: str = "auto", device: str = "auto", precision: str = "auto",
                   options: StyleGANOptions = StyleGANOptions(),
                   progress: ProgressFn | None = None) -> "StyleGANReenactor":
-        from engine.weights import load_paper_pack
+        from engine.runtime.weights import load_paper_pack
 
         choice = select_runtime(runtime, device, precision)
         if progress is not None:
@@ -288,7 +288,7 @@ class StyleGANReenactor:
 
     def _live_aligner(self):
         if self._aligner is None:
-            from engine.align import LiveAligner
+            from engine.face.align import LiveAligner
 
             self._aligner = LiveAligner(size=self.input_size)
         return self._aligner

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.landmarks import FACE_OVAL
+from engine.face.landmarks import FACE_OVAL
 
 N_MESH = 478  # MediaPipe face mesh with irises (refine_landmarks=True)
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from engine.errors import Cancelled, MimicError, NoFaceError
-from engine.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
-from engine.smoothing import OneEuroConfig, OneEuroFilter
-from engine.framing import Framing, frame_target
+from engine.face.smoothing import OneEuroConfig, OneEuroFilter
+from engine.face.framing import Framing, frame_target
 from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
 from engine.warp.layers import Layers, prepare_layers

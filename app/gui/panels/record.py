@@ -8,7 +8,7 @@ from PyQt6.QtWidgets import QCheckBox, QComboBox, QLabel, QProgressBar, QPushBut
 from app.gui.dialogs import pick_folder
 from app.gui.panels.base import Panel, PanelContext
 from app.gui.widgets import hint
-from engine.audio import NO_AUDIO, SOURCE_AUDIO
+from engine.media.audio import NO_AUDIO, SOURCE_AUDIO
 from engine.session import Part, SessionState
 
 RECORD_TEXT, STOP_TEXT = "●  Record", "■  Stop"

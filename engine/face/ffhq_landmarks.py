@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.landmarks import FaceMesh
+from engine.face.landmarks import FaceMesh
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from engine.errors import NoFaceError
-from engine.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
-from engine.smoothing import OneEuroConfig, OneEuroFilter
+from engine.face.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
+from engine.face.smoothing import OneEuroConfig, OneEuroFilter
 
 # MediaPipe mesh indices at dlib's 68-point eye contours (order: outer corner, upper ×2, inner
 # corner, lower ×2) and outer mouth corners. "Left"/"right" are as seen in the image.
@@ -118,7 +118,7 @@ def align_face(image: np.ndarray, size: int = 1024, detector: FaceMeshDetector |
 
 
 def _dlib():
-    from engine.ffhq_landmarks import load
+    from engine.face.ffhq_landmarks import load
 
     return load()
 

@@ -11,7 +11,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from engine.landmarks import FACE_OVAL
+from engine.face.landmarks import FACE_OVAL
 
 Framing = Literal["face", "portrait"]
 FRAMINGS: tuple[Framing, ...] = ("face", "portrait")

@@ -1,6 +1,6 @@
 """Paste a generated, FFHQ-aligned face back into the target portrait (README, "The paper's model, live").
 
-Once per target: the portrait is framed like the landmark warp's output (engine/framing.py); a
+Once per target: the portrait is framed like the landmark warp's output (engine/face/framing.py); a
 feathered face mask is drawn from the target's mesh in aligned-crop coordinates (face oval, forehead
 raised) and carried into the output through the inverse of the target's own alignment transform.
 Per frame: the generated crop goes through the same transform, its colours are matched to the
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.align import AlignedFace, quad_matrix, quad_side
-from engine.framing import Framing, framing_window
-from engine.landmarks import FACE_OVAL
+from engine.face.align import AlignedFace, quad_matrix, quad_side
+from engine.face.framing import Framing, framing_window
+from engine.face.landmarks import FACE_OVAL
 
 MASK_SIZE = 256  # the mask is drawn at this crop size, then carried into the output
 RING = (0.05, 0.95)  # mask values that count as the seam ring for the colour statistics

@@ -2,7 +2,7 @@
 
 `submit()` never blocks the live loop: frames go into a small bounded queue; when the encoder
 falls behind, the newest frame is dropped and counted. Frames carry their capture times, so
-the file plays at the real pace of the session. Sound comes from an `engine.audio` source
+the file plays at the real pace of the session. Sound comes from an `engine.media.audio` source
 stamped on the same clock, so the output frame of capture time t and the sound heard at t
 play together, whatever the model's latency. A write error (disk full, folder gone) stops
 the recording with one clear message; what was written before stays playable. A microphone
@@ -22,9 +22,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from engine.audio import AudioSource, AudioTap
+from engine.media.audio import AudioSource, AudioTap
 from engine.errors import MediaError
-from engine.video_io import H264Writer
+from engine.media.video_io import H264Writer
 
 log = logging.getLogger(__name__)
 

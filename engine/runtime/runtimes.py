@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from engine.cpu_precision import auto_cpu_precision, native_bf16
+from engine.runtime.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
-from engine.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
-from engine.memory import keep_freed_memory, release_freed_memory
+from engine.runtime.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
+from engine.runtime.memory import keep_freed_memory, release_freed_memory
 from engine.reenactor import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
 
 
 def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, str]:
-    """(precision, "; why" for auto or ""); `auto` on the CPU is bf16 only where engine.cpu_precision says so."""
+    """(precision, "; why" for auto or ""); `auto` on the CPU is bf16 only where engine.runtime.cpu_precision says so."""
     if precision == "auto":
         if device == "cuda":
             return "fp16", ""
@@ -145,11 +145,11 @@ def build_graph(module: nn.Module, example_inputs: Sequence[torch.Tensor], choic
     Every input is first copied into one canonical tensor (contiguous, the runtime's dtype and device,
     made under inference mode), so nothing is compiled after the build for real frames however they
     were made. ``compile``, ``onnx`` and ``tensorrt`` keep what they build under ``cache_dir()``
-    (engine.graph_cache), keyed by the weights, the graph, the shapes, device, precision and torch
+    (engine.runtime.graph_cache), keyed by the weights, the graph, the shapes, device, precision and torch
     version: only the first start with given weights pays for it. ``cache_key`` names the graph
     in the log and the cache ("<weights id>:G"). ``progress`` (fraction 0, message) hears whether the
     graph is loaded from the cache or built, with the build's estimated time. ``module`` itself is never
-    converted in place. The process's allocator is set to keep freed large buffers (engine.memory;
+    converted in place. The process's allocator is set to keep freed large buffers (engine.runtime.memory;
     the entry points do it first, before any thread starts).
     """
     keep_freed_memory()

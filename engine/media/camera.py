@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from engine.errors import MediaError
-from engine.video_io import VideoReader
+from engine.media.video_io import VideoReader
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class VideoFileSource:
     def anchor(self, loop: int) -> float | None:
         """When pass `loop` over the file (0 = the first) showed, or would have shown, its media time 0.
 
-        What `engine.audio.FileAudio` stamps the file's own sound with; None before that pass starts.
+        What `engine.media.audio.FileAudio` stamps the file's own sound with; None before that pass starts.
         """
         return self._anchors.get(loop)
 

@@ -1,7 +1,7 @@
 """Sound for recordings: a microphone (PortAudio via `sounddevice`) or a video file's own audio track.
 
 Every source captures on a thread of its own and hands out `AudioBlock`s stamped on
-`time.monotonic()`, the clock camera frames are stamped on (see `engine.camera`), so a
+`time.monotonic()`, the clock camera frames are stamped on (see `engine.media.camera`), so a
 recorder can put the voice at the same place in the file as the face captured with it.
 Consumers `subscribe()` and get a bounded tap each; a slow consumer loses its oldest
 blocks (counted), never the capture. A device that disappears is reported on `status`
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Protocol
 import av
 import numpy as np
 
-from engine.camera import SourceStatus
+from engine.media.camera import SourceStatus
 from engine.errors import MediaError
-from engine.video_io import AudioFormat
+from engine.media.video_io import AudioFormat
 
 if TYPE_CHECKING:
-    from engine.camera import VideoFileSource
+    from engine.media.camera import VideoFileSource
 
 log = logging.getLogger(__name__)
 
