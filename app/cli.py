@@ -51,7 +51,7 @@ TOP_LEVEL_FLAGS = {"-v", "--verbose"}
 
 
 def with_default_command(argv: list[str]) -> list[str]:
-    """`python -m app --source clip.mp4` means `python -m app gui --source clip.mp4` (README, Quick start).
+    """`python -m app --source clip.mp4` means `python -m app gui --source clip.mp4` (docs/app.md).
 
     The first argument that is not a top-level flag decides: another flag (or none at all) gets
     `gui` put in front of it; a word is left for argparse (a command, or "invalid choice"), as is -h.

@@ -1,6 +1,6 @@
 """One live session: source, reenactor, target, recording, virtual camera and options, and how they change.
 
-This is the one place where an action of the user changes the engine's state (README, "The app").
+This is the one place where an action of the user changes the engine's state (docs/app.md).
 Qt-free: a GUI (or a test, or a script) calls the intent methods on its *owner thread* and listens
 to the events. Slow work — building a reenactor, preparing a target, finishing a recording,
 listing cameras — runs as a `Task` on a worker thread, and its outcome comes back to the owner

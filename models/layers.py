@@ -59,7 +59,7 @@ def fir_filter(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> t
     The reference upfirdn2d with up=down=1, as one depthwise convolution (a symmetric pad goes into
     the convolution itself, so nothing is copied first). oneDNN runs it near memory speed; written as
     shifted sums instead, Inductor fuses it with its neighbours into a kernel of 16 bounds-checked
-    loads per value, measured 4x slower at 1024² (README *Performance*).
+    loads per value, measured 4x slower at 1024² (docs/runtimes.md, "Where the generator's time goes").
     """
     c, k = x.shape[1], kernel.shape[-1]
     weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, k, k)  # true convolution

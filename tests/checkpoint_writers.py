@@ -1,4 +1,4 @@
-"""Write checkpoint files in the real formats users bring (README "Weights"), from tiny random models.
+"""Write checkpoint files in the real formats users bring (docs/weights.md), from tiny random models.
 
 Used by tests/test_checkpoints*.py. The NVIDIA writer pickles objects the way NVIDIA's
 `torch_utils.persistence` does (a `_reconstruct_persistent_obj(meta)` call per network object,

@@ -99,7 +99,7 @@ def test_recording_from_the_window_has_sound(qtbot, pulse, settings, fixtures_di
 
 
 def test_readme_command_records_with_the_clips_own_sound(tmp_path: Path) -> None:
-    """README: `.venv/bin/python -m app gui --source clip.mp4 --audio source` (+ --screenshot to quit)."""
+    """docs/app.md: `.venv/bin/python -m app gui --source clip.mp4 --audio source` (+ --screenshot to quit)."""
     _make_clip_with_clicks(tmp_path / "clip.mp4", 2.0, [0.5, 1.5])
     shot = tmp_path / "window.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),

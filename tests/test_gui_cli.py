@@ -1,4 +1,5 @@
-"""README's Quick start commands, run as written (offscreen), each quitting once the window is live.
+"""The app's start commands as README (Quick start) and docs/app.md write them, run as written
+(offscreen), each quitting once the window is live.
 
 `--screenshot` is the one flag added: it saves the window once the output shows frames and quits.
 Each run uses its own settings folder, so the user's settings are untouched.
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def readme_files(fixtures_dir: Path, tmp_path: Path) -> Path:
-    """clip.mp4 and portrait.png, the names README uses, in a folder of their own."""
+    """clip.mp4 and portrait.png, the names the docs use, in a folder of their own."""
     (tmp_path / "clip.mp4").symlink_to(fixtures_dir / "video" / "carphone_pristine.mp4")
     (tmp_path / "portrait.png").symlink_to(fixtures_dir / "portraits" / "astronaut.png")
     return tmp_path

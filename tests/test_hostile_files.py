@@ -1,4 +1,4 @@
-"""Hostile and malformed files against every command that reads or writes one (README: Safe loading).
+"""Hostile and malformed files against every command that reads or writes one (docs/weights.md, "Safe loading").
 
 Each case runs `python -m app …` in its own process under RLIMIT_AS = 2 GiB and a 10 s wall limit
 and must end with exit code 2, exactly one `error:` line that names the file, no traceback, no

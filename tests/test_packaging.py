@@ -2,7 +2,7 @@
 
 build_spec/mimic.spec is executed with stand-ins for PyInstaller's Analysis/PYZ/EXE/COLLECT, so these tests
 see exactly the hidden imports, data files and exclusions the real build gets. The build itself and its
-smoke test run with `make dist` (README, "Packaging").
+smoke test run with `make dist` (docs/packaging.md).
 """
 from __future__ import annotations
 

@@ -251,7 +251,7 @@ def test_image_difference_reports_psnr_and_max_levels():
 
 @pytest.mark.slow
 def test_bench_command_reports_image_difference_and_starts(tmp_path):
-    """`python -m app bench … --startup …` as README *Performance* runs it, on the tiny config."""
+    """`python -m app bench … --startup …` as docs/runtimes.md (Performance) runs it, on the tiny config."""
     import json
     import subprocess
     import sys

@@ -1,6 +1,6 @@
 """What the trainer reads: samples addressed by a *key*, batches addressed by the step.
 
-A sample is the paper's training tuple (README "Training"):
+A sample is the paper's training tuple (docs/training.md):
     x      [3, S, S]  a driving frame of person A, in [-1, 1] (also the reconstruction target)
     w_id   [n, D]     one of A's precomputed identity latents
     x1     [3, S, S]  a frame of another person B (only the CosFace term looks at it)

@@ -1,4 +1,4 @@
-"""The paper's training objective (README "Training"), computed at the encoders' input size (256).
+"""The paper's training objective (docs/training.md), computed at the encoders' input size (256).
 
     loss = 0.05·LPIPS(ŷ, x) + 0.3·LPIPS(crop ŷ, crop x) + 0·‖ŷ − x‖² + 2.0·‖crop ŷ − crop x‖²
          + 0.3·(1 − cos(ArcFace(ŷ₁), ArcFace(G(w_B))))  + 0·CosFace(E_m codes)

@@ -1,4 +1,4 @@
-"""The training loop (README "Training"): E_m and M learn, E_i is not involved (latents are precomputed),
+"""The training loop (docs/training.md): E_m and M learn, E_i is not involved (latents are precomputed),
 G stays frozen unless `finetune_generator` ("Ours-Gen").
 
 One code path for every setting: one CPU process, N processes under torchrun (gloo or NCCL,

@@ -1,4 +1,4 @@
-"""Screenshots of the main window's states for the README (run under a real X server, e.g. Xvfb).
+"""Screenshots of the main window's states for the docs (docs/app.md) (run under a real X server, e.g. Xvfb).
 
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python -m app.gui.screenshots CLIP PORTRAIT docs/media
 

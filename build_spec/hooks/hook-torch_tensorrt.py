@@ -2,7 +2,7 @@
 
 Torch-TensorRT keeps its runtime in native libraries under torch_tensorrt/lib (loaded with
 torch.ops.load_library) and, like torch, needs its Python sources for TorchScript/dynamo tracing.
-Not exercised here (no CUDA machine with a GPU build of the bundle): see docs/readme/packaging.md.
+Not exercised here (no CUDA machine with a GPU build of the bundle): see docs/packaging.md, "GPU build".
 """
 from PyInstaller.utils.hooks import collect_data_files, collect_dynamic_libs, collect_submodules
 

@@ -2,7 +2,7 @@
 
 The recipe needs dlib's eye contours (6 points each) and outer mouth corners (48, 54); the
 MediaPipe mesh points at the same anatomical places are listed below (they re-align the
-FFHQ-aligned fixtures best of the choices tried; see README, "Face alignment"). Two paths:
+FFHQ-aligned fixtures best of the choices tried; see docs/alignment.md). Two paths:
 
 - `align_face`: quality path for targets — shrink, crop with a border, reflect-pad with a
   blurred blend where the quad leaves the image, resample the quad to the output size

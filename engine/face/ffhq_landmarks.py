@@ -1,7 +1,7 @@
 """Optional FFHQ-exact landmarks: dlib's 68-point predictor, as FFHQ, pSp, ReStyle and the paper align.
 
 Installed with requirements-ffhq.txt (`dlib-bin` + `face_recognition_models`, which ships
-`shape_predictor_68_face_landmarks.dat`; README, "Face alignment", on its training data's terms).
+`shape_predictor_68_face_landmarks.dat`; docs/alignment.md, "FFHQ-exact landmarks", on its training data's terms).
 The MediaPipe mesh finds the face (small ones included); dlib's HOG detector then boxes it on a crop
 scaled to a face ~200 px wide — the box the predictor was trained on — and the predictor places the
 68 points. Without the packages `load()` returns None and nothing changes.

@@ -4,7 +4,7 @@
 input pixels, or None when there is no face. With several faces it picks the
 largest on the first frame, then the one nearest to the face it tracked last.
 
-Small faces (README, "Face alignment"): the mesh's own detector is short-range (a face
+Small faces (docs/alignment.md, "How it works"): the mesh's own detector is short-range (a face
 filling a good part of the frame). When it finds nothing, MediaPipe's full-range detector
 (`face_detection_full_range_sparse.tflite`, inside the wheel) looks for faces — on the whole
 image, then, for photos, on overlapping half-size tiles — and the mesh runs on a crop around

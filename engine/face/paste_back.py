@@ -1,4 +1,4 @@
-"""Paste a generated, FFHQ-aligned face back into the target portrait (README, "The paper's model, live").
+"""Paste a generated, FFHQ-aligned face back into the target portrait (docs/paper-model.md, "The paper's model, live").
 
 Once per target: the portrait is framed like the landmark warp's output (engine/face/framing.py); a
 feathered face mask is drawn from the target's mesh in aligned-crop coordinates (face oval, forehead

@@ -10,7 +10,7 @@ and on every tap, and the capture stops; nothing already handed out is lost.
 Microphone stamps come from PortAudio's input ADC time, mapped onto the monotonic clock
 (measured on PulseAudio: median within 0.1 ms of the played clicks, 95 % within 0.6 ms; the
 callback's arrival time minus the block was up to 26 ms early and jumped with the load;
-README, "The app" → Measured; `benchmarks/audio_bench.py`).
+docs/app.md, "Measured"; `benchmarks/audio_bench.py`).
 """
 from __future__ import annotations
 

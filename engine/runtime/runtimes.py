@@ -221,7 +221,7 @@ def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
 
     Inductor's own on-disk caches do not serve here: with weight freezing (which lets oneDNN pre-pack the
     convolution weights on the CPU) both its FX-graph and AOT-autograd caches are bypassed, so a plain
-    torch.compile recompiles on every start (measured; see README *Performance*).
+    torch.compile recompiles on every start (measured; see docs/runtimes.md, "Start-up and bf16").
     """
     def build(path: Path) -> None:
         configs = {"freezing": True} if choice.device == "cpu" else {}

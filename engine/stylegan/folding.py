@@ -1,4 +1,4 @@
-"""Exact algebraic folding of the per-frame mapping (README "The networks").
+"""Exact algebraic folding of the per-frame mapping (docs/paper-model.md, "The networks"; docs/runtimes.md).
 
 M is one linear map of concat(vec(w_id), vec(m)):  w = A_id·w_id + A_m·m + b.
 E_m ends in an affine EqualLinear with no activation:  m = W_e·f + b_e, f ∈ R^D.
@@ -8,7 +8,7 @@ n·D·D MACs (4.7 M at the paper size) instead of n·D·2n·D (170 M).
 
 The fold itself (a float64 [nD, nD] x [nD, D] product: seconds at the paper size) depends only on the
 pack's weights, so its result (K and A_m·b_e + b) is kept in the cache dir as a safetensors file
-keyed by those weights and this code (README "Runtimes, devices and precision").
+keyed by those weights and this code (docs/runtimes.md, "Runtimes, devices and precision").
 """
 from __future__ import annotations
 

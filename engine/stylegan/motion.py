@@ -1,4 +1,4 @@
-"""Relative motion and temporal smoothing on E_m's features f (README, "The paper's model, live").
+"""Relative motion and temporal smoothing on E_m's features f (docs/paper-model.md, "The paper's model, live").
 
 M and the end of E_m are linear (engine/stylegan/folding.py): w = K·f + c. Relative motion feeds
 
@@ -23,7 +23,7 @@ MotionMode = Literal["relative", "absolute"]
 MOTION_MODES: tuple[MotionMode, ...] = ("relative", "absolute")
 NEUTRAL_FRAMES = 5  # the driver's first tracked frames averaged into its neutral features
 FRAME_RATE = 30.0  # Hz: the filter's clock advances 1/FRAME_RATE per driving frame (deterministic)
-DEFAULT_SMOOTHING = 0.7  # chosen by measurement (benchmarks/paper_live_bench.py; README)
+DEFAULT_SMOOTHING = 0.7  # chosen by measurement (benchmarks/paper_live_bench.py; docs/paper-model.md)
 SPEED_GAIN = 0.05  # One-Euro beta for features in noise units (benchmarks/paper_live_bench.py)
 
 

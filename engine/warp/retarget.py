@@ -1,4 +1,4 @@
-"""Retargeting controls: how much of the driver the portrait follows (README "Retargeting controls").
+"""Retargeting controls: how much of the driver the portrait follows (docs/warp.md, "Retargeting controls").
 
 Applied inside the motion transfer (engine.warp.motion):
 

@@ -1,4 +1,4 @@
-"""Checkpoint formats users bring (README "Weights"): detect the kind, pull out state dicts and configs.
+"""Checkpoint formats users bring (docs/weights.md): detect the kind, pull out state dicts and configs.
 
 | kind      | layout                                                                          |
 |-----------|---------------------------------------------------------------------------------|

@@ -1,4 +1,4 @@
-"""Retargeting panel: how much of the driver the portrait follows (landmark warp; README "Retargeting controls").
+"""Retargeting panel: how much of the driver the portrait follows (landmark warp; docs/warp.md, "Retargeting controls").
 
 Only the landmark warp reads these options: they show while it runs and are hidden, with one line
 saying why, while the paper's model runs (its own Expression control is in the paper-model panel).
