@@ -429,3 +429,31 @@ def test_every_python_example_is_python() -> None:
                 wrong.append(f"{where(Line(page, number))}: {exc}")
     assert sum(len(python_blocks(page)) for page in PAGES) >= 2
     assert not wrong, "\n".join(wrong)
+
+
+OTHER_MODULE_RUN = re.compile(r"\bpython3?\s+-m\s+((?:%s)\.[\w.]+)(.*)$" % "|".join(PACKAGES))
+
+
+def declared_options(file: Path) -> set[str]:
+    """The option strings a script declares (`add_argument("--media", …)`), read from its source."""
+    return {arg.value for node in ast.walk(ast.parse(file.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
+            for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)}
+
+
+def test_every_option_given_to_a_project_script_is_one_it_declares() -> None:
+    """`python -m benchmarks.warp_bench --media …`: the scripts build their parsers inside main(), so their
+    options are read from their source instead of parsed."""
+    runs, wrong = 0, []
+    for page in PAGES:
+        for line in logical_lines(page):
+            if line.fence not in (None, *SHELL_FENCES):
+                continue
+            for module, rest in OTHER_MODULE_RUN.findall(line.text):
+                runs += 1
+                file = module_file(module)
+                options = {word.split("=")[0] for word in rest.split() if word.startswith("--")}
+                unknown = sorted(options - declared_options(file)) if file else [f"(no module {module})"]
+                wrong += [f"{where(line)}: python -m {module} {option}" for option in unknown]
+    assert runs >= 5
+    assert not wrong, "options the scripts do not declare:\n" + "\n".join(wrong)
