@@ -129,7 +129,7 @@ def broken_link(page: Path, target: str) -> str | None:
     return None
 
 
-def test_the_link_checker_sees_a_broken_link_and_a_broken_anchor(tmp_path: Path) -> None:
+def test_the_link_checker_sees_a_broken_link_and_a_broken_anchor() -> None:
     page = DOCS / "app.md"
     assert broken_link(page, "media/live.png") is None
     assert broken_link(page, "warp.md#retargeting-controls") is None
