@@ -13,7 +13,7 @@ from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.layers import fill_background
 from engine.warp.mesh import FACE_OVAL
 from engine.warp.metrics import background_change
-from tests.test_warp_reenactor import MOUTH_OPEN_FRAME
+from tests.support import MOUTH_OPEN_FRAME
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,10 @@ from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import Reenactor, TargetSpec
 from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, LID_PAIRS, LIP_PAIRS, RIGID, signed_areas
+from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, LID_PAIRS, signed_areas
 from engine.warp.metrics import MEASURES, outside_face, pearson
 from engine.warp.reenactor import NEUTRAL_FRAMES
-
-MOUTH_OPEN_FRAME = 60  # the clip's widest-open mouth
+from tests.support import MOUTH_OPEN_FRAME, extreme_meshes
 
 
 @pytest.fixture(scope="module")
@@ -80,43 +79,13 @@ def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, 
     assert change.mean() < 0.5, change.mean()
 
 
-def _extremes(neutral: np.ndarray) -> dict[str, np.ndarray]:
-    """Driver meshes far beyond anything a face does, built from a real neutral mesh."""
-    centre = neutral[list(RIGID)].mean(0)
-    height = float(np.ptp(neutral[:, 1]))
-    below_mouth = neutral[:, 1] > neutral[[61, 291], 1].mean()
-    rng = np.random.default_rng(0)
-
-    def rotated(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
-        a, b, c = np.radians([yaw_deg, pitch_deg, roll_deg])
-        ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-        rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
-        return (neutral - centre) @ (rz @ rx @ ry).T + centre
-
-    jaw = neutral.copy()
-    jaw[below_mouth, 1] += 0.6 * height
-    squeezed = neutral.copy()
-    for upper, lower in EYE_LIDS:
-        squeezed[upper, 1] += 3 * (neutral[lower, 1] - neutral[upper, 1])
-    pressed = neutral.copy()
-    for upper, lower in LIP_PAIRS:
-        pressed[lower, 1] -= 0.1 * height
-    shifted = rotated(0, 0, 45) * 1.6
-    return {
-        "jaw dropped": jaw, "lids past each other": squeezed, "lips pressed through": pressed,
-        "yaw 60": rotated(60, 0, 0), "pitch -45": rotated(0, -45, 0), "roll 45, zoom, shift": shifted,
-        "noise": neutral + rng.normal(0, 0.05 * height, neutral.shape),
-    }
-
-
 def test_no_triangle_folds_under_extreme_motion(warp: WarpReenactor, clip: list[np.ndarray]) -> None:
     target = warp.target
     assert target is not None
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         neutral3d = detector.detect(clip[0]).points.astype(np.float64)
     target.motion.set_neutral(neutral3d)
-    for name, driver in _extremes(neutral3d).items():
+    for name, driver in extreme_meshes(neutral3d).items():
         moved = target.control_points(target.motion(driver))
         areas = signed_areas(moved, target.control.triangles)
         assert areas.min() >= -1e-6, f"{name}: {int((areas < -1e-6).sum())} folded triangles"
