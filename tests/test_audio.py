@@ -248,13 +248,13 @@ def test_session_switches_sound_and_reports_a_missing_device(pulse: PrivatePulse
 
 @pytest.mark.parametrize("low_latency", [False, True])
 def test_a_render_with_the_sources_sound_keeps_it_on_the_picture(tmp_path: Path, low_latency: bool) -> None:
-    """The offline path (H264Writer with audio_from): clicks stay on their flashes, B-frames or not."""
-    from engine.media.video_io import H264Writer, VideoReader
+    """The offline path (H264Writer.constant_rate with audio_from): clicks stay on their flashes, B-frames or not."""
+    from engine.media.video_io import H264Writer, VideoReader, X264Options
 
     source, out = tmp_path / "talking.mp4", tmp_path / "rendered.mp4"
     clip_with_clicks(source, 3.0, [1.0, 2.0])
-    with VideoReader(source) as video, H264Writer(out, video.fps, video.size, audio_from=source,
-                                                  low_latency=low_latency) as writer:
+    with VideoReader(source) as video, H264Writer.constant_rate(
+            out, video.fps, video.size, audio_from=source, x264=X264Options(low_latency=low_latency)) as writer:
         for frame in video:
             writer.write(frame)
     pts, brightness, audio, audio_start, rate = _decode(out)
@@ -269,7 +269,7 @@ def test_video_keeps_reaching_the_disk_after_the_sound_stops(tmp_path: Path) -> 
     from engine.media.video_io import AudioFormat, H264Writer
 
     path = tmp_path / "sound stopped.mp4"
-    writer = H264Writer(path, FPS, SIZE, live_audio=AudioFormat(48000, 1), low_latency=True)
+    writer = H264Writer.live(path, SIZE, FPS, audio=AudioFormat(48000, 1))
     for i in range(int(5 * FPS)):
         t = i / FPS
         if t < 1.0:

@@ -238,7 +238,7 @@ def test_pipeline_without_reenactor_only_previews_and_survives_drive_errors(clip
 
 def test_file_source_loops_at_the_files_pace(clip: Path, tmp_path: Path) -> None:
     short = tmp_path / "short.mp4"
-    with VideoReader(clip) as video, H264Writer(short, 25, video.size) as writer:
+    with VideoReader(clip) as video, H264Writer.constant_rate(short, 25, video.size) as writer:
         for _, frame in zip(range(10), video):
             writer.write(frame)
     source = VideoFileSource(short)

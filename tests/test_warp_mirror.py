@@ -20,7 +20,7 @@ def still_video(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
         frame = next(iter(video))
     path = tmp_path_factory.mktemp("mirror") / "still.mp4"
-    with H264Writer(path, 30, (frame.shape[1], frame.shape[0])) as writer:
+    with H264Writer.constant_rate(path, 30, (frame.shape[1], frame.shape[0])) as writer:
         for _ in range(60):
             writer.write(frame)
     return path
