@@ -131,7 +131,7 @@ def noisy(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def bench_smoothing(pack: Path, portrait: np.ndarray, faces: list[np.ndarray]) -> None:
     from engine.reenactor import TargetSpec
-    from engine.stylegan.identity import to_tensor
+    from engine.stylegan.images import to_tensor
     from engine.stylegan.motion import FeatureMotion, MotionConfig
 
     print("smoothing on E_m's features (tiny random pack; ±6 grey levels of noise on every 64² driver crop)")
@@ -176,7 +176,7 @@ def torch_no_grad():
 
 def bench_pipeline(pack: Path, portrait: np.ndarray, face: np.ndarray) -> None:
     from engine.reenactor import TargetSpec
-    from engine.stylegan.identity import to_tensor
+    from engine.stylegan.images import to_tensor
 
     print("pipeline per frame after alignment (tiny random pack, 64² driver crop): median ms per stage")
     x = to_tensor(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA), 64)

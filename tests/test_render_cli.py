@@ -50,7 +50,7 @@ def test_aligned_pack_render_equals_the_paper_forward(pack_and_model, tmp_path):
     out = tmp_path / "out.png"
     assert main(["render", "--weights", str(pack), "--aligned", "--runtime", "eager", "--precision", "fp32", "--driving", str(tmp_path / "driving.png"),
                  "--target", str(tmp_path / "id.npy"), "-o", str(out)]) == 0
-    from engine.stylegan.identity import to_tensor
+    from engine.stylegan.images import to_tensor
 
     with torch.no_grad():
         expected = model.eval()(to_tensor(driving, model.config.input_size), torch.from_numpy(latent)[None])

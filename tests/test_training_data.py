@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app.cli import main
-from engine.stylegan.identity import to_tensor
+from engine.stylegan.images import to_tensor
 from engine.media.video_io import H264Writer, read_image
 from engine.runtime.weights import load_paper_pack
 from models.paper import PaperModel

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.stylegan.identity import to_tensor
+from engine.stylegan.images import to_tensor
 from engine.media.video_io import read_image
 from engine.runtime.weights import load_paper_pack
 from models.checkpoints.formats import Kind, read_checkpoint, restyle_weights

@@ -6,13 +6,13 @@
     load_arcface(path)          ArcFace from model_ir_se50.pth or a pack with ArcFace
     load_latent(path)           a stored W+ identity, float32 [n_latent, D]
     import_weights(...)         best_model.pt + restyle_psp_ffhq_encode.pt (+ G, ArcFace) → pack
-    generate(...)               one image from a latent file or a seed
+
+Generating images from these weights is engine/stylegan/generate.py.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import MimicError
 from engine.output_file import check_output, replacing, write_bytes
 from engine.reenactor import ProgressFn
 from models.checkpoints.errors import CheckpointError
@@ -37,12 +36,11 @@ from models.checkpoints.strict import check_state, load_strict
 from models.encoders import ArcFace
 from models.irse import IRSEConfig
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
-from models.stylegan2 import Generator, GeneratorConfig, NoiseMode
+from models.stylegan2 import Generator, GeneratorConfig
 
 log = logging.getLogger(__name__)
 
 PACK_SUFFIXES = (".safetensors",)
-MAX_SEED = 2**32 - 1  # NumPy's RandomState takes seeds 0 … 2^32 - 1
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -283,43 +281,3 @@ def _same_shape(a: GeneratorConfig, b: GeneratorConfig, name: str, other: str) -
 
 def _source(role: str, path: Path, kind: Kind) -> dict[str, str]:
     return {"role": role, "file": path.name, "sha256": file_sha256(path), "kind": kind.name.lower()}
-
-
-# ------------------------------------------------------------------------------------------ generating
-
-
-def generate(weights: Path, latent: Path | None = None, seed: int | None = None, truncation: float = 1.0,
-             noise: NoiseMode | str = NoiseMode.CONST) -> np.ndarray:
-    """One image, RGB uint8 [size, size, 3], from a stored W+ latent or from a seed.
-
-    noise: a NoiseMode or its name ("const", "none", "random"; the CLI passes the name).
-
-    seed: z ~ N(0, I) (numpy RandomState(seed)) → w = G.map(z) → w ← mean + truncation·(w − mean)
-    (mean = G.mean_latent()) → repeated over the W+ layers. NoiseMode.RANDOM draws its noise from `seed`.
-    """
-    if (latent is None) == (seed is None):
-        raise ValueError("give exactly one of latent and seed")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise MimicError(f"seed {seed} is out of range; expected 0 to {MAX_SEED}")
-    if not math.isfinite(truncation):
-        raise MimicError(f"truncation {truncation} is not a number; expected e.g. 0.7")
-    noise = NoiseMode(noise)
-    g = load_generator(weights)
-    cfg = g.config
-    with torch.no_grad():
-        if latent is not None:
-            w_plus = torch.from_numpy(load_latent(latent, cfg.n_latent, cfg.style_dim))[None]
-        else:
-            z = torch.from_numpy(np.random.RandomState(seed).randn(1, cfg.style_dim)).float()
-            w = g.map(z)
-            if truncation != 1.0:
-                mean = g.mean_latent()
-                w = mean + truncation * (w - mean)
-            w_plus = w[:, None].repeat(1, cfg.n_latent, 1)
-        image = g.synthesize(w_plus, noise, seed=seed)
-    return to_uint8(image[0])
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in ≈[-1, 1] → RGB uint8 [H, W, 3]."""
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
