@@ -24,6 +24,7 @@ class SlowInversion:
     def __init__(self, inner, seconds: float) -> None:
         self.inner = inner
         self.seconds = seconds
+        self.kind = inner.kind
         self.name = inner.name
 
     def describe(self) -> str:

@@ -9,6 +9,7 @@ from PyQt6.QtCore import QTimer
 
 from app.gui.import_dialog import ImportWeightsDialog
 from app.gui.main_window import MainWindow, reenactor_factory_for
+from engine.reenactor import ReenactorKind
 from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 from tests.support import LONG, open_window
 
@@ -51,7 +52,7 @@ def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp
     assert pack == tmp_path / "tiny.safetensors" and pack.is_file()
 
     qtbot.waitUntil(lambda: window.session.state.model_pack == pack, timeout=LONG)
-    assert window.session.state.reenactor.name == "StyleGAN2 (paper)"
+    assert window.session.state.reenactor.kind == ReenactorKind.STYLEGAN
     assert window.device_chip.text() == window.session.state.reenactor.describe()
     assert window.target_panel.random_button.isEnabled()
     assert window.settings.model_pack == pack

@@ -17,7 +17,7 @@ from engine.media.camera import CameraConfig, CameraSource, VideoFileSource, ope
 from engine.errors import MediaError
 from engine.live import LivePipeline, LiveResult, Mailbox
 from engine.media.recorder import Layout, Recorder, canvas_size, compose
-from engine.reenactor import DriveResult, TargetSpec
+from engine.reenactor import DriveResult, ReenactorKind, TargetSpec
 from engine.media.video_io import H264Writer, VideoReader, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,6 +205,7 @@ def test_pipeline_without_reenactor_only_previews_and_survives_drive_errors(clip
     class Failing:
         """Raises like a reenactor without a target does."""
 
+        kind = ReenactorKind.WARP
         name = "failing"
 
         def drive(self, frame):

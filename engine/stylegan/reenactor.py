@@ -24,10 +24,11 @@ from engine.errors import Cancelled, MimicError
 from engine.face.framing import Framing
 from engine.runtime.memory import GrowthGuard, release_freed_memory
 from engine.face.paste_back import PasteBack, PasteBackConfig
-from engine.reenactor import DriveResult, ProgressFn, TargetSpec
+from engine.reenactor import DriveResult, ProgressFn, ReenactorKind, TargetSpec
 from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
 from engine.stylegan.folding import FoldedMapping
-from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
+from engine.stylegan.identity import IdentityEncoder, align_target
+from engine.stylegan.images import to_image, to_tensor
 from engine.stylegan.motion import DEFAULT_SMOOTHING, MOTION_MODES, FeatureMotion, MotionConfig, MotionMode
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class MotionFeatures(nn.Module):
 class StyleGANReenactor:
     """The paper's reenactor (E_m + M + G, identities from ReStyle)."""
 
+    kind = ReenactorKind.STYLEGAN
     name = "StyleGAN2 (paper)"
 
     def __init__(self, model: nn.Module, inverter: nn.Module, weights_id: str, runtime: RuntimeChoice,
