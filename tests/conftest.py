@@ -10,7 +10,9 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from engine.runtime.memory import keep_freed_memory  # noqa: E402
-from tests.leak_check import pytest_fixture_setup, pytest_runtest_setup, pytest_runtest_teardown  # noqa: E402,F401
+from tests.leak_check import (  # noqa: E402,F401  (the leak check's hooks)
+    pytest_fixture_setup, pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown,
+)
 
 keep_freed_memory()  # the allocator the app runs with (app.cli.main sets it first), before any thread
 
@@ -69,6 +71,21 @@ def settings(tmp_path: Path):
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     settings.output_dir = tmp_path / "recordings"
     return settings
+
+
+@pytest.fixture
+def closing():
+    """`closing(thing)` returns `thing` and closes it at the end of the test (a reenactor, a detector: what
+    holds a MediaPipe graph); a test that leaves one open fails (tests/leak_check.py)."""
+    held: list = []
+
+    def keep(thing):
+        held.append(thing)
+        return thing
+
+    yield keep
+    for thing in reversed(held):
+        thing.close()
 
 
 @pytest.fixture(autouse=True)

@@ -5,16 +5,20 @@ they are made (a weak set each: no scan of every object after every test): the f
 `mediapipe` is seen imported, its class is instrumented and one scan of the garbage collector picks up the
 instances made before that. What a test's own setup, body or function-scoped fixtures made and left running
 after its teardown is reported as an error of that test, then stopped or closed, so the next test starts clean.
-Instances made by module- or session-scoped fixtures live as long as their scope and are not counted;
-conftest's closing at the end of the session stays as the safety net for those.
+Not counted: garbage (a collection runs before anything is reported), instances made while a module- or
+session-scoped fixture was set up, and instances such a fixture's value holds (a graph a shared reenactor
+opened on its first frame): they live as long as their scope. conftest's closing at the end of the session
+stays as the safety net for those.
 """
 from __future__ import annotations
 
 import gc
 import sys
+import types
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,11 +80,13 @@ KINDS = (
 
 
 class _Ledger:
-    """What was open before the current test, and what its wider-scoped fixtures opened since."""
+    """What was open before the current test, what its wider-scoped fixtures opened since, and the values of
+    the wider-scoped fixtures it used."""
 
     def __init__(self) -> None:
         self.before: dict[str, set[int]] = {}
         self.exempt: dict[str, set[int]] = {k.what: set() for k in KINDS}
+        self.shared_values: list[Any] = []
 
     def snapshot(self) -> dict[str, set[int]]:
         for kind in KINDS:
@@ -104,21 +110,64 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureR
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     LEDGER.before = LEDGER.snapshot()
+    LEDGER.shared_values = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        info = getattr(item, "_fixtureinfo", None)
+        values = getattr(item, "funcargs", {})
+        for name, defs in (info.name2fixturedefs.items() if info is not None else ()):
+            if defs and defs[-1].scope != "function" and name in values:
+                LEDGER.shared_values.append(values[name])
+
+
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType, types.FrameType)
+
+
+def _held_by(roots: Iterable[Any], wanted: set[int], limit: int = 200_000) -> set[int]:
+    """The ids in `wanted` reachable from `roots` through instances and containers (not through classes,
+    modules or functions, which would reach everything)."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    todo = deque(roots)
+    while todo and len(seen) < limit and found != wanted:
+        obj = todo.popleft()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        if id(obj) in wanted:
+            found.add(id(obj))
+        todo.extend(gc.get_referents(obj))
+    return found
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     result = yield  # every fixture of the test is torn down first (windows closed, sessions stopped)
-    after = LEDGER.snapshot()
     leaks: list[str] = []
     for kind in KINDS:
-        before = LEDGER.before.get(kind.what, set())
-        leaked = after[kind.what] - before - LEDGER.exempt[kind.what]
+        leaked = _suspects(kind)
+        if leaked:
+            gc.collect()  # garbage in reference cycles is not a leak: it goes now
+            leaked = _suspects(kind)
+        if leaked:
+            leaked -= _held_by(LEDGER.shared_values, leaked)
         if leaked:
             for obj in kind.instances(leaked):  # close them now: the next test starts clean
                 kind.close(obj)
             leaks.append(f"{len(leaked)} {kind.what}")
+    LEDGER.shared_values = []
     if leaks:
         pytest.fail(f"{item.nodeid} leaked: {', '.join(leaks)} (stop or close them in the test or its fixtures)",
                     pytrace=False)
     return result
+
+
+def _suspects(kind: _Kind) -> set[int]:
+    """Ids of `kind` open now that were not open before the test and no wider-scoped fixture opened."""
+    kind.instrument()
+    return kind.open_now() - LEDGER.before.get(kind.what, set()) - LEDGER.exempt[kind.what]

@@ -2,6 +2,7 @@
 identity kept, no folds, error paths, neutral reset."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,11 @@ def astronaut(fixtures_dir: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def warp(astronaut: np.ndarray) -> WarpReenactor:
+def warp(astronaut: np.ndarray) -> Iterator[WarpReenactor]:
     reenactor = WarpReenactor()
     reenactor.set_target(TargetSpec.from_image(astronaut))
-    return reenactor
+    yield reenactor
+    reenactor.close()
 
 
 def _run(reenactor: WarpReenactor, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
@@ -42,8 +44,8 @@ def _run(reenactor: WarpReenactor, frames: list[np.ndarray]) -> tuple[list[np.nd
 
 
 @pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
-def test_output_follows_driver_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str) -> None:
-    reenactor = WarpReenactor()
+def test_output_follows_driver_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str, closing) -> None:
+    reenactor = closing(WarpReenactor())
     reenactor.set_target(TargetSpec.from_image(read_image(fixtures_dir / target)))
     outputs, drivers = _run(reenactor, clip)
     assert len(outputs) == len(clip) == 120
@@ -67,8 +69,8 @@ def test_describe_and_protocol(warp: WarpReenactor) -> None:
     assert warp.output_size == (512, 512)
 
 
-def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
-    reenactor = WarpReenactor()
+def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
+    reenactor = closing(WarpReenactor())
     reenactor.set_target(TargetSpec.from_image(astronaut))
     target = reenactor.target
     assert target is not None
@@ -145,8 +147,8 @@ def test_driving_frame_without_a_face_holds_the_last_output(warp: WarpReenactor,
     assert set(good.timings_ms) == {"landmarks", "motion", "warp", "composite"}
 
 
-def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
-    reenactor = WarpReenactor(WarpConfig(smoothing=0.0))
+def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
+    reenactor = closing(WarpReenactor(WarpConfig(smoothing=0.0)))
     reenactor.set_target(TargetSpec.from_image(astronaut))
     target = reenactor.target
     assert target is not None
@@ -161,9 +163,9 @@ def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip
     assert np.abs(again - rest).mean() < 0.5
 
 
-def test_portrait_framing_keeps_the_whole_image(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
+def test_portrait_framing_keeps_the_whole_image(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
     wide = np.ascontiguousarray(astronaut[64:448])  # 512 x 384
-    reenactor = WarpReenactor(WarpConfig(framing="portrait", output_size=400))
+    reenactor = closing(WarpReenactor(WarpConfig(framing="portrait", output_size=400)))
     reenactor.set_target(TargetSpec.from_image(wide))
     assert reenactor.output_size == (400, 300)
     out = reenactor.drive(clip[0])
