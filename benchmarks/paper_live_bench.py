@@ -119,7 +119,8 @@ def tiny_pack(folder: Path) -> Path:
 
 
 def paper(pack: Path, **options):
-    from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+    from engine.stylegan.options import StyleGANOptions
+    from engine.stylegan.pipeline import StyleGANReenactor
 
     return StyleGANReenactor.from_pack(pack, runtime="eager", device="cpu", precision="fp32",
                                        options=StyleGANOptions(**options))
@@ -143,7 +144,7 @@ def bench_smoothing(pack: Path, portrait: np.ndarray, faces: list[np.ndarray]) -
     ramp = [a] * 10 + [np.uint8(np.rint(a * (1 - s) + b * s)) for s in np.linspace(0, 1, 20)] + [b] * 20
     rng = np.random.default_rng(0)
     with torch_no_grad():
-        feats = lambda frames: np.array([base._features(to_tensor(f, 64))[0].double().numpy() for f in frames])  # noqa: E731
+        feats = lambda frames: np.array([base.networks.features(to_tensor(f, 64))[0].double().numpy() for f in frames])  # noqa: E731
         still, moving, clean = feats([noisy(a, rng) for _ in range(60)]), feats([noisy(f, rng) for f in ramp]), feats(ramp)
     move = np.linalg.norm(clean[-1] - clean[0])
     print(f"  a cross-fade between two faces over 20 frames: {np.abs(clean[-1] - clean[0]).mean() / scale.mean():.0f} "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.factory import create_reenactor
+from engine.factory import create_reenactor, setup_for
 from engine.session import (
     Changed,
     Notice,
@@ -31,7 +31,7 @@ class Made:
         self.built = []
 
     def __call__(self, pack, progress=None):
-        reenactor = create_reenactor(pack, progress=progress)
+        reenactor = create_reenactor(setup_for(pack), progress)
         self.built.append(reenactor)
         return reenactor
 

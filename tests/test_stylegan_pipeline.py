@@ -11,7 +11,8 @@ from engine.reenactor import Reenactor, TargetSpec
 from engine.runtime.runtimes import select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.images import to_tensor
-from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+from engine.stylegan.options import StyleGANOptions
+from engine.stylegan.pipeline import StyleGANReenactor
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
 
 

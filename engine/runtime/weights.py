@@ -3,6 +3,7 @@
     load_generator(path)        StyleGAN2 G from a rosinality .pt, NVIDIA .pkl, the paper's or ReStyle's
                                 checkpoint (their decoder), a bare state dict or a pack
     load_paper_pack(path)       (PaperModel, ReStyleInverter, manifest) from a pack
+    load_inverter(path)         the ReStyleInverter alone, from a pack or ReStyle's own checkpoint
     load_arcface(path)          ArcFace from model_ir_se50.pth or a pack with ArcFace
     load_latent(path)           a stored W+ identity, float32 [n_latent, D]
     import_weights(...)         best_model.pt + restyle_psp_ffhq_encode.pt (+ G, ArcFace) → pack
@@ -93,6 +94,42 @@ def load_paper_pack(path: Path, verify: bool = False) -> tuple[PaperModel, ReSty
         inverter.decoder = model.decoder  # one G in memory
     inverter.latent_avg = _latent_avg(pack, verify, config.generator)
     return _frozen(model), _frozen(inverter), pack.manifest
+
+
+def load_inverter(path: Path, verify: bool = False) -> ReStyleInverter:
+    """The ReStyle inverter alone (E_i + its G + latent_avg; eval mode, frozen) from a pack or from ReStyle's
+    restyle_psp_ffhq_encode.pt: nothing of the paper's model (E_m, M) is built."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    if ckpt.kind is Kind.RESTYLE:
+        rw = restyle_weights(ckpt)
+        config = PaperConfig(generator=rw.decoder.config, encoder=replace(rw.encoder_config, in_channels=3),
+                             input_size=rw.input_size, restyle_iters=rw.n_iters)
+        with _empty_modules(sum(t.numel() for t in (*rw.encoder.values(), *rw.decoder.state.values()))):
+            inverter = ReStyleInverter(config)
+        load_strict(inverter.encoder, rw.encoder, path.name, "E_i (ReStyle encoder)")
+        load_strict(inverter.decoder, rw.decoder.state, path.name, "ReStyle's generator")
+        inverter.latent_avg = rw.latent_avg.float().clone()
+        return _frozen(inverter)
+    if ckpt.kind is not Kind.PACK:
+        raise CheckpointError(f"{path.name} looks like {ckpt.kind.value}; expected ReStyle's checkpoint or a "
+                              "Mimic model pack made from it")
+    pack = open_pack(path)
+    missing = [c for c in ("E_i", "latent_avg") if not pack.has(c)]
+    if missing:
+        raise CheckpointError(f"{pack.name} has no ReStyle inverter (no {', '.join(missing)}); expected a pack "
+                              "made from the paper's and ReStyle's checkpoints")
+    config = paper_config(pack)
+    restyle_g = pack.manifest["configs"].get("restyle_generator")
+    if restyle_g is not None:
+        config = replace(config, generator=generator_config_from(restyle_g, pack.name, "configs.restyle_generator"))
+    decoder = "G_restyle" if pack.has("G_restyle") else "G"
+    with _empty_modules(path.stat().st_size // 4):
+        inverter = ReStyleInverter(config)
+    load_strict(inverter.encoder, pack.component("E_i", verify), pack.name, "E_i (ReStyle encoder)")
+    load_strict(inverter.decoder, pack.component(decoder, verify), pack.name, "ReStyle's generator")
+    inverter.latent_avg = _latent_avg(pack, verify, paper_config(pack).generator)
+    return _frozen(inverter)
 
 
 def paper_config(pack: Pack) -> PaperConfig:

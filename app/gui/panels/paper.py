@@ -1,7 +1,7 @@
 """Paper-model panel: how the StyleGAN reenactor animates the portrait (paste-back, motion, smoothing, expression).
 
 Each control is a named option (persisted, sent with `Session.set_option`); only the paper's reenactor
-reads them (`engine.stylegan.reenactor.OPTION_FIELDS`), so they show while it runs and are hidden,
+reads them (`engine.stylegan.options.OPTION_FIELDS`), so they show while it runs and are hidden,
 with one line saying why, while the landmark warp runs.
 """
 from __future__ import annotations
