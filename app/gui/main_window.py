@@ -1,6 +1,6 @@
 """Mimic's main window: the panels around the driver and output views, the status bar, progress dialogs.
 
-Where a GUI action changes the engine's state: `engine/session.py` (every intent is a `Session`
+Where a GUI action changes the engine's state: `engine/session/` (every intent is a `Session`
 method). The panels (`app/gui/panels/`) render the session's state and send intents; this window
 only composes them, shows progress for long tasks, takes dropped files and shuts down.
 """
