@@ -10,7 +10,7 @@ import torch
 from engine.reenactor import Reenactor, TargetSpec
 from engine.runtime.runtimes import select_runtime
 from engine.stylegan.folding import FoldedMapping
-from engine.stylegan.images import to_tensor
+from engine.stylegan.images import to_image, to_tensor
 from engine.stylegan.options import StyleGANOptions
 from engine.stylegan.pipeline import StyleGANReenactor
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
@@ -136,3 +136,13 @@ def test_compiled_runtimes_match_eager(tiny, runtime, tmp_path, monkeypatch):
     x = to_tensor(np.random.RandomState(6).randint(0, 256, (64, 64, 3), dtype=np.uint8), config.input_size)
     a, b = eager.render(x), fast.render(x)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_image_conversions_round_trip_and_round_to_nearest():
+    """engine/stylegan/images.py, the one conversion each way: uint8 → [-1, 1] → uint8 is exact, and values
+    between two levels go to the nearer one (the official tensor2im truncates)."""
+    image = np.random.RandomState(0).randint(0, 256, (8, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(to_image(to_tensor(image, 8)), image)
+    assert (to_image(torch.full((1, 3, 2, 2), 100.6 / 127.5 - 1)) == 101).all()  # truncation would give 100
+    assert (to_image(torch.full((1, 3, 2, 2), 100.4 / 127.5 - 1)) == 100).all()
+    assert to_image(torch.full((1, 3, 1, 1), 2.0)).min() == 255 and to_image(torch.full((1, 3, 1, 1), -2.0)).max() == 0
