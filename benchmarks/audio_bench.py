@@ -144,7 +144,7 @@ def _aac_encode_cost(path: Path, seconds: float) -> float:
     """Thread CPU seconds to AAC-encode `seconds` of noise through the recorder's writer (tiny video)."""
     rate = 48000
     noise = (np.random.default_rng(0).standard_normal((rate // 100, 1)) * 0.1).astype(np.float32)
-    writer = H264Writer(path, FPS, (16, 16), live_audio=AudioFormat(rate, 1), low_latency=True)
+    writer = H264Writer.live(path, (16, 16), FPS, audio=AudioFormat(rate, 1))
     writer.write(np.zeros((16, 16, 3), np.uint8), t_seconds=0.0)
     begin = time.thread_time()
     for k in range(int(seconds * 100)):

@@ -119,7 +119,8 @@ def tiny_pack(folder: Path) -> Path:
 
 
 def paper(pack: Path, **options):
-    from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+    from engine.stylegan.options import StyleGANOptions
+    from engine.stylegan.pipeline import StyleGANReenactor
 
     return StyleGANReenactor.from_pack(pack, runtime="eager", device="cpu", precision="fp32",
                                        options=StyleGANOptions(**options))
@@ -131,7 +132,7 @@ def noisy(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def bench_smoothing(pack: Path, portrait: np.ndarray, faces: list[np.ndarray]) -> None:
     from engine.reenactor import TargetSpec
-    from engine.stylegan.identity import to_tensor
+    from engine.stylegan.images import to_tensor
     from engine.stylegan.motion import FeatureMotion, MotionConfig
 
     print("smoothing on E_m's features (tiny random pack; ±6 grey levels of noise on every 64² driver crop)")
@@ -143,7 +144,7 @@ def bench_smoothing(pack: Path, portrait: np.ndarray, faces: list[np.ndarray]) -
     ramp = [a] * 10 + [np.uint8(np.rint(a * (1 - s) + b * s)) for s in np.linspace(0, 1, 20)] + [b] * 20
     rng = np.random.default_rng(0)
     with torch_no_grad():
-        feats = lambda frames: np.array([base._features(to_tensor(f, 64))[0].double().numpy() for f in frames])  # noqa: E731
+        feats = lambda frames: np.array([base.networks.features(to_tensor(f, 64))[0].double().numpy() for f in frames])  # noqa: E731
         still, moving, clean = feats([noisy(a, rng) for _ in range(60)]), feats([noisy(f, rng) for f in ramp]), feats(ramp)
     move = np.linalg.norm(clean[-1] - clean[0])
     print(f"  a cross-fade between two faces over 20 frames: {np.abs(clean[-1] - clean[0]).mean() / scale.mean():.0f} "
@@ -176,7 +177,7 @@ def torch_no_grad():
 
 def bench_pipeline(pack: Path, portrait: np.ndarray, face: np.ndarray) -> None:
     from engine.reenactor import TargetSpec
-    from engine.stylegan.identity import to_tensor
+    from engine.stylegan.images import to_tensor
 
     print("pipeline per frame after alignment (tiny random pack, 64² driver crop): median ms per stage")
     x = to_tensor(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA), 64)

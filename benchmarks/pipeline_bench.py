@@ -82,7 +82,7 @@ def bench_config(name: str, config, runtimes: list[str], repeats: int) -> tuple[
     """The per-stage rows of one config, and G's 3x3 convolutions alone (ms, channels-last) per precision."""
     from benchmarks.plain_stylegan2 import PlainSynthesis
     from engine.runtime.runtimes import select_runtime
-    from engine.stylegan.reenactor import StyleGANReenactor
+    from engine.stylegan.pipeline import StyleGANReenactor
     from models.paper import PaperModel
 
     torch.manual_seed(0)

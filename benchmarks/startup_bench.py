@@ -59,7 +59,8 @@ def one_start(pack: Path, runtime: str, precision: str) -> dict:
     from torch._dynamo.utils import counters
 
     from engine.runtime.runtimes import select_runtime
-    from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+    from engine.stylegan.options import StyleGANOptions
+    from engine.stylegan.pipeline import StyleGANReenactor
     from engine.runtime.weights import load_paper_pack
 
     times = {"import": time.perf_counter() - t0}

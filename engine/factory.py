@@ -1,54 +1,57 @@
-"""Pick the reenactor: the StyleGAN pipeline when a model pack is given, else the weights-free warp."""
+"""Build the reenactor a setup describes: the weights-free warp (a WarpConfig) or the paper's StyleGAN
+pipeline from a model pack (a StyleGANSetup). Torch is imported only when a StyleGAN pipeline is built."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Union
 
-from engine.reenactor import ProgressFn, Reenactor
+from engine.reenactor import ProgressFn, Reenactor, ReenactorKind
+from engine.stylegan.options import StyleGANOptions
 
 if TYPE_CHECKING:
-    from engine.stylegan.reenactor import StyleGANOptions
     from engine.warp import WarpConfig
 
 log = logging.getLogger(__name__)
 
 
-def create_reenactor(
-    weights: Path | None = None,
-    runtime: str = "auto",
-    device: str = "auto",
-    precision: str = "auto",
-    aligned: bool = False,
-    stylegan: "StyleGANOptions | None" = None,
-    warp: "WarpConfig | None" = None,
-    progress: ProgressFn | None = None,
-) -> Reenactor:
-    """A ready reenactor (no target set yet).
+@dataclass(frozen=True)
+class StyleGANSetup:
+    """The paper's model from a Mimic pack (``python -m app import-weights``), on a runtime."""
 
-    weights:   a Mimic model pack (``python -m app import-weights``); None → the landmark warp,
-               which needs no downloaded weights.
-    runtime:   StyleGAN pipeline only: auto, eager, compile, onnx, tensorrt (engine.runtime.runtimes).
-    device:    StyleGAN pipeline only: auto, cpu, cuda. A missing GPU is an error, not a fallback.
-    precision: StyleGAN pipeline only: auto, fp32, bf16 (CPU), fp16 (CUDA).
-    aligned:   StyleGAN pipeline only: the paper's semantics exactly (inputs already FFHQ-aligned,
-               absolute motion, the official crop, no paste-back, no smoothing); overrides `stylegan`.
-    stylegan:  StyleGAN pipeline options (paste-back, framing, motion, smoothing, expression).
-    warp:      landmark warp settings (framing, size, gains, smoothing).
-    progress:  StyleGAN pipeline only: hears the build stages (reading the pack, the folded mapping,
-               each graph loaded from the cache or built, with the build's estimated time).
+    kind: ClassVar[ReenactorKind] = ReenactorKind.STYLEGAN
+    weights: Path
+    runtime: str = "auto"  # auto, eager, compile, onnx, tensorrt (engine.runtime.runtimes)
+    device: str = "auto"  # auto, cpu, cuda: a missing GPU is an error, not a fallback
+    precision: str = "auto"  # auto, fp32, bf16 (CPU), fp16 (CUDA)
+    options: StyleGANOptions = field(default_factory=StyleGANOptions)  # StyleGANOptions.paper(): `render --aligned`
+
+
+ReenactorSetup = Union["WarpConfig", StyleGANSetup]  # the landmark warp's settings are its WarpConfig
+
+
+def create_reenactor(setup: ReenactorSetup | None = None, progress: ProgressFn | None = None) -> Reenactor:
+    """A ready reenactor (no target set yet); None: the landmark warp with its defaults (no weights needed).
+
+    progress: a StyleGAN pipeline's build stages (reading the pack, the folded mapping, each graph loaded
+    from the cache or built, with the build's estimated time).
     """
-    if weights is None:
+    if isinstance(setup, StyleGANSetup):
+        from engine.stylegan import StyleGANReenactor
+
+        reenactor: Reenactor = StyleGANReenactor.from_pack(Path(setup.weights), runtime=setup.runtime,
+                                                           device=setup.device, precision=setup.precision,
+                                                           options=setup.options, progress=progress)
+    else:
         from engine.warp import WarpConfig, WarpReenactor
 
-        reenactor: Reenactor = WarpReenactor(warp or WarpConfig())
-    else:
-        from engine.stylegan import StyleGANReenactor
-        from engine.stylegan.reenactor import StyleGANOptions
-
-        options = StyleGANOptions.paper() if aligned else (stylegan or StyleGANOptions())
-        reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime, device=device,
-                                                precision=precision, options=options,
-                                                progress=progress)
+        reenactor = WarpReenactor(setup or WarpConfig())
     log.info("reenactor: %s", reenactor.describe())
     return reenactor
+
+
+def setup_for(weights: Path | None, runtime: str = "auto", device: str = "auto", precision: str = "auto"
+              ) -> ReenactorSetup | None:
+    """The setup the app starts with: the StyleGAN pipeline (default options) for a pack, else the warp (None)."""
+    return None if weights is None else StyleGANSetup(Path(weights), runtime, device, precision)

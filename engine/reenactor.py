@@ -5,6 +5,7 @@ frames are RGB ``uint8`` arrays of shape [H, W, 3]; nothing here is torch.
 """
 from __future__ import annotations
 
+import enum
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,13 @@ import numpy as np
 
 # progress(fraction in [0, 1], short message)
 ProgressFn = Callable[[float, str], None]
+
+
+class ReenactorKind(str, enum.Enum):
+    """Which reenactor it is: what the app compares (never the display `name`)."""
+
+    WARP = "warp"  # engine.warp: the weights-free landmark warp
+    STYLEGAN = "stylegan"  # engine.stylegan: the paper's model from a pack
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ class DriveResult:
 class Reenactor(Protocol):
     """Animate a target identity with the pose and expression of a driving face."""
 
-    name: str  # short human name, e.g. "Landmark warp (no weights)"
+    kind: ReenactorKind  # which reenactor (options panels, the factory's options) — compare this
+    name: str  # short human name, e.g. "Landmark warp (no weights)" (shown, never compared)
 
     def describe(self) -> str:
         """One line: reenactor, runtime, device, precision (shown in the app and CLI)."""

@@ -80,7 +80,7 @@ def _render_video(reenactor: Reenactor, driving: Path, output: Path, progress: F
     with VideoReader(driving) as video:
         expected = video.frame_count
         audio = driving if video.has_audio else None
-        with H264Writer(partial, video.fps, reenactor.output_size, audio_from=audio) as writer:
+        with H264Writer.constant_rate(partial, video.fps, reenactor.output_size, audio_from=audio) as writer:
             for frame in video:
                 result = reenactor.drive(frame)
                 no_face += not result.face_found

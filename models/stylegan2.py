@@ -14,11 +14,17 @@ import enum
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.layers import EqualLinear, PixelNorm, fir_filter, fir_kernel, fused_leaky_relu, upsample2x
+
+
+def seeded_z(seed: int, style_dim: int) -> torch.Tensor:
+    """z ~ N(0, I) [1, style_dim] from a seed (NumPy's RandomState: the seeds the official scripts use)."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, style_dim)).float()
 
 
 class NoiseMode(enum.Enum):
@@ -237,12 +243,18 @@ class Generator(nn.Module):
         """W+ → image with the stored noise (the export path)."""
         return self.synthesize(w_plus, NoiseMode.CONST)
 
-    def sample(self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: torch.Tensor | None = None,
-               noise: NoiseMode = NoiseMode.CONST, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """z [B, D] → (image, W+): w truncated towards `truncation_latent` (default: mean_latent())."""
-        w = self.map(z)
+    def w_plus(self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """z [B, D] → W+ [B, n_latent, D]: w = map(z), truncated towards `truncation_latent` (default:
+        mean_latent()) as w ← centre + truncation·(w − centre), repeated over the layers."""
+        w = self.map(z.to(self.input.input.device))
         if truncation != 1.0:
             centre = self.mean_latent() if truncation_latent is None else truncation_latent
             w = centre + truncation * (w - centre)
-        w_plus = w.unsqueeze(1).repeat(1, self.config.n_latent, 1)
+        return w.unsqueeze(1).repeat(1, self.config.n_latent, 1)
+
+    def sample(self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: torch.Tensor | None = None,
+               noise: NoiseMode = NoiseMode.CONST, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [B, D] → (image, W+), through w_plus (the one z → W+ sampler)."""
+        w_plus = self.w_plus(z, truncation, truncation_latent)
         return self.synthesize(w_plus, noise, seed), w_plus

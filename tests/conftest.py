@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from engine.runtime.memory import keep_freed_memory  # noqa: E402
+from tests.leak_check import (  # noqa: E402,F401  (the leak check's hooks)
+    pytest_fixture_setup, pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown,
+)
 
 keep_freed_memory()  # the allocator the app runs with (app.cli.main sets it first), before any thread
 
@@ -70,11 +73,26 @@ def settings(tmp_path: Path):
     return settings
 
 
+@pytest.fixture
+def closing():
+    """`closing(thing)` returns `thing` and closes it at the end of the test (a reenactor, a detector: what
+    holds a MediaPipe graph); a test that leaves one open fails (tests/leak_check.py)."""
+    held: list = []
+
+    def keep(thing):
+        held.append(thing)
+        return thing
+
+    yield keep
+    for thing in reversed(held):
+        thing.close()
+
+
 @pytest.fixture(autouse=True)
 def _close_gui_windows():
-    """Close every window a GUI test kept (tests/gui_support.py)."""
+    """Close every window a GUI test kept (tests/support.py keep_until_teardown)."""
     yield
-    support = sys.modules.get("tests.gui_support")
+    support = sys.modules.get("tests.support")
     if support is not None:
         support.close_open_windows()
 
@@ -93,6 +111,9 @@ def pulse():
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     """Stop the live loops and close the MediaPipe graphs tests left running, before the interpreter exits.
+
+    The safety net behind tests/leak_check.py (which fails the test that leaked): it also catches what
+    module- and session-scoped fixtures left open.
 
     A graph still running at exit has its worker threads torn down under it, and the process then
     aborts ("terminate called without an active exception") after every test passed; the app itself

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -24,6 +23,7 @@ from engine.media.recorder import Layout, Recorder
 from engine.session import Notice, Session
 from engine.tasks import EventQueue
 from tests.audio_server import MIC, ClickPlayer, PrivatePulse, find_clicks
+from tests.support import clip_with_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 30.0
@@ -198,34 +198,9 @@ def test_killed_recording_plays_with_sound_up_to_the_last_fragment(pulse: Privat
     assert len(find_clicks(audio, rate)) >= 3
 
 
-def _make_clip_with_clicks(path: Path, seconds: float, flashes: list[float]) -> None:
-    """A 30 fps clip with white frames and clicks in its own audio track at the same media times."""
-    rate = 44100
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=30, options={"tune": "zerolatency"})
-        video.width, video.height, video.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-        audio = container.add_stream("aac", rate=rate)
-        audio.layout = "mono"
-        sound = np.zeros(round(seconds * rate), np.float32)
-        for f in flashes:
-            sound[round(f * rate):round(f * rate) + 90] = 0.8
-        for i in range(round(seconds * 30)):
-            white = any(abs(i / 30 - f) < 1 / 60 for f in flashes)
-            frame = av.VideoFrame.from_ndarray(np.full((SIZE[1], SIZE[0], 3), 255 if white else 0, np.uint8), "rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, 30)
-            container.mux(video.encode(frame))
-        for i in range(0, len(sound), 1024):
-            chunk = av.AudioFrame.from_ndarray(sound[None, i:i + 1024], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = rate, i, Fraction(1, rate)
-            container.mux(audio.encode(chunk))
-        container.mux(video.encode(None))
-        container.mux(audio.encode(None))
-
-
 def test_a_video_sources_own_audio_is_the_microphone_through_a_loop(tmp_path: Path) -> None:
     clip = tmp_path / "talking.mp4"
-    _make_clip_with_clicks(clip, 1.5, [0.5, 1.0])
+    clip_with_clicks(clip, 1.5, [0.5, 1.0])
     source = VideoFileSource(clip)
     sound = FileAudio(source)
     recorder: Recorder | None = None
@@ -273,13 +248,13 @@ def test_session_switches_sound_and_reports_a_missing_device(pulse: PrivatePulse
 
 @pytest.mark.parametrize("low_latency", [False, True])
 def test_a_render_with_the_sources_sound_keeps_it_on_the_picture(tmp_path: Path, low_latency: bool) -> None:
-    """The offline path (H264Writer with audio_from): clicks stay on their flashes, B-frames or not."""
-    from engine.media.video_io import H264Writer, VideoReader
+    """The offline path (H264Writer.constant_rate with audio_from): clicks stay on their flashes, B-frames or not."""
+    from engine.media.video_io import H264Writer, VideoReader, X264Options
 
     source, out = tmp_path / "talking.mp4", tmp_path / "rendered.mp4"
-    _make_clip_with_clicks(source, 3.0, [1.0, 2.0])
-    with VideoReader(source) as video, H264Writer(out, video.fps, video.size, audio_from=source,
-                                                  low_latency=low_latency) as writer:
+    clip_with_clicks(source, 3.0, [1.0, 2.0])
+    with VideoReader(source) as video, H264Writer.constant_rate(
+            out, video.fps, video.size, audio_from=source, x264=X264Options(low_latency=low_latency)) as writer:
         for frame in video:
             writer.write(frame)
     pts, brightness, audio, audio_start, rate = _decode(out)
@@ -294,7 +269,7 @@ def test_video_keeps_reaching_the_disk_after_the_sound_stops(tmp_path: Path) -> 
     from engine.media.video_io import AudioFormat, H264Writer
 
     path = tmp_path / "sound stopped.mp4"
-    writer = H264Writer(path, FPS, SIZE, live_audio=AudioFormat(48000, 1), low_latency=True)
+    writer = H264Writer.live(path, SIZE, FPS, audio=AudioFormat(48000, 1))
     for i in range(int(5 * FPS)):
         t = i / FPS
         if t < 1.0:

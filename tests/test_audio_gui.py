@@ -11,26 +11,12 @@ from pathlib import Path
 import av
 import pytest
 
-from app.gui.main_window import LaunchOptions, MainWindow
-from app.gui.settings import AppSettings
+from app.gui.main_window import MainWindow
 from engine.media.audio import FileAudio
 from tests.audio_server import MIC, ClickPlayer
-from tests.gui_support import keep_until_teardown
-from tests.test_audio import _make_clip_with_clicks
+from tests.support import LONG, clip_with_clicks, open_window
 
 ROOT = Path(__file__).resolve().parents[1]
-
-LONG = 30_000  # ms: generous bound for waits on a busy machine (never a speed assertion)
-
-
-def open_window(qtbot, settings: AppSettings, clip: Path, audio: str | None = None) -> MainWindow:
-    window = MainWindow(LaunchOptions(source=str(clip), audio=audio), settings)
-    qtbot.addWidget(window)
-    keep_until_teardown(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    return window
-
 
 def picker_values(window: MainWindow) -> list[str]:
     combo = window.record_panel.sound_combo
@@ -100,7 +86,7 @@ def test_recording_from_the_window_has_sound(qtbot, pulse, settings, fixtures_di
 
 def test_readme_command_records_with_the_clips_own_sound(tmp_path: Path) -> None:
     """docs/app.md: `.venv/bin/python -m app gui --source clip.mp4 --audio source` (+ --screenshot to quit)."""
-    _make_clip_with_clicks(tmp_path / "clip.mp4", 2.0, [0.5, 1.5])
+    clip_with_clicks(tmp_path / "clip.mp4", 2.0, [0.5, 1.5])
     shot = tmp_path / "window.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "PYTHONPATH": str(ROOT)}
@@ -114,7 +100,7 @@ def test_readme_command_records_with_the_clips_own_sound(tmp_path: Path) -> None
 def test_launch_option_source_records_the_clips_own_sound(qtbot, settings, tmp_path: Path) -> None:
     """What `--audio source` hands the window: the video source's own track becomes the sound."""
     clip = tmp_path / "clip.mp4"
-    _make_clip_with_clicks(clip, 2.0, [0.5, 1.5])
+    clip_with_clicks(clip, 2.0, [0.5, 1.5])
     window = open_window(qtbot, settings, clip, audio="source")
     qtbot.waitUntil(lambda: window.session.state.audio is not None, timeout=LONG)
     assert isinstance(window.session.state.audio, FileAudio)

@@ -11,7 +11,7 @@ import torch
 
 from app.cli import main
 from engine.media.video_io import read_image
-from engine.runtime.weights import to_uint8
+from engine.stylegan.images import to_image
 from models.stylegan2 import NoiseMode
 from tests.checkpoint_writers import (
     one_thread, tiny_generator, tiny_inverter, tiny_paper, write_latent_npy, write_nvidia, write_paper, write_restyle,
@@ -64,7 +64,7 @@ def test_latent_renders_exactly(tmp_path: Path) -> None:
     path = write_latent_npy(tmp_path / "face.npy", latent)
     assert run("generate", "--weights", pkl, "--latent", path, "--noise", "none", "-o", tmp_path / "out.png") == 0
     with torch.no_grad():
-        expected = to_uint8(g.synthesize(torch.from_numpy(latent), NoiseMode.NONE)[0])
+        expected = to_image(g.synthesize(torch.from_numpy(latent), NoiseMode.NONE))
     assert np.array_equal(read_image(tmp_path / "out.png"), expected)
 
 

@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 
 from engine.runtime.runtimes import select_runtime
 from engine.stylegan.folding import FoldedMapping
-from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+from engine.stylegan.options import StyleGANOptions
+from engine.stylegan.pipeline import StyleGANReenactor
 from models.paper import PaperConfig, PaperModel
 
 
@@ -121,19 +122,15 @@ def test_the_apps_loading_task_reports_the_build_stages(tmp_path, monkeypatch):
     """Session.load_model hands its task's progress to the factory: the Loading dialog's messages
     (TaskProgress events) name each stage of building a pack's reenactor."""
     pytest.importorskip("onnxruntime")
-    from engine.factory import create_reenactor
+    from engine.factory import StyleGANSetup, create_reenactor
     from engine.session import Session, TaskProgress
     from engine.tasks import EventQueue
-    from engine.runtime.weights import import_weights
-    from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+    from tests.support import tiny_pack
 
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
-    model = tiny_paper()
-    pack = tmp_path / "tiny.safetensors"
-    import_weights(write_paper(tmp_path / "best_model.pt", model),
-                   write_restyle(tmp_path / "restyle.pt", tiny_inverter(model.decoder)), out=pack)
+    pack, _ = tiny_pack(tmp_path)
     queue, heard = EventQueue(), []
-    session = Session(lambda path, progress: create_reenactor(path, runtime="onnx", device="cpu", precision="fp32",
+    session = Session(lambda path, progress: create_reenactor(StyleGANSetup(path, "onnx", "cpu", "fp32"),
                                                               progress=progress), queue.post)
     session.subscribe(lambda e: heard.append(e.message) if isinstance(e, TaskProgress) else None)
     try:

@@ -12,12 +12,10 @@ from PyQt6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PyQt6.QtGui import QDropEvent
 from PyQt6.QtWidgets import QProgressDialog, QPushButton
 
-from app.gui.main_window import LaunchOptions, MainWindow, default_reenactor_factory
+from app.gui.main_window import MainWindow, default_reenactor_factory
 from app.gui.settings import AppSettings
 from engine.reenactor import DriveResult
-from tests.gui_support import keep_until_teardown
-
-LONG = 30_000  # ms: generous upper bounds for waits on a busy 2-core machine (never a speed assertion)
+from tests.support import LONG, open_window
 
 
 class SlowInversion:
@@ -26,6 +24,7 @@ class SlowInversion:
     def __init__(self, inner, seconds: float) -> None:
         self.inner = inner
         self.seconds = seconds
+        self.kind = inner.kind
         self.name = inner.name
 
     def describe(self) -> str:
@@ -59,16 +58,6 @@ class SlowInversion:
 
     def close(self) -> None:
         self.inner.close()
-
-
-def open_window(qtbot, settings: AppSettings, source: Path, factory=default_reenactor_factory) -> MainWindow:
-    window = MainWindow(LaunchOptions(source=str(source)), settings, reenactor_factory=factory)
-    qtbot.addWidget(window)
-    keep_until_teardown(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown >= 3, timeout=LONG)
-    return window
 
 
 def pick_target(qtbot, window: MainWindow, portrait: Path) -> None:

@@ -5,14 +5,13 @@ import time
 from pathlib import Path
 
 import pytest
-from PyQt6.QtCore import QSettings, QTimer
+from PyQt6.QtCore import QTimer
 
 from app.gui.import_dialog import ImportWeightsDialog
-from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
-from app.gui.settings import AppSettings
+from app.gui.main_window import MainWindow, reenactor_factory_for
+from engine.reenactor import ReenactorKind
 from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
-
-LONG = 60_000  # ms: upper bound for waits on a busy machine, never a speed assertion
+from tests.support import LONG, open_window
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +24,10 @@ def originals(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, fixtures_dir, monkeypatch) -> MainWindow:
+def window(qtbot, settings, clip, tmp_path, monkeypatch) -> MainWindow:
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    settings.output_dir = tmp_path / "recordings"
-    clip = fixtures_dir / "video" / "carphone_pristine.mp4"
     # eager: torch.compile's first-call tracing would dominate a test with a tiny model
-    window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    yield window
-    window.close()  # a window collected unclosed would leave its session running
+    return open_window(qtbot, settings, clip, factory=reenactor_factory_for("eager", "cpu"))
 
 
 def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp_path) -> None:
@@ -61,7 +52,7 @@ def test_import_load_and_animate_a_random_identity(qtbot, window, originals, tmp
     assert pack == tmp_path / "tiny.safetensors" and pack.is_file()
 
     qtbot.waitUntil(lambda: window.session.state.model_pack == pack, timeout=LONG)
-    assert window.session.state.reenactor.name == "StyleGAN2 (paper)"
+    assert window.session.state.reenactor.kind == ReenactorKind.STYLEGAN
     assert window.device_chip.text() == window.session.state.reenactor.describe()
     assert window.target_panel.random_button.isEnabled()
     assert window.settings.model_pack == pack

@@ -18,21 +18,16 @@ from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel, QListWid
 from app.gui.main_window import MIN_SIZE, LaunchOptions, MainWindow
 from app.gui.panels.source import NO_CAMERA, source_hint
 from app.gui.panels.view import ESC_HINT
+from tests.support import LONG, open_window
 
 ROOT = Path(__file__).resolve().parents[1]
-LONG = 30_000  # ms: generous bounds on a busy machine (never a speed assertion)
 
 
 @pytest.fixture
 def window(qtbot, settings, clip) -> MainWindow:
-    window = MainWindow(LaunchOptions(source=str(clip)), settings)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None and window.session.state.cameras_listed,
-                    timeout=LONG)
-    qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown >= 3, timeout=LONG)
-    yield window
-    window.close()  # a window collected unclosed would leave its session running
+    window = open_window(qtbot, settings, clip)
+    qtbot.waitUntil(lambda: window.session.state.cameras_listed, timeout=LONG)
+    return window
 
 
 def live(qtbot, window: MainWindow, portrait: Path) -> None:

@@ -7,40 +7,25 @@ import pytest
 from PyQt6.QtCore import QSettings
 from PyQt6.QtWidgets import QSlider
 
-from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
+from app.gui.main_window import MainWindow, reenactor_factory_for
 from app.gui.settings import AppSettings
-from tests.gui_support import keep_until_teardown
-from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
-
-LONG = 60_000  # ms: upper bound for waits on a busy machine, never a speed assertion
+from tests.support import LONG, open_window, tiny_pack
 
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory) -> Path:
-    from engine.runtime.weights import import_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    model = tiny_paper()
-    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", tiny_inverter(model.decoder)),
-                   out=d / "tiny.safetensors")
-    return d / "tiny.safetensors"
+    return tiny_pack(tmp_path_factory.mktemp("weights"))[0]
 
 
-def open_window(qtbot, tmp_path, clip) -> MainWindow:
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    settings.output_dir = tmp_path / "recordings"
-    window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
-    qtbot.addWidget(window)
-    keep_until_teardown(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    return window
+def open_paper_window(qtbot, settings, clip) -> MainWindow:
+    # eager: torch.compile's first-call tracing would dominate a test with a tiny model
+    return open_window(qtbot, settings, clip, factory=reenactor_factory_for("eager", "cpu"))
 
 
-def test_paper_controls_drive_the_stylegan_reenactor(qtbot, tmp_path, fixtures_dir, pack, monkeypatch) -> None:
+def test_paper_controls_drive_the_stylegan_reenactor(qtbot, settings, tmp_path, fixtures_dir, pack, monkeypatch) -> None:
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
     clip = fixtures_dir / "video" / "carphone_pristine.mp4"
-    window = open_window(qtbot, tmp_path, clip)
+    window = open_paper_window(qtbot, settings, clip)
     panel = window.paper_panel
     assert not panel.controls.isVisibleTo(window)  # the landmark warp runs: nothing to set
     with qtbot.waitSignal(window.target_applied, timeout=LONG):
@@ -74,10 +59,10 @@ def test_paper_controls_drive_the_stylegan_reenactor(qtbot, tmp_path, fixtures_d
     assert again.option("paper_smoothing", 1.0) == 0.0 and again.option("paper_expression", 1.0) == 0.5
 
 
-def test_only_the_running_reenactors_options_show(qtbot, tmp_path, fixtures_dir, pack, monkeypatch) -> None:
+def test_only_the_running_reenactors_options_show(qtbot, settings, tmp_path, fixtures_dir, pack, monkeypatch) -> None:
     """Paper-model controls while the paper's model runs, retargeting while the warp runs; else one line why."""
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
-    window = open_window(qtbot, tmp_path, fixtures_dir / "video" / "carphone_pristine.mp4")
+    window = open_paper_window(qtbot, settings, fixtures_dir / "video" / "carphone_pristine.mp4")
     paper, retarget = window.paper_panel, window.retarget_panel
 
     def shown(panel) -> tuple[bool, bool]:

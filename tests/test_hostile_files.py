@@ -279,7 +279,7 @@ from engine.errors import MediaError
 from engine.media.video_io import H264Writer
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-writer = H264Writer({str(tmp_path / 'rec.mp4')!r}, 30, (64, 48), low_latency=True)
+writer = H264Writer.live({str(tmp_path / 'rec.mp4')!r}, (64, 48), 30)
 try:
     for i in range(60):
         writer.write(np.zeros((48, 64, 3), np.uint8), t_seconds=i / 30)

@@ -17,7 +17,7 @@ from engine.media.camera import CameraConfig, CameraSource, VideoFileSource, ope
 from engine.errors import MediaError
 from engine.live import LivePipeline, LiveResult, Mailbox
 from engine.media.recorder import Layout, Recorder, canvas_size, compose
-from engine.reenactor import DriveResult, TargetSpec
+from engine.reenactor import DriveResult, ReenactorKind, TargetSpec
 from engine.media.video_io import H264Writer, VideoReader, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,6 +205,7 @@ def test_pipeline_without_reenactor_only_previews_and_survives_drive_errors(clip
     class Failing:
         """Raises like a reenactor without a target does."""
 
+        kind = ReenactorKind.WARP
         name = "failing"
 
         def drive(self, frame):
@@ -238,7 +239,7 @@ def test_pipeline_without_reenactor_only_previews_and_survives_drive_errors(clip
 
 def test_file_source_loops_at_the_files_pace(clip: Path, tmp_path: Path) -> None:
     short = tmp_path / "short.mp4"
-    with VideoReader(clip) as video, H264Writer(short, 25, video.size) as writer:
+    with VideoReader(clip) as video, H264Writer.constant_rate(short, 25, video.size) as writer:
         for _, frame in zip(range(10), video):
             writer.write(frame)
     source = VideoFileSource(short)

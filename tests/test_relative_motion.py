@@ -9,7 +9,8 @@ import pytest
 from engine.reenactor import TargetSpec
 from engine.runtime.runtimes import select_runtime
 from engine.stylegan.motion import NEUTRAL_FRAMES, FeatureMotion, MotionConfig
-from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+from engine.stylegan.options import StyleGANOptions
+from engine.stylegan.pipeline import StyleGANReenactor
 from tests.checkpoint_writers import one_thread, tiny_inverter, tiny_paper  # noqa: F401  (fixture)
 
 

@@ -8,19 +8,13 @@ import torch
 
 from app.cli import main
 from engine.media.video_io import read_image, write_image
-from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+from tests.support import tiny_pack
 
 
 @pytest.fixture(scope="module")
-def tiny_pack(tmp_path_factory):
-    """A Mimic pack made from tiny random weights written in the published formats."""
-    from engine.runtime.weights import import_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    model = tiny_paper()
-    inverter = tiny_inverter(model.decoder)
-    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", inverter), out=d / "tiny.safetensors")
-    return d / "tiny.safetensors", model
+def pack_and_model(tmp_path_factory):
+    """A Mimic pack made from tiny random weights written in the published formats, and their model."""
+    return tiny_pack(tmp_path_factory.mktemp("weights"))
 
 
 def test_default_render_of_the_fixture_clip_keeps_every_frame(fixtures_dir, tmp_path, capsys):
@@ -45,8 +39,8 @@ def test_image_driver_writes_one_transferred_image(fixtures_dir, tmp_path):
     assert read_image(out).shape == (512, 512, 3)
 
 
-def test_aligned_pack_render_equals_the_paper_forward(tiny_pack, tmp_path):
-    pack, model = tiny_pack
+def test_aligned_pack_render_equals_the_paper_forward(pack_and_model, tmp_path):
+    pack, model = pack_and_model
     g = model.decoder.config
     rng = np.random.RandomState(0)
     driving = rng.randint(0, 256, (g.size, g.size, 3), dtype=np.uint8)
@@ -56,7 +50,7 @@ def test_aligned_pack_render_equals_the_paper_forward(tiny_pack, tmp_path):
     out = tmp_path / "out.png"
     assert main(["render", "--weights", str(pack), "--aligned", "--runtime", "eager", "--precision", "fp32", "--driving", str(tmp_path / "driving.png"),
                  "--target", str(tmp_path / "id.npy"), "-o", str(out)]) == 0
-    from engine.stylegan.identity import to_tensor
+    from engine.stylegan.images import to_tensor
 
     with torch.no_grad():
         expected = model.eval()(to_tensor(driving, model.config.input_size), torch.from_numpy(latent)[None])
@@ -67,9 +61,9 @@ def test_aligned_pack_render_equals_the_paper_forward(tiny_pack, tmp_path):
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_random_identity_video_render_from_a_pack(tiny_pack, fixtures_dir, tmp_path, monkeypatch):
+def test_random_identity_video_render_from_a_pack(pack_and_model, fixtures_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
-    pack, _ = tiny_pack
+    pack, _ = pack_and_model
     out = tmp_path / "random.mp4"
     assert main(["render", "--weights", str(pack), "--runtime", "eager", "--target", "random", "--seed", "3",
                  "--driving", str(fixtures_dir / "video" / "carphone_pristine.mp4"), "-o", str(out)]) == 0

@@ -8,18 +8,12 @@ from app.cli import main
 from engine.face.framing import frame_target
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.media.video_io import read_image
-from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+from tests.support import tiny_pack
 
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
-    from engine.runtime.weights import import_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    model = tiny_paper()
-    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", tiny_inverter(model.decoder)),
-                   out=d / "tiny.safetensors")
-    return d / "tiny.safetensors"
+    return tiny_pack(tmp_path_factory.mktemp("weights"))[0]
 
 
 @pytest.fixture(autouse=True)

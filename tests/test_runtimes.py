@@ -101,7 +101,8 @@ def test_no_compilation_after_warm_up_and_none_on_a_second_start(tmp_path, monke
     loads the cached graphs without compiling anything."""
     import numpy as np
 
-    from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+    from engine.stylegan.options import StyleGANOptions
+    from engine.stylegan.pipeline import StyleGANReenactor
     from models.paper import PaperConfig, PaperModel
 
     monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path))

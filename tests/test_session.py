@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine.factory import create_reenactor
+from engine.factory import create_reenactor, setup_for
 from engine.session import (
     Changed,
+    LatestOutputs,
     Notice,
     Part,
     RecordingSaved,
@@ -31,7 +33,7 @@ class Made:
         self.built = []
 
     def __call__(self, pack, progress=None):
-        reenactor = create_reenactor(pack, progress=progress)
+        reenactor = create_reenactor(setup_for(pack), progress)
         self.built.append(reenactor)
         return reenactor
 
@@ -157,3 +159,20 @@ def test_ten_model_swaps_leave_no_mediapipe_graph_or_thread(session) -> None:
     live = session.made.built[-1]
     session.close()
     assert live._detector is None and ours() == (0, 0)  # closing the session closes the last one
+
+
+def test_live_outputs_change_only_on_the_owner_thread() -> None:
+    """The live loop's threads offer frames and results; `latest_frame` / `latest` change when the owner
+    thread runs the hand-over, and a burst of offers is one hand-over of the newest."""
+    queue, posted = EventQueue(), []
+    outputs = LatestOutputs(lambda call: (posted.append(call), queue.post(call)))
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(50)]
+    capture = threading.Thread(target=lambda: [outputs.offer_frame(frame) for frame in frames])
+    capture.start()
+    capture.join()
+    assert outputs.frame is None and outputs.result is None  # nothing changed on the capture thread
+    assert len(posted) == 1  # one hand-over on its way, however many offers
+    assert queue.pump(lambda: outputs.frame is not None, WAIT)
+    assert outputs.frame is frames[-1]  # the newest
+    outputs.offer_frame(frames[0])
+    assert len(posted) == 2 and outputs.frame is frames[-1]  # the next offer posts again

@@ -10,8 +10,9 @@ import torch
 from engine.reenactor import Reenactor, TargetSpec
 from engine.runtime.runtimes import select_runtime
 from engine.stylegan.folding import FoldedMapping
-from engine.stylegan.identity import to_tensor
-from engine.stylegan.reenactor import StyleGANOptions, StyleGANReenactor
+from engine.stylegan.images import to_image, to_tensor
+from engine.stylegan.options import StyleGANOptions
+from engine.stylegan.pipeline import StyleGANReenactor
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
 
 
@@ -60,7 +61,7 @@ def test_reenactor_output_equals_paper_forward(tiny):
         expected = model(to_tensor(frame, config.input_size), torch.from_numpy(w_id)[None])
     expected_img = ((expected[0] + 1) / 2).clamp(0, 1).mul(255).permute(1, 2, 0).numpy()
     assert result.face_found and result.image.shape == (g.size, g.size, 3)
-    assert np.abs(result.image.astype(np.float32) - expected_img).max() <= 1.0  # uint8 truncation
+    assert np.abs(result.image.astype(np.float32) - expected_img).max() <= 1.0  # rounded vs the official truncation
     assert set(result.timings_ms) >= {"align", "E_m", "map", "G"}
 
 
@@ -135,3 +136,13 @@ def test_compiled_runtimes_match_eager(tiny, runtime, tmp_path, monkeypatch):
     x = to_tensor(np.random.RandomState(6).randint(0, 256, (64, 64, 3), dtype=np.uint8), config.input_size)
     a, b = eager.render(x), fast.render(x)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_image_conversions_round_trip_and_round_to_nearest():
+    """engine/stylegan/images.py, the one conversion each way: uint8 → [-1, 1] → uint8 is exact, and values
+    between two levels go to the nearer one (the official tensor2im truncates)."""
+    image = np.random.RandomState(0).randint(0, 256, (8, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(to_image(to_tensor(image, 8)), image)
+    assert (to_image(torch.full((1, 3, 2, 2), 100.6 / 127.5 - 1)) == 101).all()  # truncation would give 100
+    assert (to_image(torch.full((1, 3, 2, 2), 100.4 / 127.5 - 1)) == 100).all()
+    assert to_image(torch.full((1, 3, 1, 1), 2.0)).min() == 255 and to_image(torch.full((1, 3, 1, 1), -2.0)).max() == 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app.cli import main
-from engine.stylegan.identity import to_tensor
+from engine.stylegan.images import to_tensor
 from engine.media.video_io import H264Writer, read_image
 from engine.runtime.weights import load_paper_pack
 from models.paper import PaperModel
@@ -33,7 +33,7 @@ def videos(fixtures_dir, tmp_path_factory):
     (root / "erin").mkdir()
     (root / "erin" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 but nothing else")
     (root / "frank").mkdir()
-    with H264Writer(root / "frank" / "wall.mp4", 10, (96, 96)) as writer:
+    with H264Writer.constant_rate(root / "frank" / "wall.mp4", 10, (96, 96)) as writer:
         for i in range(20):
             writer.write(np.full((96, 96, 3), 90 + i, np.uint8))
     return root

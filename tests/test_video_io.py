@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.errors import MediaError
-from engine.media.video_io import H264Writer, VideoReader, read_image, write_image
+from engine.media.video_io import AudioFormat, H264Writer, VideoReader, read_image, write_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_round_trip_keeps_frames_codec_and_duration(fixtures_dir: Path, tmp_path
     with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
         frames = list(video)
         fps = video.fps
-    writer = H264Writer(out, fps, (175, 143))  # odd size: padded to even
+    writer = H264Writer.constant_rate(out, fps, (175, 143))  # odd size: padded to even
     for frame in frames:
         writer.write(frame[:143, :175])
     writer.close()
@@ -100,7 +100,7 @@ def test_round_trip_keeps_frames_codec_and_duration(fixtures_dir: Path, tmp_path
 def test_real_timestamps_are_kept(tmp_path: Path) -> None:
     out = tmp_path / "timed.mp4"
     stamps = [1000.0 + t for t in (0.0, 0.04, 0.1, 0.1, 0.35, 0.5, 1.25)]  # irregular, one duplicate
-    with H264Writer(out, 30, (64, 48), low_latency=True) as writer:
+    with H264Writer.live(out, (64, 48), 30) as writer:
         for i, t in enumerate(stamps):
             writer.write(np.full((48, 64, 3), i * 30, np.uint8), t_seconds=t)
     times, _ = _decode_all(out)
@@ -117,9 +117,9 @@ def test_killed_writer_leaves_a_playable_file(tmp_path: Path) -> None:
         """
         import os, signal
         import numpy as np
-        from engine.media.video_io import H264Writer
+        from engine.media.video_io import H264Writer, X264Options
         rng = np.random.default_rng(0)
-        writer = H264Writer("killed.mp4", 30, (96, 64), keyframe_interval_s=1.0, low_latency=True)
+        writer = H264Writer.constant_rate("killed.mp4", 30, (96, 64), x264=X264Options(keyframe_interval_s=1.0, low_latency=True))
         for _ in range(95):
             writer.write(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
         os.kill(os.getpid(), signal.SIGKILL)
@@ -143,7 +143,7 @@ def test_disk_full_is_a_clear_error_and_the_start_stays_playable(tmp_path: Path)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
         rng = np.random.default_rng(0)
-        writer = H264Writer("full.mp4", 30, (160, 120), low_latency=True)
+        writer = H264Writer.live("full.mp4", (160, 120), 30)
         try:
             for i in range(300):
                 writer.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), t_seconds=i / 30)
@@ -165,12 +165,36 @@ def test_disk_full_is_a_clear_error_and_the_start_stays_playable(tmp_path: Path)
     assert len(times) >= 30  # at least the first whole fragment (one second)
 
 
+def test_each_constructor_is_one_way_of_timing(tmp_path: Path) -> None:
+    """constant_rate takes no times, live needs them, and only a live writer with a sound format takes sound:
+    nothing is decided by the first write."""
+    frame = np.zeros((48, 64, 3), np.uint8)
+    with H264Writer.constant_rate(tmp_path / "rate.mp4", 30, (64, 48)) as writer:
+        with pytest.raises(ValueError, match="constant rate"):
+            writer.write(frame, t_seconds=0.0)
+        writer.write(frame)
+        with pytest.raises(ValueError, match="without live sound"):
+            writer.write_audio(np.zeros((480, 1), np.float32), 0.0)
+    with H264Writer.live(tmp_path / "live.mp4", (64, 48), 30) as writer:
+        with pytest.raises(ValueError, match="capture times"):
+            writer.write(frame)
+        writer.write(frame, t_seconds=5.0)
+        writer.write(frame, t_seconds=5.5)
+        assert writer.duration == pytest.approx(0.5 + 1 / 30)
+    with H264Writer.live(tmp_path / "sound.mp4", (64, 48), 30, audio=AudioFormat(48000, 1)) as writer:
+        writer.write_audio(np.full((4800, 1), 0.1, np.float32), 10.0)  # before the first frame: held
+        writer.write(frame, t_seconds=10.0)
+        writer.write(frame, t_seconds=10.5)
+    assert writer.audio_seconds == pytest.approx(0.1)  # the block held until the first frame, then placed at 0
+    assert [len(_decode_all(tmp_path / name)[0]) for name in ("rate.mp4", "live.mp4", "sound.mp4")] == [1, 2, 2]
+
+
 def test_unwritable_destinations_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="does not exist"):
-        H264Writer(tmp_path / "missing" / "out.mp4", 30, (64, 48))
+        H264Writer.constant_rate(tmp_path / "missing" / "out.mp4", 30, (64, 48))
     (tmp_path / "a file").write_text("x")
     with pytest.raises(MediaError, match="is not a folder"):
-        H264Writer(tmp_path / "a file" / "out.mp4", 30, (64, 48))
+        H264Writer.live(tmp_path / "a file" / "out.mp4", (64, 48), 30)
     with pytest.raises(MediaError, match="cannot write image"):
         write_image(tmp_path / "missing" / "snap.png", np.zeros((4, 4, 3), np.uint8))
 
@@ -203,7 +227,7 @@ def test_audio_is_carried_from_the_source(tmp_path: Path, source_name: str, code
     out = tmp_path / "with audio.mp4"
     with VideoReader(source) as video:
         assert video.has_audio
-        with H264Writer(out, video.fps, video.size, audio_from=source) as writer:
+        with H264Writer.constant_rate(out, video.fps, video.size, audio_from=source) as writer:
             for frame in video:
                 writer.write(frame)
     with av.open(str(out)) as container:

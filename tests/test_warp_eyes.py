@@ -37,8 +37,8 @@ def _looking(neutral: np.ndarray, du: float, dv: float) -> np.ndarray:
     return out
 
 
-def _started(fixtures_dir: Path, target: str, neutral: np.ndarray, controls: Retargeting) -> WarpReenactor:
-    warp = WarpReenactor(WarpConfig(smoothing=0.0, retargeting=controls))
+def _started(closing, fixtures_dir: Path, target: str, neutral: np.ndarray, controls: Retargeting) -> WarpReenactor:
+    warp = closing(WarpReenactor(WarpConfig(smoothing=0.0, retargeting=controls)))
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / target)))
     for _ in range(NEUTRAL_FRAMES):
         warp.animate(warp.target, neutral, {})
@@ -46,8 +46,8 @@ def _started(fixtures_dir: Path, target: str, neutral: np.ndarray, controls: Ret
 
 
 @pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
-def test_moved_driver_irises_move_the_output_irises(fixtures_dir: Path, neutral: np.ndarray, target: str) -> None:
-    warp = _started(fixtures_dir, target, neutral, Retargeting())
+def test_moved_driver_irises_move_the_output_irises(fixtures_dir: Path, neutral: np.ndarray, target: str, closing) -> None:
+    warp = _started(closing, fixtures_dir, target, neutral, Retargeting())
     driver_u, output_u = [], []
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         for du, dv in GAZE_PATH:
@@ -59,8 +59,8 @@ def test_moved_driver_irises_move_the_output_irises(fixtures_dir: Path, neutral:
     assert np.ptp(output_u) > 0.3 * np.ptp(driver_u)  # it moves by a visible share, not a hair
 
 
-def test_eye_contact_keeps_the_irises_at_rest(fixtures_dir: Path, neutral: np.ndarray) -> None:
-    warp = _started(fixtures_dir, "portraits/astronaut.png", neutral, Retargeting(eye_contact=True))
+def test_eye_contact_keeps_the_irises_at_rest(fixtures_dir: Path, neutral: np.ndarray, closing) -> None:
+    warp = _started(closing, fixtures_dir, "portraits/astronaut.png", neutral, Retargeting(eye_contact=True))
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         rest = gaze_offsets(detector.detect(warp.target.image).points)
         for du, dv in GAZE_PATH[:6]:
@@ -69,8 +69,8 @@ def test_eye_contact_keeps_the_irises_at_rest(fixtures_dir: Path, neutral: np.nd
 
 
 @pytest.mark.parametrize("eye", [0, 1])
-def test_a_wink_closes_only_that_eye(fixtures_dir: Path, neutral: np.ndarray, eye: int) -> None:
-    warp = _started(fixtures_dir, "portraits/astronaut.png", neutral, Retargeting())
+def test_a_wink_closes_only_that_eye(fixtures_dir: Path, neutral: np.ndarray, eye: int, closing) -> None:
+    warp = _started(closing, fixtures_dir, "portraits/astronaut.png", neutral, Retargeting())
     wink = neutral.copy()
     for upper, lower in LID_PAIRS[7 * eye:7 * eye + 7]:
         gap = neutral[lower] - neutral[upper]

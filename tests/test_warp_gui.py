@@ -10,7 +10,7 @@ from app.gui.panels.retarget import STEPS
 from app.gui.settings import AppSettings
 from engine.warp import WarpReenactor
 from engine.warp.retarget import Retargeting
-from tests.test_gui import LONG, open_window
+from tests.support import LONG, open_window
 
 
 def test_retargeting_controls_reach_the_warp_are_saved_and_reset(qtbot, settings, clip, tmp_path: Path) -> None:

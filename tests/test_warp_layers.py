@@ -13,7 +13,7 @@ from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.layers import fill_background
 from engine.warp.mesh import FACE_OVAL
 from engine.warp.metrics import background_change
-from tests.test_warp_reenactor import MOUTH_OPEN_FRAME
+from tests.support import MOUTH_OPEN_FRAME
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,11 @@ def clip(fixtures_dir: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
-def test_background_stays_still_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str) -> None:
+def test_background_stays_still_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str, closing) -> None:
     """Outside the person (at rest and where it is in each output, grown by 2 %), the layered output keeps
     the portrait's background; the whole-frame warp bends it."""
     image = read_image(fixtures_dir / target)
-    layered, plain = WarpReenactor(), WarpReenactor(WarpConfig(layers=False))
+    layered, plain = closing(WarpReenactor()), closing(WarpReenactor(WarpConfig(layers=False)))
     layered.set_target(TargetSpec.from_image(image))
     plain.set_target(TargetSpec.from_image(image))
     rest, rest_alpha = layered.target.image, layered.target.layers.alpha
@@ -42,8 +42,8 @@ def test_background_stays_still_over_the_clip(fixtures_dir: Path, clip: list[np.
     assert mean["plain"] > 2 * mean["layered"], mean
 
 
-def test_the_frame_edge_cut_stays_at_the_edge(fixtures_dir: Path, clip: list[np.ndarray]) -> None:
-    warp = WarpReenactor()
+def test_the_frame_edge_cut_stays_at_the_edge(fixtures_dir: Path, clip: list[np.ndarray], closing) -> None:
+    warp = closing(WarpReenactor())
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
     prepared = warp.target
     cut = prepared.layers.alpha[-1] > 0.99  # the person reaches the bottom edge here
@@ -67,10 +67,10 @@ def test_background_fills_continue_the_surroundings(method: str) -> None:
     assert error < 25.0, error  # a smooth continuation, far from the magenta
 
 
-def test_the_neck_follows_an_opening_jaw(fixtures_dir: Path, clip: list[np.ndarray]) -> None:
+def test_the_neck_follows_an_opening_jaw(fixtures_dir: Path, clip: list[np.ndarray], closing) -> None:
     from engine.face.landmarks import FaceMeshDetector, MeshConfig
 
-    warp = WarpReenactor()
+    warp = closing(WarpReenactor())
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
     target = warp.target
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:

@@ -20,7 +20,7 @@ def still_video(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
         frame = next(iter(video))
     path = tmp_path_factory.mktemp("mirror") / "still.mp4"
-    with H264Writer(path, 30, (frame.shape[1], frame.shape[0])) as writer:
+    with H264Writer.constant_rate(path, 30, (frame.shape[1], frame.shape[0])) as writer:
         for _ in range(60):
             writer.write(frame)
     return path
@@ -33,8 +33,8 @@ def _outputs(pipeline: LivePipeline, results: list[LiveResult], n: int, timeout_
     assert len(results) >= n, f"only {len(results)} outputs in {timeout_s} s"
 
 
-def test_mirror_toggle_does_not_make_the_output_jump(fixtures_dir: Path, still_video: Path) -> None:
-    warp = WarpReenactor(WarpConfig(smoothing=0.3))
+def test_mirror_toggle_does_not_make_the_output_jump(fixtures_dir: Path, still_video: Path, closing) -> None:
+    warp = closing(WarpReenactor(WarpConfig(smoothing=0.3)))
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "aligned" / "1.png")))
     rest = warp.target.image.astype(np.float32)
     results: list[LiveResult] = []

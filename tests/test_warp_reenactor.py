@@ -2,6 +2,7 @@
 identity kept, no folds, error paths, neutral reset."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,10 @@ from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import Reenactor, TargetSpec
 from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, LID_PAIRS, LIP_PAIRS, RIGID, signed_areas
+from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, LID_PAIRS, signed_areas
 from engine.warp.metrics import MEASURES, outside_face, pearson
 from engine.warp.reenactor import NEUTRAL_FRAMES
-
-MOUTH_OPEN_FRAME = 60  # the clip's widest-open mouth
+from tests.support import MOUTH_OPEN_FRAME, extreme_meshes
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,11 @@ def astronaut(fixtures_dir: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def warp(astronaut: np.ndarray) -> WarpReenactor:
+def warp(astronaut: np.ndarray) -> Iterator[WarpReenactor]:
     reenactor = WarpReenactor()
     reenactor.set_target(TargetSpec.from_image(astronaut))
-    return reenactor
+    yield reenactor
+    reenactor.close()
 
 
 def _run(reenactor: WarpReenactor, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
@@ -43,8 +44,8 @@ def _run(reenactor: WarpReenactor, frames: list[np.ndarray]) -> tuple[list[np.nd
 
 
 @pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png"])
-def test_output_follows_driver_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str) -> None:
-    reenactor = WarpReenactor()
+def test_output_follows_driver_over_the_clip(fixtures_dir: Path, clip: list[np.ndarray], target: str, closing) -> None:
+    reenactor = closing(WarpReenactor())
     reenactor.set_target(TargetSpec.from_image(read_image(fixtures_dir / target)))
     outputs, drivers = _run(reenactor, clip)
     assert len(outputs) == len(clip) == 120
@@ -68,8 +69,8 @@ def test_describe_and_protocol(warp: WarpReenactor) -> None:
     assert warp.output_size == (512, 512)
 
 
-def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
-    reenactor = WarpReenactor()
+def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
+    reenactor = closing(WarpReenactor())
     reenactor.set_target(TargetSpec.from_image(astronaut))
     target = reenactor.target
     assert target is not None
@@ -80,43 +81,13 @@ def test_still_driver_leaves_everything_outside_the_face(astronaut: np.ndarray, 
     assert change.mean() < 0.5, change.mean()
 
 
-def _extremes(neutral: np.ndarray) -> dict[str, np.ndarray]:
-    """Driver meshes far beyond anything a face does, built from a real neutral mesh."""
-    centre = neutral[list(RIGID)].mean(0)
-    height = float(np.ptp(neutral[:, 1]))
-    below_mouth = neutral[:, 1] > neutral[[61, 291], 1].mean()
-    rng = np.random.default_rng(0)
-
-    def rotated(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
-        a, b, c = np.radians([yaw_deg, pitch_deg, roll_deg])
-        ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-        rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
-        return (neutral - centre) @ (rz @ rx @ ry).T + centre
-
-    jaw = neutral.copy()
-    jaw[below_mouth, 1] += 0.6 * height
-    squeezed = neutral.copy()
-    for upper, lower in EYE_LIDS:
-        squeezed[upper, 1] += 3 * (neutral[lower, 1] - neutral[upper, 1])
-    pressed = neutral.copy()
-    for upper, lower in LIP_PAIRS:
-        pressed[lower, 1] -= 0.1 * height
-    shifted = rotated(0, 0, 45) * 1.6
-    return {
-        "jaw dropped": jaw, "lids past each other": squeezed, "lips pressed through": pressed,
-        "yaw 60": rotated(60, 0, 0), "pitch -45": rotated(0, -45, 0), "roll 45, zoom, shift": shifted,
-        "noise": neutral + rng.normal(0, 0.05 * height, neutral.shape),
-    }
-
-
 def test_no_triangle_folds_under_extreme_motion(warp: WarpReenactor, clip: list[np.ndarray]) -> None:
     target = warp.target
     assert target is not None
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         neutral3d = detector.detect(clip[0]).points.astype(np.float64)
     target.motion.set_neutral(neutral3d)
-    for name, driver in _extremes(neutral3d).items():
+    for name, driver in extreme_meshes(neutral3d).items():
         moved = target.control_points(target.motion(driver))
         areas = signed_areas(moved, target.control.triangles)
         assert areas.min() >= -1e-6, f"{name}: {int((areas < -1e-6).sum())} folded triangles"
@@ -176,8 +147,8 @@ def test_driving_frame_without_a_face_holds_the_last_output(warp: WarpReenactor,
     assert set(good.timings_ms) == {"landmarks", "motion", "warp", "composite"}
 
 
-def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
-    reenactor = WarpReenactor(WarpConfig(smoothing=0.0))
+def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
+    reenactor = closing(WarpReenactor(WarpConfig(smoothing=0.0)))
     reenactor.set_target(TargetSpec.from_image(astronaut))
     target = reenactor.target
     assert target is not None
@@ -192,9 +163,9 @@ def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip
     assert np.abs(again - rest).mean() < 0.5
 
 
-def test_portrait_framing_keeps_the_whole_image(astronaut: np.ndarray, clip: list[np.ndarray]) -> None:
+def test_portrait_framing_keeps_the_whole_image(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
     wide = np.ascontiguousarray(astronaut[64:448])  # 512 x 384
-    reenactor = WarpReenactor(WarpConfig(framing="portrait", output_size=400))
+    reenactor = closing(WarpReenactor(WarpConfig(framing="portrait", output_size=400)))
     reenactor.set_target(TargetSpec.from_image(wide))
     assert reenactor.output_size == (400, 300)
     out = reenactor.drive(clip[0])

@@ -16,7 +16,7 @@ from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.mesh import EYE_CORNERS, EYE_LIDS, signed_areas
 from engine.warp.metrics import mouth_opening, roll
 from engine.warp.retarget import RANGES, Retargeting
-from tests.test_warp_reenactor import MOUTH_OPEN_FRAME, _extremes
+from tests.support import MOUTH_OPEN_FRAME, extreme_meshes
 
 LIMITS = [
     Retargeting(expression=2.0, head=2.0, eyes=-1.0, mouth=2.0),
@@ -61,7 +61,7 @@ def _eye_gap(points: np.ndarray) -> float:
 def test_no_folds_with_the_controls_at_their_limits(warp: WarpReenactor, meshes: dict, controls: Retargeting) -> None:
     target = warp.target
     assert target is not None
-    drivers = {"clip: open mouth": meshes["open"], **_extremes(meshes["neutral"])}
+    drivers = {"clip: open mouth": meshes["open"], **extreme_meshes(meshes["neutral"])}
     for name, driver in drivers.items():
         moved = _moved(warp, controls, meshes["neutral"], driver)
         areas = signed_areas(moved, target.control.triangles)

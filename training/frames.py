@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.stylegan.identity import to_tensor
+from engine.stylegan.images import to_tensor
 from engine.media.video_io import read_image
 from training.cache import frame_path, latent_path, read_manifest
 from training.data import EpochOrder, Sample, other_index

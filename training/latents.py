@@ -6,7 +6,6 @@ E_i + G in `restyle_iters` iterations, and saved as DATA/latents/<identity>.npy 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -15,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.stylegan.identity import to_tensor
+from engine.stylegan.images import to_tensor
 from engine.media.video_io import read_image
-from engine.runtime.weights import load_paper_pack
-from models.checkpoints.formats import Kind, read_checkpoint, restyle_weights
+from engine.runtime import weights
+from models.checkpoints.errors import CheckpointError
 from models.checkpoints.pack import file_sha256
-from models.checkpoints.strict import load_strict
-from models.paper import PaperConfig, ReStyleInverter
+from models.paper import ReStyleInverter
 from training.cache import LATENTS, frame_path, latent_path, read_manifest
 from training.errors import TrainingError
 
@@ -40,23 +38,13 @@ class LatentsReport:
 
 
 def load_inverter(path: Path | None) -> ReStyleInverter:
-    """E_i + G + latent_avg from ReStyle's checkpoint or from a Mimic pack (eval mode, frozen)."""
+    """E_i + G + latent_avg alone (no paper model) from ReStyle's checkpoint or from a Mimic pack (eval, frozen)."""
     if path is None:
         raise TrainingError(f"identity latents need the ReStyle encoder: give --restyle, {RESTYLE_HINT}")
-    path = Path(path)
-    ckpt = read_checkpoint(path)
-    if ckpt.kind is Kind.PACK:
-        return load_paper_pack(path)[1]
-    if ckpt.kind is not Kind.RESTYLE:
-        raise TrainingError(f"{path.name} looks like {ckpt.kind.value}; expected {RESTYLE_HINT}")
-    rw = restyle_weights(ckpt)
-    config = PaperConfig(generator=rw.decoder.config, encoder=dataclasses.replace(rw.encoder_config, in_channels=3),
-                         input_size=rw.input_size, restyle_iters=rw.n_iters)
-    inverter = ReStyleInverter(config)
-    load_strict(inverter.encoder, rw.encoder, path.name, "E_i (ReStyle encoder)")
-    load_strict(inverter.decoder, rw.decoder.state, path.name, "ReStyle's generator")
-    inverter.latent_avg.copy_(rw.latent_avg)
-    return inverter.eval().requires_grad_(False)
+    try:
+        return weights.load_inverter(Path(path))
+    except CheckpointError as exc:
+        raise TrainingError(f"{exc} ({RESTYLE_HINT})") from None
 
 
 def frames_by_identity(data: Path) -> dict[str, list[tuple[str, int]]]:

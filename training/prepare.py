@@ -89,15 +89,18 @@ def prepare(videos: Path, data: Path, config: PrepareConfig = PrepareConfig(), w
 
 def _run(jobs: list[tuple[Path, str]], data: Path, config: PrepareConfig, workers: int) -> Iterator[ClipRecord]:
     if workers <= 1 or len(jobs) <= 1:
-        _start_worker(data, config)
-        yield from map(_align_job, jobs)
+        aligner = _ClipAligner(data, config)  # in this process: closed when done (its MediaPipe graph)
+        try:
+            yield from (aligner.align_clip(*job) for job in jobs)
+        finally:
+            aligner.close()
         return
     context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
     with context.Pool(workers, initializer=_start_worker, initargs=(data, config)) as pool:
         yield from pool.imap_unordered(_align_job, jobs)
 
 
-_worker: "_ClipAligner | None" = None
+_worker: "_ClipAligner | None" = None  # a pool worker's own (it lives as long as its process)
 
 
 def _start_worker(data: Path, config: PrepareConfig) -> None:
@@ -117,6 +120,9 @@ class _ClipAligner:
     def __init__(self, data: Path, config: PrepareConfig) -> None:
         self.data, self.config = data, config
         self.detector = FaceMeshDetector(MeshConfig(static_images=True))
+
+    def close(self) -> None:
+        self.detector.close()
 
     def align_clip(self, video: Path, clip: str) -> ClipRecord:
         record = ClipRecord(clip, identity_of(clip))

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"-o {args.output.name}: expected an image file ({', '.join(IMAGE_SUFFIXES)})")
     from engine.output_file import check_output
     from engine.media.video_io import write_image
-    from engine.runtime.weights import generate
+    from engine.stylegan.generate import generate
 
     truncation = 1.0 if args.truncation is None else args.truncation
     check_output(args.output, what="image")  # before the work: a folder, a device or an unwritable place

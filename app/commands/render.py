@@ -89,9 +89,11 @@ def _strength(text: str) -> float:
     return _number(text, 0, 1, "a smoothing strength")
 
 
-def reenactor_settings(args: argparse.Namespace) -> dict:
-    """create_reenactor's keyword arguments for the parsed flags (one-line errors for flags that conflict)."""
+def reenactor_setup(args: argparse.Namespace):
+    """The reenactor's setup for the parsed flags: a WarpConfig, or a StyleGANSetup with --weights
+    (one-line errors for flags that conflict)."""
     from engine.errors import MimicError
+    from engine.stylegan.options import StyleGANOptions
 
     given = {name: getattr(args, name) for name in ("framing", "size", "expression", "smoothing", "motion")
              if getattr(args, name) is not None}
@@ -102,7 +104,7 @@ def reenactor_settings(args: argparse.Namespace) -> dict:
         if wrong:
             raise MimicError(f"{' and '.join(wrong)} need a model pack (--weights); the landmark warp always "
                              "moves relative to the driver's first frames and animates the portrait itself")
-        return {"warp": _warp_config(args, given)}
+        return _warp_config(args, given)
     warp_only = [flag for flag, (name, _, _) in WARP_FLAGS.items() if getattr(args, name) is not None]
     warp_only += ["--eye-contact"] if args.eye_contact else []
     if warp_only:
@@ -112,8 +114,7 @@ def reenactor_settings(args: argparse.Namespace) -> dict:
             flags = ", ".join(f"--{n.replace('_', '-')}" for n in given)
             raise MimicError(f"--aligned keeps the paper's semantics exactly (absolute motion, the official crop, "
                              f"no paste-back, no smoothing): drop {flags}")
-        return {"aligned": True}
-    from engine.stylegan.reenactor import StyleGANOptions
+        return _stylegan_setup(args, StyleGANOptions.paper())
 
     options = {"framing": args.framing, "output_size": args.size, "expression": args.expression,
                "smoothing": args.smoothing, "motion": args.motion}
@@ -122,7 +123,13 @@ def reenactor_settings(args: argparse.Namespace) -> dict:
         options["paste_back"] = False
     if args.size is not None:  # the portrait's output size, and the crop's width (no paste-back, latent targets)
         options["output_width"] = args.size
-    return {"stylegan": StyleGANOptions(**options)}
+    return _stylegan_setup(args, StyleGANOptions(**options))
+
+
+def _stylegan_setup(args: argparse.Namespace, options):
+    from engine.factory import StyleGANSetup
+
+    return StyleGANSetup(args.weights, args.runtime, args.device, args.precision, options)
 
 
 def _warp_config(args: argparse.Namespace, given: dict):
@@ -144,9 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.driving.is_file():
         raise MediaError(f"driving video/image not found: {args.driving}")
-    settings = reenactor_settings(args)
-    reenactor = create_reenactor(args.weights, runtime=args.runtime, device=args.device,
-                                 precision=args.precision, **settings)
+    reenactor = create_reenactor(reenactor_setup(args))
     print(f"reenactor: {reenactor.describe()}")
     try:
         report = _render(reenactor, args)

@@ -1,6 +1,6 @@
 """Mimic's main window: the panels around the driver and output views, the status bar, progress dialogs.
 
-Where a GUI action changes the engine's state: `engine/session.py` (every intent is a `Session`
+Where a GUI action changes the engine's state: `engine/session/` (every intent is a `Session`
 method). The panels (`app/gui/panels/`) render the session's state and send intents; this window
 only composes them, shows progress for long tasks, takes dropped files and shuts down.
 """
@@ -55,9 +55,9 @@ def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision
     """A factory that builds model packs with these runtime settings (see `python -m app render --help`)."""
 
     def create(weights: Path | None, progress: ProgressFn | None = None):
-        from engine.factory import create_reenactor  # the StyleGAN path imports torch: only on a worker thread
+        from engine.factory import create_reenactor, setup_for  # the StyleGAN path imports torch: a worker thread
 
-        return create_reenactor(weights, runtime=runtime, device=device, precision=precision, progress=progress)
+        return create_reenactor(setup_for(weights, runtime, device, precision), progress)
 
     return create
 

@@ -33,7 +33,7 @@ def faceless_clip(clip: Path, out: Path) -> Path:
     """The clip's top-left corner (car ceiling and window), scaled up: a driver that shows no face."""
     with VideoReader(clip) as video:
         frames = [cv2.resize(f[:44, :54], (176, 144)) for f in video]
-    with H264Writer(out, 30, (176, 144)) as writer:
+    with H264Writer.constant_rate(out, 30, (176, 144)) as writer:
         for frame in frames:
             writer.write(frame)
     return out

@@ -8,7 +8,7 @@ FFHQ-aligned fixtures best of the choices tried; see docs/alignment.md). Two pat
   blurred blend where the quad leaves the image, resample the quad to the output size
   (bilinear, supersampled by the downscale factor, then area-averaged);
 - `LiveAligner`: fast path for live frames — One-Euro-smoothed quad, one affine warp straight
-  to the output size, the inverse transform for pasting results back (`paste_back`).
+  to the output size, the inverse transform for pasting results back (engine/face/paste_back.py).
 
 Coordinates are pixel centres (pixel (0, 0) is the point (0, 0)), as dlib's and MediaPipe's.
 """
@@ -187,25 +187,6 @@ def resample_quad(image: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
     big = cv2.warpAffine(image, quad_matrix(quad, k * size), (k * size, k * size), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT)
     return big if k == 1 else cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
-
-
-# ---------------------------------------------------------------------------------------- paste back
-
-
-def paste_back(output: np.ndarray, frame: np.ndarray, aligned: AlignedFace, feather: float = 0.1) -> np.ndarray:
-    """`frame` with a square `output` (any size, e.g. a generated face) warped back where `aligned`
-    was cut, blended through a mask that fades over `feather` of the crop side at its edge."""
-    s = output.shape[0]
-    m = quad_matrix(aligned.quad, s)  # source → output pixels; warped with its inverse
-    h, w = frame.shape[:2]
-    back = cv2.warpAffine(output, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-    edge = max(int(s * feather), 1)
-    mask = np.zeros((s, s), np.float32)
-    mask[edge:-edge, edge:-edge] = 1.0
-    mask = cv2.GaussianBlur(mask, (0, 0), edge / 2)
-    alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)[..., None]
-    return np.uint8(np.rint(back * alpha + frame * (1.0 - alpha)))
 
 
 # ---------------------------------------------------------------------------------------- live path

@@ -108,8 +108,8 @@ class Recorder:
         self._error: str | None = None
         self._queue: queue.Queue[tuple[np.ndarray, float, np.ndarray | None] | None] = queue.Queue(queue_size)
         # Opening here makes an unwritable folder fail at once, in the caller's hands.
-        self._writer = H264Writer(self.path, fps_hint, self.size, low_latency=True,
-                                  live_audio=audio.format if audio is not None else None)
+        self._writer = H264Writer.live(self.path, self.size, fps_hint,
+                                       audio=audio.format if audio is not None else None)
         self._tap: AudioTap | None = audio.subscribe(history_s=1.0) if audio is not None else None
         self._audio_notice: str | None = None
         self._thread = threading.Thread(target=self._run, name="mimic-recorder", daemon=True)

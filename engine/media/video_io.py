@@ -5,12 +5,11 @@ file, not a video, unwritable folder, disk full) raises `MediaError` with one li
 
 `H264Writer` writes a *fragmented* MP4: the index travels with every fragment, so a
 file cut short by a crash, a kill or a full disk still plays up to its last fragment.
-It carries sound either from a source video (`audio_from`) or live (`live_audio`): AAC
-blocks placed by their capture times on the same timeline as the frames.
+Its two constructors are its two timings: `constant_rate` (a render; sound copied from a
+source video) and `live` (frames and sound blocks placed by their capture times).
 """
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import math
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 
 from engine.errors import MediaError
-from engine.output_file import check_output, write_bytes
+from engine.output_file import check_output, describe_os_error, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +51,6 @@ def as_fraction(fps: float | Fraction) -> Fraction:
     if rate <= 0:
         raise ValueError(f"frame rate must be positive, got {fps}")
     return rate
-
-
-def _describe_os_error(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return "the disk is full (or the file size limit was reached)"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "permission denied (the folder is not writable)"
-    return exc.strerror or str(exc)
 
 
 # ------------------------------------------------------------------------------------------- images
@@ -200,69 +191,74 @@ def _short(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------------------ writing
 
 
-def _open_fragmented_mp4(path: Path) -> av.container.OutputContainer:
-    """The recorder's container (the path already passed check_output)."""
-    try:
-        return av.open(
-            str(path), "w", format="mp4", options=FRAGMENTED_MP4,
-            # max_interleave_delta: a stream that falls silent (microphone lost) holds the others back ≤ 1 s,
-            # not the default 10 s, so a kill still finds the video written (measured: 4 of 5 s vs 0.9 s)
-            container_options={"flush_packets": "1", "max_interleave_delta": "1000000"},
-        )
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(f"cannot write {path}: {_describe_os_error(exc)}") from None
+@dataclass(frozen=True)
+class X264Options:
+    """How libx264 encodes (yuv420p, in a fragmented MP4)."""
+
+    crf: int = 20  # quality: 0 lossless … 51 worst; 18–23 looks transparent
+    preset: str = "veryfast"  # speed/size trade-off
+    keyframe_interval_s: float = 1.0  # max seconds between keyframes = fragments = what a crash can lose
+    low_latency: bool = False  # x264 zerolatency: frames leave the encoder at once (live recording)
+
+
+LIVE_X264 = X264Options(low_latency=True)
 
 
 class H264Writer:
-    """H.264 (libx264, yuv420p) in a fragmented MP4, optionally with the audio of a source video.
+    """H.264 (libx264, yuv420p) in a fragmented MP4, with or without sound. Made by one of two constructors:
 
-    `write(frame)` places frames at a constant `fps`; `write(frame, t_seconds)` places them at
-    their real capture times (the first frame is t=0), so a recording keeps real timing.
-    Odd sizes are padded to even by repeating the last row/column. After a write error
-    (e.g. disk full) the writer is closed and the frames already written remain playable.
+    - `H264Writer.constant_rate(path, fps, size, audio_from=…)`: `write(frame)` places frame n at n / fps (a
+      render); the sound, if any, is copied from a source video.
+    - `H264Writer.live(path, size, fps_hint, audio=…)`: `write(frame, t_seconds)` places each frame at its
+      capture time (the first frame is t=0), so a recording keeps real timing; live sound comes through
+      `write_audio` on the same clock.
+
+    Odd sizes are padded to even by repeating the last row/column. After a write error (e.g. disk full)
+    the writer is closed and the frames already written remain playable.
     """
 
-    def __init__(
-        self,
-        path: Path | str,
-        fps: float | Fraction,
-        size: tuple[int, int],  # (width, height) of the frames to be written
-        audio_from: Path | None = None,  # a source video whose audio track is copied (or transcoded to AAC)
-        *,
-        live_audio: AudioFormat | None = None,  # sound passed to write_audio() with capture times (AAC)
-        crf: int = 20,  # x264 quality: 0 lossless … 51 worst; 18–23 looks transparent
-        preset: str = "veryfast",  # x264 speed/size trade-off
-        keyframe_interval_s: float = 1.0,  # max seconds between keyframes = fragments = what a crash can lose
-        low_latency: bool = False,  # x264 zerolatency: frames leave the encoder at once (live recording)
-    ) -> None:
-        if audio_from is not None and live_audio is not None:
-            raise ValueError("a file gets its sound from a source video or live, not both")
+    def __init__(self, path: Path | str, timing: _Timing, size: tuple[int, int], sound: _Soundtrack,
+                 x264: X264Options = X264Options()) -> None:
+        """Use constant_rate() or live(); `size`: (width, height) of the frames to be written."""
         self.path = Path(path)
-        self.fps = as_fraction(fps)
         self.size = (int(size[0]), int(size[1]))
         if min(self.size) < 2:
             raise ValueError(f"frame size must be at least 2x2, got {self.size}")
-        self._coded_size = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
-        self._x264 = {"crf": str(crf), "preset": preset, **({"tune": "zerolatency"} if low_latency else {})}
-        if audio_from is not None or live_audio is not None:
-            # A fragmented MP4 has no edit list to carry B-frames' reordering delay: each track starts at
-            # its own first timestamp, and the picture would trail the sound by two frames.
-            self._x264["bf"] = "0"
-        self._keyframe_interval_s = keyframe_interval_s
+        self.fps = timing.fps
         self.frames_written = 0
-        self._timestamped: bool | None = None  # decided by the first write
-        self._t0 = 0.0
-        self._last_pts = -1
+        self._timing = timing
+        self._sound = sound
+        self._keyframe_interval_s = x264.keyframe_interval_s
+        self._coded_size = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
         self._last_key_t = -math.inf
         self._last_t = 0.0
-        self._stream: av.VideoStream | None = None
         self._closed = False
         self._error: MediaError | None = None
 
         check_output(self.path)  # a regular file or nothing, in a writable folder
         self._container = _open_fragmented_mp4(self.path)
-        self._audio = _AudioPass(Path(audio_from), self._container) if audio_from is not None else None
-        self._live = _LiveAudio(live_audio, self._container) if live_audio is not None else None
+        try:
+            self._stream = self._add_video_stream(x264)
+            sound.attach(self._container)
+        except BaseException:
+            self._release()
+            raise
+
+    @classmethod
+    def constant_rate(cls, path: Path | str, fps: float | Fraction, size: tuple[int, int],
+                      audio_from: Path | str | None = None, x264: X264Options = X264Options()) -> H264Writer:
+        """Frames at a constant `fps`; `audio_from`: a source video whose audio track is copied (or transcoded
+        to AAC), or None for a silent file."""
+        sound = _SourceSound(Path(audio_from)) if audio_from is not None else _Soundtrack()
+        return cls(path, _ConstantRate(as_fraction(fps)), size, sound, x264)
+
+    @classmethod
+    def live(cls, path: Path | str, size: tuple[int, int], fps_hint: float | Fraction,
+             audio: AudioFormat | None = None, x264: X264Options = LIVE_X264) -> H264Writer:
+        """Frames at their capture times; `fps_hint`: the rate expected (the last frame's duration, x264's
+        keyframe backstop); `audio`: the format of the sound passed to write_audio(), or None for none."""
+        sound = _LiveSound(audio) if audio is not None else _Soundtrack()
+        return cls(path, _CaptureTimes(as_fraction(fps_hint), sound.lead_s), size, sound, x264)
 
     @property
     def closed(self) -> bool:
@@ -274,36 +270,22 @@ class H264Writer:
         return self._last_t + 1 / float(self.fps) if self.frames_written else 0.0
 
     def write(self, frame: np.ndarray, t_seconds: float | None = None) -> None:
-        """Append one RGB uint8 [H, W, 3] frame; `t_seconds`: its real time (any origin), or None."""
-        if self._error is not None:
-            raise self._error
-        if self._closed:
-            raise MediaError(f"cannot write {self.path}: the recording is already closed")
+        """Append one RGB uint8 [H, W, 3] frame; `t_seconds`: its capture time (any origin) for a live writer,
+        None for a constant-rate one."""
+        self._check_open()
         h, w = frame.shape[:2]
         if (w, h) != self.size or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected RGB uint8 {self.size[1]}x{self.size[0]}x3 frames, got {frame.dtype} {frame.shape}")
-        timestamped = t_seconds is not None
-        if self._timestamped is None:
-            self._start(timestamped, t_seconds)
-        elif timestamped != self._timestamped:
-            raise ValueError("mixing timestamped and constant-rate frames in one file")
-
-        assert self._stream is not None
-        if timestamped:
-            t = float(t_seconds) - self._t0
-            shift = self._live.lead_s if self._live is not None else 0.0  # the AAC delay, so sound and picture align
-            pts = max(round((t + shift) / TIMESTAMP_TIME_BASE), self._last_pts + 1)  # strictly increasing
-        else:
-            pts = self.frames_written
-            t = pts / float(self.fps)
+        pts, t = self._timing.place(self.frames_written, t_seconds)
+        if self.frames_written == 0:
+            self._sound.start(self._timing.origin)
         video_frame = av.VideoFrame.from_ndarray(self._pad_even(frame), format="rgb24")
         video_frame.pts = pts
-        video_frame.time_base = self._stream.codec_context.time_base
+        video_frame.time_base = self._timing.time_base
         if t - self._last_key_t >= self._keyframe_interval_s:
             video_frame.pict_type = av.video.frame.PictureType.I
             self._last_key_t = t
         self._guard(lambda: self._mux_video(video_frame, t))
-        self._last_pts = pts
         self._last_t = t
         self.frames_written += 1
 
@@ -312,38 +294,31 @@ class H264Writer:
 
         The clock is the one of write()'s `t_seconds`; sound before the first frame is cut off.
         """
-        if self._live is None:
-            raise ValueError("this writer was opened without live_audio")
-        if self._error is not None:
-            raise self._error
-        if self._closed:
-            raise MediaError(f"cannot write {self.path}: the recording is already closed")
-        self._live.push(samples, float(t_seconds))
-        if self._live.started:
-            self._guard(lambda: self._live.mux_until(max(self._last_t + AUDIO_LEAD_S, self._live.queued_until_s - AUDIO_HOLD_S)))
+        self._check_open()
+        self._guard(lambda: self._sound.take(samples, float(t_seconds), self._last_t))
 
     @property
     def audio_seconds(self) -> float:
-        """Seconds of live sound encoded so far (0 without live audio)."""
-        return self._live.encoded_s if self._live is not None else 0.0
+        """Seconds of live sound encoded so far (0 without live sound)."""
+        return self._sound.encoded_s
 
     @property
     def audio_gaps(self) -> int:
         """Times live sound was missing (a dropout) and silence was put in its place."""
-        return self._live.gaps if self._live is not None else 0
+        return self._sound.gaps
 
     def close(self) -> None:
-        """Flush the encoder, finish the audio and close the file. Idempotent."""
+        """Flush the encoder, finish the sound and close the file. Idempotent."""
         if self._closed:
             return
         try:
-            if self._error is None and self._stream is not None:
+            if self._error is None and self.frames_written:
                 self._guard(self._finish)
         finally:
             self._closed = True
             self._release()
 
-    def __enter__(self) -> "H264Writer":
+    def __enter__(self) -> H264Writer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -351,24 +326,26 @@ class H264Writer:
 
     # ------------------------------------------------------------------ internals
 
-    def _start(self, timestamped: bool, t_seconds: float | None) -> None:
-        self._timestamped = timestamped
-        self._t0 = float(t_seconds) if timestamped else 0.0
-        stream = self._container.add_stream("libx264", rate=self.fps, options=self._x264)
+    def _add_video_stream(self, x264: X264Options) -> av.VideoStream:
+        options = {"crf": str(x264.crf), "preset": x264.preset, **({"tune": "zerolatency"} if x264.low_latency else {})}
+        if self._sound.carries_sound:
+            # A fragmented MP4 has no edit list to carry B-frames' reordering delay: each track starts at
+            # its own first timestamp, and the picture would trail the sound by two frames.
+            options["bf"] = "0"
+        stream = self._container.add_stream("libx264", rate=self.fps, options=options)
         stream.width, stream.height = self._coded_size
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = TIMESTAMP_TIME_BASE if timestamped else 1 / self.fps
+        stream.codec_context.time_base = self._timing.time_base
         stream.time_base = stream.codec_context.time_base
-        # Keyframes are forced by time (above); x264's own GOP limit only as a backstop.
-        stream.codec_context.gop_size = max(1, round(float(self.fps) * self._keyframe_interval_s * 2))
-        self._stream = stream
-        if self._audio is not None:
-            self._audio.add_stream()
-        if self._live is not None:
-            if not timestamped:
-                raise ValueError("live audio needs frames with real timestamps")
-            self._live.add_stream()
-            self._live.start(self._t0)
+        # Keyframes are forced by time (write); x264's own GOP limit only as a backstop.
+        stream.codec_context.gop_size = max(1, round(float(self.fps) * x264.keyframe_interval_s * 2))
+        return stream
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise MediaError(f"cannot write {self.path}: the recording is already closed")
 
     def _pad_even(self, frame: np.ndarray) -> np.ndarray:
         w, h = self.size
@@ -376,23 +353,13 @@ class H264Writer:
             return frame
         return np.pad(frame, ((0, self._coded_size[1] - h), (0, self._coded_size[0] - w), (0, 0)), mode="edge")
 
-    def _mux_video(self, video_frame: av.VideoFrame | None, t: float) -> None:
-        assert self._stream is not None
-        if self._audio is not None:
-            self._audio.mux_until(t + AUDIO_LEAD_S)
-        if self._live is not None:
-            self._live.mux_until(t + AUDIO_LEAD_S)
+    def _mux_video(self, video_frame: av.VideoFrame, t: float) -> None:
+        self._sound.mux_until(t + AUDIO_LEAD_S)  # the sound runs a little ahead, so both stay interleaved
         self._container.mux(self._stream.encode(video_frame))
 
     def _finish(self) -> None:
-        assert self._stream is not None
         self._container.mux(self._stream.encode(None))
-        if self._audio is not None:
-            self._audio.mux_until(self.duration)
-            self._audio.flush()
-        if self._live is not None:
-            self._live.mux_until(self.duration)
-            self._live.flush()
+        self._sound.finish(self.duration)
 
     def _guard(self, step) -> None:
         """Run an encoding step; turn I/O failures into one MediaError and close the file."""
@@ -401,7 +368,7 @@ class H264Writer:
         except (av.error.FFmpegError, OSError) as exc:
             kept = self.path.is_file() and self.path.stat().st_size > 0
             self._error = MediaError(
-                f"recording to {self.path} stopped after {self.frames_written} frames: {_describe_os_error(exc)}"
+                f"recording to {self.path} stopped after {self.frames_written} frames: {describe_os_error(exc)}"
                 + (" (the part that reached the disk is playable)" if kept else "; nothing playable was written")
             )
             self._closed = True
@@ -409,39 +376,138 @@ class H264Writer:
             raise self._error from None
 
     def _release(self) -> None:
-        if self._audio is not None:
-            self._audio.close()
+        self._sound.close()
         try:
             self._container.close()
         except (av.error.FFmpegError, OSError) as exc:  # e.g. disk still full while writing the last fragment
-            log.warning("closing %s: %s", self.path, _describe_os_error(exc))
+            log.warning("closing %s: %s", self.path, describe_os_error(exc))
 
 
-class _AudioPass:
+def _open_fragmented_mp4(path: Path) -> av.container.OutputContainer:
+    """The writer's container (the path already passed check_output)."""
+    try:
+        return av.open(
+            str(path), "w", format="mp4", options=FRAGMENTED_MP4,
+            # max_interleave_delta: a stream that falls silent (microphone lost) holds the others back ≤ 1 s,
+            # not the default 10 s, so a kill still finds the video written (measured: 4 of 5 s vs 0.9 s)
+            container_options={"flush_packets": "1", "max_interleave_delta": "1000000"},
+        )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot write {path}: {describe_os_error(exc)}") from None
+
+
+# ------------------------------------------------------------------ timing: where each frame goes
+
+
+class _Timing:
+    """Places frames on the video's timeline: pts in `time_base` units and seconds since the first frame."""
+
+    fps: Fraction  # the (expected) frame rate
+    time_base: Fraction
+    origin: float = 0.0  # the time of the first frame on the caller's clock (sound is placed relative to it)
+
+    def place(self, index: int, t_seconds: float | None) -> tuple[int, float]:
+        raise NotImplementedError
+
+
+class _ConstantRate(_Timing):
+    """Frame n at n / fps (a render of a file): write(frame) without times."""
+
+    def __init__(self, fps: Fraction) -> None:
+        self.fps = fps
+        self.time_base = 1 / fps
+
+    def place(self, index: int, t_seconds: float | None) -> tuple[int, float]:
+        if t_seconds is not None:
+            raise ValueError("this writer places frames at a constant rate: write(frame) takes no time "
+                             "(H264Writer.live places frames at their capture times)")
+        return index, index / float(self.fps)
+
+
+class _CaptureTimes(_Timing):
+    """Each frame at its capture time, the first at 0 (a live recording); pts strictly increasing.
+
+    Every timestamp is shifted by `shift_s` (the AAC encoder's delay when there is live sound), so sound
+    and picture align and no timestamp is negative.
+    """
+
+    time_base = TIMESTAMP_TIME_BASE
+
+    def __init__(self, fps_hint: Fraction, shift_s: float) -> None:
+        self.fps = fps_hint
+        self.shift_s = shift_s
+        self._last_pts = -1
+
+    def place(self, index: int, t_seconds: float | None) -> tuple[int, float]:
+        if t_seconds is None:
+            raise ValueError("this writer places frames at their capture times: write(frame, t_seconds)")
+        if index == 0:
+            self.origin = float(t_seconds)
+        t = float(t_seconds) - self.origin
+        self._last_pts = max(round((t + self.shift_s) / self.time_base), self._last_pts + 1)
+        return self._last_pts, t
+
+
+# ------------------------------------------------------------------ sound: what goes into the audio track
+
+
+class _Soundtrack:
+    """No sound (a video-only file), and what every soundtrack answers: the writer calls these in order —
+    attach (streams), start (at the first frame), take (live sound), mux_until (ahead of each frame),
+    finish (at the end), close."""
+
+    carries_sound = False
+    lead_s = 0.0  # the encoder delay every video timestamp is shifted by
+    encoded_s = 0.0  # seconds of live sound encoded so far
+    gaps = 0  # dropouts filled with silence
+
+    def attach(self, output: av.container.OutputContainer) -> None:
+        """Add the audio stream(s) to `output`."""
+
+    def start(self, t0: float) -> None:
+        """The first frame's time on the caller's clock."""
+
+    def take(self, samples: np.ndarray, t: float, video_t: float) -> None:
+        """Live sound captured at `t`; `video_t`: the time of the last frame written."""
+        raise ValueError("this writer was opened without live sound (H264Writer.live(…, audio=format))")
+
+    def mux_until(self, t_end: float) -> None:
+        """Encode the sound up to `t_end` seconds of the timeline."""
+
+    def finish(self, duration: float) -> None:
+        """Encode the rest up to the video's `duration` and flush the encoder."""
+
+    def close(self) -> None:
+        """Release what was opened (sources)."""
+
+
+class _SourceSound(_Soundtrack):
     """Carries a source video's audio into the output, interleaved with the video as it is written."""
 
-    def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
+    def __init__(self, source: Path) -> None:
         self.source = source
-        self._output = output
-        try:
-            self._input = av.open(str(source), "r")
-        except (av.error.FFmpegError, OSError) as exc:
-            raise MediaError(f"cannot read audio from {source}: {_short(exc)}") from None
-        self._in_stream = self._input.streams.audio[0] if self._input.streams.audio else None
+        self.carries_sound = True
+        self._output: av.container.OutputContainer | None = None
+        self._input: av.container.InputContainer | None = None
         self._out_stream = None
         self._copy = False
         self._packets: Iterator[av.Packet] | None = None
         self._pending: av.Packet | None = None
 
-    def add_stream(self) -> None:
-        src = self._in_stream
+    def attach(self, output: av.container.OutputContainer) -> None:
+        self._output = output
+        try:
+            self._input = av.open(str(self.source), "r")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot read audio from {self.source}: {_short(exc)}") from None
+        src = self._input.streams.audio[0] if self._input.streams.audio else None
         if src is None:
             return  # the source is silent: a video-only file
         self._copy = src.codec_context.name in MP4_AUDIO_CODECS
         if self._copy:
-            self._out_stream = self._output.add_stream_from_template(src)
+            self._out_stream = output.add_stream_from_template(src)
         else:
-            self._out_stream = self._output.add_stream("aac", rate=src.codec_context.sample_rate)
+            self._out_stream = output.add_stream("aac", rate=src.codec_context.sample_rate)
             self._out_stream.layout = "mono" if src.codec_context.layout.nb_channels == 1 else "stereo"
         self._packets = self._input.demux(src)
 
@@ -463,7 +529,7 @@ class _AudioPass:
             self._mux(packet)
 
     def _mux(self, packet: av.Packet) -> None:
-        assert self._out_stream is not None
+        assert self._out_stream is not None and self._output is not None
         if self._copy:
             packet.stream = self._out_stream
             self._output.mux(packet)
@@ -472,15 +538,18 @@ class _AudioPass:
             frame.pts = None  # the AAC encoder numbers its own frames
             self._output.mux(self._out_stream.encode(frame))
 
-    def flush(self) -> None:
+    def finish(self, duration: float) -> None:
+        self.mux_until(duration)
         if self._out_stream is not None and not self._copy:
+            assert self._output is not None
             self._output.mux(self._out_stream.encode(None))
 
     def close(self) -> None:
-        self._input.close()
+        if self._input is not None:
+            self._input.close()
 
 
-class _LiveAudio:
+class _LiveSound(_Soundtrack):
     """Live sound into the output: each block placed by its capture time on the video's timeline.
 
     Blocks follow each other sample by sample while their stamps agree with that (within
@@ -489,14 +558,15 @@ class _LiveAudio:
     away from the picture. Encoding follows the video (`mux_until`), which keeps both interleaved.
     """
 
-    def __init__(self, fmt: AudioFormat, output: av.container.OutputContainer) -> None:
+    def __init__(self, fmt: AudioFormat) -> None:
         if fmt.channels not in (1, 2):
             raise ValueError(f"live audio must be mono or stereo, got {fmt.channels} channels")
         self.format = fmt
+        self.carries_sound = True
         self.lead_s = AAC_PRIMING / fmt.rate  # every timestamp is shifted by the encoder delay, none negative
         self.gaps = 0
         self.overlaps = 0
-        self._output = output
+        self._output: av.container.OutputContainer | None = None
         self._stream: av.AudioStream | None = None
         self._t0: float | None = None
         self._pending: deque[tuple[np.ndarray, float]] = deque()  # blocks before the first frame
@@ -506,10 +576,6 @@ class _LiveAudio:
         self._errors: deque[int] = deque(maxlen=5)  # recent (stamped − placed) positions, in samples
 
     @property
-    def started(self) -> bool:
-        return self._t0 is not None
-
-    @property
     def encoded_s(self) -> float:
         return self._encoded / self.format.rate
 
@@ -517,8 +583,9 @@ class _LiveAudio:
     def queued_until_s(self) -> float:
         return (self._encoded + self._queued) / self.format.rate
 
-    def add_stream(self) -> None:
-        stream = self._output.add_stream("aac", rate=self.format.rate)
+    def attach(self, output: av.container.OutputContainer) -> None:
+        self._output = output
+        stream = output.add_stream("aac", rate=self.format.rate)
         stream.layout = "mono" if self.format.channels == 1 else "stereo"
         stream.time_base = Fraction(1, self.format.rate)
         self._stream = stream
@@ -527,9 +594,14 @@ class _LiveAudio:
         """The first frame's time: sound is placed relative to it, anything earlier is cut off."""
         self._t0 = t0
         while self._pending:
-            self.push(*self._pending.popleft())
+            self._push(*self._pending.popleft())
 
-    def push(self, samples: np.ndarray, t: float) -> None:
+    def take(self, samples: np.ndarray, t: float, video_t: float) -> None:
+        self._push(samples, t)
+        if self._t0 is not None:  # encode what the video has reached (or what waited AUDIO_HOLD_S for it)
+            self.mux_until(max(video_t + AUDIO_LEAD_S, self.queued_until_s - AUDIO_HOLD_S))
+
+    def _push(self, samples: np.ndarray, t: float) -> None:
         samples = np.asarray(samples, np.float32).reshape(-1, self.format.channels)
         if self._t0 is None:
             self._pending.append((samples, t))
@@ -575,7 +647,7 @@ class _LiveAudio:
             self._encode(chunk)
 
     def _encode(self, chunk: np.ndarray) -> None:
-        assert self._stream is not None
+        assert self._stream is not None and self._output is not None
         layout = "mono" if self.format.channels == 1 else "stereo"
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T), format="fltp", layout=layout)
         frame.sample_rate = self.format.rate
@@ -584,6 +656,7 @@ class _LiveAudio:
         self._encoded += len(chunk)
         self._output.mux(self._stream.encode(frame))
 
-    def flush(self) -> None:
-        if self._stream is not None:
+    def finish(self, duration: float) -> None:
+        self.mux_until(duration)
+        if self._stream is not None and self._output is not None:
             self._output.mux(self._stream.encode(None))

@@ -3,16 +3,17 @@
     load_generator(path)        StyleGAN2 G from a rosinality .pt, NVIDIA .pkl, the paper's or ReStyle's
                                 checkpoint (their decoder), a bare state dict or a pack
     load_paper_pack(path)       (PaperModel, ReStyleInverter, manifest) from a pack
+    load_inverter(path)         the ReStyleInverter alone, from a pack or ReStyle's own checkpoint
     load_arcface(path)          ArcFace from model_ir_se50.pth or a pack with ArcFace
     load_latent(path)           a stored W+ identity, float32 [n_latent, D]
     import_weights(...)         best_model.pt + restyle_psp_ffhq_encode.pt (+ G, ArcFace) → pack
-    generate(...)               one image from a latent file or a seed
+
+Generating images from these weights is engine/stylegan/generate.py.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import MimicError
 from engine.output_file import check_output, replacing, write_bytes
 from engine.reenactor import ProgressFn
 from models.checkpoints.errors import CheckpointError
@@ -37,12 +37,11 @@ from models.checkpoints.strict import check_state, load_strict
 from models.encoders import ArcFace
 from models.irse import IRSEConfig
 from models.paper import PaperConfig, PaperModel, ReStyleInverter
-from models.stylegan2 import Generator, GeneratorConfig, NoiseMode
+from models.stylegan2 import Generator, GeneratorConfig
 
 log = logging.getLogger(__name__)
 
 PACK_SUFFIXES = (".safetensors",)
-MAX_SEED = 2**32 - 1  # NumPy's RandomState takes seeds 0 … 2^32 - 1
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -95,6 +94,42 @@ def load_paper_pack(path: Path, verify: bool = False) -> tuple[PaperModel, ReSty
         inverter.decoder = model.decoder  # one G in memory
     inverter.latent_avg = _latent_avg(pack, verify, config.generator)
     return _frozen(model), _frozen(inverter), pack.manifest
+
+
+def load_inverter(path: Path, verify: bool = False) -> ReStyleInverter:
+    """The ReStyle inverter alone (E_i + its G + latent_avg; eval mode, frozen) from a pack or from ReStyle's
+    restyle_psp_ffhq_encode.pt: nothing of the paper's model (E_m, M) is built."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    if ckpt.kind is Kind.RESTYLE:
+        rw = restyle_weights(ckpt)
+        config = PaperConfig(generator=rw.decoder.config, encoder=replace(rw.encoder_config, in_channels=3),
+                             input_size=rw.input_size, restyle_iters=rw.n_iters)
+        with _empty_modules(sum(t.numel() for t in (*rw.encoder.values(), *rw.decoder.state.values()))):
+            inverter = ReStyleInverter(config)
+        load_strict(inverter.encoder, rw.encoder, path.name, "E_i (ReStyle encoder)")
+        load_strict(inverter.decoder, rw.decoder.state, path.name, "ReStyle's generator")
+        inverter.latent_avg = rw.latent_avg.float().clone()
+        return _frozen(inverter)
+    if ckpt.kind is not Kind.PACK:
+        raise CheckpointError(f"{path.name} looks like {ckpt.kind.value}; expected ReStyle's checkpoint or a "
+                              "Mimic model pack made from it")
+    pack = open_pack(path)
+    missing = [c for c in ("E_i", "latent_avg") if not pack.has(c)]
+    if missing:
+        raise CheckpointError(f"{pack.name} has no ReStyle inverter (no {', '.join(missing)}); expected a pack "
+                              "made from the paper's and ReStyle's checkpoints")
+    config = paper_config(pack)
+    restyle_g = pack.manifest["configs"].get("restyle_generator")
+    if restyle_g is not None:
+        config = replace(config, generator=generator_config_from(restyle_g, pack.name, "configs.restyle_generator"))
+    decoder = "G_restyle" if pack.has("G_restyle") else "G"
+    with _empty_modules(path.stat().st_size // 4):
+        inverter = ReStyleInverter(config)
+    load_strict(inverter.encoder, pack.component("E_i", verify), pack.name, "E_i (ReStyle encoder)")
+    load_strict(inverter.decoder, pack.component(decoder, verify), pack.name, "ReStyle's generator")
+    inverter.latent_avg = _latent_avg(pack, verify, paper_config(pack).generator)
+    return _frozen(inverter)
 
 
 def paper_config(pack: Pack) -> PaperConfig:
@@ -283,43 +318,3 @@ def _same_shape(a: GeneratorConfig, b: GeneratorConfig, name: str, other: str) -
 
 def _source(role: str, path: Path, kind: Kind) -> dict[str, str]:
     return {"role": role, "file": path.name, "sha256": file_sha256(path), "kind": kind.name.lower()}
-
-
-# ------------------------------------------------------------------------------------------ generating
-
-
-def generate(weights: Path, latent: Path | None = None, seed: int | None = None, truncation: float = 1.0,
-             noise: NoiseMode | str = NoiseMode.CONST) -> np.ndarray:
-    """One image, RGB uint8 [size, size, 3], from a stored W+ latent or from a seed.
-
-    noise: a NoiseMode or its name ("const", "none", "random"; the CLI passes the name).
-
-    seed: z ~ N(0, I) (numpy RandomState(seed)) → w = G.map(z) → w ← mean + truncation·(w − mean)
-    (mean = G.mean_latent()) → repeated over the W+ layers. NoiseMode.RANDOM draws its noise from `seed`.
-    """
-    if (latent is None) == (seed is None):
-        raise ValueError("give exactly one of latent and seed")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise MimicError(f"seed {seed} is out of range; expected 0 to {MAX_SEED}")
-    if not math.isfinite(truncation):
-        raise MimicError(f"truncation {truncation} is not a number; expected e.g. 0.7")
-    noise = NoiseMode(noise)
-    g = load_generator(weights)
-    cfg = g.config
-    with torch.no_grad():
-        if latent is not None:
-            w_plus = torch.from_numpy(load_latent(latent, cfg.n_latent, cfg.style_dim))[None]
-        else:
-            z = torch.from_numpy(np.random.RandomState(seed).randn(1, cfg.style_dim)).float()
-            w = g.map(z)
-            if truncation != 1.0:
-                mean = g.mean_latent()
-                w = mean + truncation * (w - mean)
-            w_plus = w[:, None].repeat(1, cfg.n_latent, 1)
-        image = g.synthesize(w_plus, noise, seed=seed)
-    return to_uint8(image[0])
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in ≈[-1, 1] → RGB uint8 [H, W, 3]."""
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()

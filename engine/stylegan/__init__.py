@@ -10,7 +10,7 @@ __all__ = ["StyleGANReenactor"]
 
 def __getattr__(name: str):
     if name == "StyleGANReenactor":
-        from engine.stylegan.reenactor import StyleGANReenactor
+        from engine.stylegan.pipeline import StyleGANReenactor
 
         return StyleGANReenactor
     raise AttributeError(name)

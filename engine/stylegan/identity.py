@@ -8,34 +8,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image
 
 from engine.errors import Cancelled, MimicError
 from engine.reenactor import ProgressFn, TargetSpec
 from engine.runtime.runtimes import cache_dir
+from engine.stylegan.images import to_image, to_tensor
+from models.stylegan2 import NoiseMode, seeded_z
 
 if TYPE_CHECKING:
     from engine.face.align import AlignedFace
 
 log = logging.getLogger(__name__)
-
-
-def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """RGB uint8 [H, W, 3] → [1, 3, size, size] in [-1, 1].
-
-    Resized like the official code (torchvision Resize on a PIL image = PIL bilinear with antialias).
-    """
-    if image.shape[:2] != (size, size):
-        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-    image = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
-    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
-    return x.sub(0.5).div(0.5).unsqueeze(0)
-
-
-def to_image(x: torch.Tensor) -> np.ndarray:
-    """[1, 3, H, W] in [-1, 1] → RGB uint8 [H, W, 3] (the official tensor2im: clamp, scale, truncate)."""
-    y = ((x[0].detach().float().cpu() + 1) / 2).clamp(0, 1) * 255
-    return y.permute(1, 2, 0).numpy().astype(np.uint8)
 
 
 class IdentityEncoder:
@@ -63,12 +46,8 @@ class IdentityEncoder:
     def random_face(self, seed: int) -> np.ndarray:
         """As the paper: z ~ N(0, I) → G's mapping → W repeated n times → rendered (random noise)."""
         g = self.inverter.decoder
-        z = torch.from_numpy(np.random.RandomState(seed).randn(1, g.config.style_dim)).float().to(self.device)
-        w = g.map(z)  # [1, D]
-        w_plus = w.unsqueeze(1).repeat(1, g.config.n_latent, 1)
-        from models.stylegan2 import NoiseMode
-
-        return to_image(g.synthesize(w_plus, noise=NoiseMode.RANDOM, seed=seed))
+        image, _ = g.sample(seeded_z(seed, g.config.style_dim), noise=NoiseMode.RANDOM, seed=seed)
+        return to_image(image)
 
     def invert(self, face: np.ndarray, progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> np.ndarray:
         """ReStyle inversion of an aligned face, cached on disk by image content + weights."""

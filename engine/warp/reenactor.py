@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.errors import Cancelled, MimicError, NoFaceError
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
-from engine.reenactor import DriveResult, ProgressFn, TargetSpec
+from engine.reenactor import DriveResult, ProgressFn, ReenactorKind, TargetSpec
 from engine.face.smoothing import OneEuroConfig, OneEuroFilter
 from engine.face.framing import Framing, frame_target
 from engine.warp.eyes import IrisMover
@@ -117,6 +117,7 @@ class WarpReenactor:
     """Transfers the driver's head pose and expression (relative to its neutral frame) onto the target's
     mesh and renders the target by a dense warp of its own pixels."""
 
+    kind = ReenactorKind.WARP
     name = "Landmark warp (no weights)"
 
     def __init__(self, config: WarpConfig = WarpConfig()) -> None:

@@ -16,6 +16,7 @@ from app.gui.actions import WindowActions
 from app.gui.bridge import SessionEvents
 from app.gui.settings import AppSettings
 from app.gui.widgets import hint, section_title
+from engine.reenactor import ReenactorKind
 from engine.session import Changed, Event, Part, Session
 
 
@@ -72,7 +73,7 @@ class ReenactorOptionsPanel(Panel):
     are hidden and one line says whom they are for (a newcomer never moves a slider that does nothing)."""
 
     parts = frozenset({Part.MODEL})
-    reenactor_name = ""  # the `name` of the reenactor that reads these options
+    reenactor_kind: ReenactorKind | None = None  # the reenactor that reads these options
     not_running = ""  # the one line shown while another reenactor runs
 
     def __init__(self, ctx: PanelContext, title: str) -> None:
@@ -88,7 +89,7 @@ class ReenactorOptionsPanel(Panel):
     @property
     def applies(self) -> bool:
         reenactor = self.session.state.reenactor
-        return reenactor is not None and reenactor.name == self.reenactor_name
+        return reenactor is not None and reenactor.kind == self.reenactor_kind
 
     def render(self) -> None:
         running = self.session.state.reenactor is not None

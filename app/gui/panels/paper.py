@@ -1,19 +1,18 @@
 """Paper-model panel: how the StyleGAN reenactor animates the portrait (paste-back, motion, smoothing, expression).
 
 Each control is a named option (persisted, sent with `Session.set_option`); only the paper's reenactor
-reads them (`engine.stylegan.reenactor.OPTION_FIELDS`), so they show while it runs and are hidden,
+reads them (`engine.stylegan.options.OPTION_FIELDS`), so they show while it runs and are hidden,
 with one line saying why, while the landmark warp runs.
 """
 from __future__ import annotations
 
 from app.gui.panels.base import PanelContext, ReenactorOptionsPanel, option_checkbox, option_combo, option_slider
+from engine.reenactor import ReenactorKind
 from engine.stylegan.motion import DEFAULT_SMOOTHING
-
-PAPER_NAME = "StyleGAN2 (paper)"  # engine.stylegan.reenactor.StyleGANReenactor.name (that module imports torch)
 
 
 class PaperPanel(ReenactorOptionsPanel):
-    reenactor_name = PAPER_NAME
+    reenactor_kind = ReenactorKind.STYLEGAN
     not_running = "For the paper's model: load a model pack (File → Load model pack…) to set these."
 
     def __init__(self, ctx: PanelContext) -> None:

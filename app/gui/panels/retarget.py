@@ -8,7 +8,7 @@ from __future__ import annotations
 from PyQt6.QtWidgets import QCheckBox, QPushButton, QSlider
 
 from app.gui.panels.base import PanelContext, ReenactorOptionsPanel, option_checkbox, option_slider
-from engine.warp.reenactor import WarpReenactor
+from engine.reenactor import ReenactorKind
 
 # option name → (label, lowest, highest, default, tip); the ranges of engine.warp.retarget.RANGES
 SLIDERS = {
@@ -23,7 +23,7 @@ STEPS = 40  # notches: 0.05 per notch on the 0 … 2 sliders
 class RetargetPanel(ReenactorOptionsPanel):
     """Four sliders, eye contact, and a reset to the defaults; each value is saved and restored."""
 
-    reenactor_name = WarpReenactor.name
+    reenactor_kind = ReenactorKind.WARP
     not_running = "For the landmark warp (File → Use landmark warp); the paper's model has its own Expression."
 
     def __init__(self, ctx: PanelContext) -> None:
