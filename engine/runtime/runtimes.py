@@ -27,6 +27,7 @@ from engine.errors import RuntimeUnavailableError
 from engine.runtime.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
 from engine.runtime.memory import keep_freed_memory, release_freed_memory
 from engine.reenactor import ProgressFn
+from models.precision import to_precision
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def _converted(module: nn.Module, choice: RuntimeChoice) -> nn.Module:
     tensors = list(module.parameters()) + list(module.buffers())
     if all(t.dtype == choice.dtype and t.device.type == choice.device for t in tensors if t.is_floating_point()):
         return module
-    return copy.deepcopy(module).to(choice.device, choice.dtype)
+    return to_precision(copy.deepcopy(module).to(choice.device), choice.dtype)  # fp32 islands kept (models.precision)
 
 
 def _has(module: str) -> bool:
