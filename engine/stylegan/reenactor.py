@@ -25,7 +25,7 @@ from engine.face.framing import Framing
 from engine.runtime.memory import GrowthGuard, release_freed_memory
 from engine.face.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
-from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
+from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, gate_fp16, select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
 from engine.stylegan.motion import DEFAULT_SMOOTHING, MOTION_MODES, FeatureMotion, MotionConfig, MotionMode
@@ -88,6 +88,7 @@ class StyleGANReenactor:
         """`progress` hears each build stage: the folded mapping, then E_m and G (loaded or built)."""
         cfg = model.decoder.config
         self.options = options
+        runtime = gate_fp16(runtime, model.decoder, model.encoder, model.config.input_size)  # fp16 only if safe
         self.runtime = runtime
         self.input_size = model.config.input_size
         self.n_latent, self.style_dim, self.g_size = cfg.n_latent, cfg.style_dim, cfg.size
