@@ -23,6 +23,7 @@ def create_reenactor(
     stylegan: "StyleGANOptions | None" = None,
     warp: "WarpConfig | None" = None,
     progress: ProgressFn | None = None,
+    cuda_graphs: bool = True,
 ) -> Reenactor:
     """A ready reenactor (no target set yet).
 
@@ -37,6 +38,8 @@ def create_reenactor(
     warp:      landmark warp settings (framing, size, gains, smoothing).
     progress:  StyleGAN pipeline only: hears the build stages (reading the pack, the folded mapping,
                each graph loaded from the cache or built, with the build's estimated time).
+    cuda_graphs: StyleGAN pipeline only: CUDA graphs where they are the default (`compile` on CUDA);
+               False turns them off (--no-cuda-graphs).
     """
     if weights is None:
         from engine.warp import WarpConfig, WarpReenactor
@@ -49,6 +52,6 @@ def create_reenactor(
         options = StyleGANOptions.paper() if aligned else (stylegan or StyleGANOptions())
         reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime, device=device,
                                                 precision=precision, options=options,
-                                                progress=progress)
+                                                progress=progress, cuda_graphs=cuda_graphs)
     log.info("reenactor: %s", reenactor.describe())
     return reenactor

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="do not capture the steady frame in CUDA graphs "
+                   "(the default for --runtime compile on CUDA)")
     p.add_argument("-o", "--output", required=True, type=Path, help="OUT.mp4 (video driver) or OUT.png (image driver)")
     look = p.add_argument_group("output and motion (both reenactors unless noted)")
     look.add_argument("--framing", choices=FRAMINGS, help="a square around the face (default) "
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         raise MediaError(f"driving video/image not found: {args.driving}")
     settings = reenactor_settings(args)
     reenactor = create_reenactor(args.weights, runtime=args.runtime, device=args.device,
-                                 precision=args.precision, **settings)
+                                 precision=args.precision, cuda_graphs=not args.no_cuda_graphs, **settings)
     print(f"reenactor: {reenactor.describe()}")
     try:
         report = _render(reenactor, args)

@@ -29,8 +29,15 @@ log = logging.getLogger(__name__)
 Signature = tuple[tuple[tuple[int, ...], torch.dtype, str], ...]
 
 
-def cuda_graphs_available() -> bool:
-    return torch.cuda.is_available()
+def default_graph_type() -> type:
+    """The graph class CapturedGraph uses unless told otherwise (the seam tests replace)."""
+    return torch.cuda.CUDAGraph
+
+
+def wanted(runtime: str, device: str, requested: bool = True) -> bool:
+    """CUDA graphs are the default for the `compile` runtime on CUDA; `requested=False`
+    (--no-cuda-graphs) turns them off."""
+    return requested and device == "cuda" and runtime == "compile"
 
 
 class CapturedGraph:
@@ -78,7 +85,7 @@ class CapturedGraph:
         return self._static_output.clone()
 
     def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
-        graph_type = self.graph_type or torch.cuda.CUDAGraph
+        graph_type = self.graph_type or default_graph_type()
         self._static_inputs = [t.detach().clone() for t in inputs]
         graph = graph_type()
         with self._side_stream(inputs):
