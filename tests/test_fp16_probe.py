@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,6 +53,17 @@ def test_sound_pack_passes_and_auto_keeps_fp16(packs, tmp_path, monkeypatch):
     assert reenactor.runtime.precision == "fp16"
     assert "probe passed" in reenactor.describe()
     assert list((tmp_path / "compiled").glob("fp16-probe-*.json"))  # beside the compiled graphs
+    # a frame in fp16 through the runtime's graphs (inputs cast to fp16, fp32 islands) against fp32's
+    w_id = model.decoder.mean_latent(64).expand(model.decoder.config.n_latent, -1).numpy()
+    fp32 = StyleGANReenactor(model, inverter, "sound", RuntimeChoice("eager", "cpu", "fp32", reason="test"),
+                             StyleGANOptions.paper())
+    driving = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    frames = []
+    for r in (reenactor, fp32):
+        r.set_identity(w_id)
+        frames.append(r.render(driving).astype(float))
+    mse = ((frames[0] - frames[1]) ** 2).mean()
+    assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40
 
 
 def test_doctored_pack_makes_auto_refuse_fp16(packs, tmp_path, monkeypatch):
