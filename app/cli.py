@@ -54,8 +54,9 @@ def _unavailable(sub: argparse._SubParsersAction, command: str, package: str) ->
     """A command whose module needs a package that is missing here: listed, and one clear error when run
     (the others, e.g. `bench --report` on a machine with only torch and numpy, still work)."""
     name = command.replace("_", "-")
-    p = sub.add_parser(name, help=f"(unavailable: needs {package}, not installed)", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = sub.add_parser(name, help=f"(unavailable: needs {package}, not installed)", add_help=False,
+                       prefix_chars="\0")  # no option is recognised: every argument lands in `rest`
+    p.add_argument("rest", nargs="*")
 
     def fail(args: argparse.Namespace) -> int:
         raise MimicError(f"`{name}` needs the package {package!r}, which is not installed here "

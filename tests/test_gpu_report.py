@@ -97,3 +97,13 @@ def test_replot_makes_the_chart(tmp_path):
     report.write_text(json.dumps({"machine": {"gpu": "NVIDIA H200", "cpu": "x"}, "rows": rows}))
     assert main(["--replot", str(report), str(tmp_path / "chart.png")]) == 0
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_command_whose_package_is_missing_is_one_error_line(tmp_path):
+    """On such a machine the other commands stay listed; running one says what is missing, in one line."""
+    done = _run(["render", "--driving", "clip.mp4", "--target", "random", "-o", str(tmp_path / "o.mp4")], tmp_path)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert "`render` needs the package" in errors[0] and "not installed" in errors[0]
+    listed = _run(["--help"], tmp_path)
+    assert "bench" in listed.stdout and "render" in listed.stdout
