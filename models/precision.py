@@ -1,7 +1,8 @@
 """Half precision with fp32 islands: a network converted to fp16/bf16 except the parts that need fp32.
 
 A module marks itself with `keep_fp32(module)`; `to_precision` converts everything else. The islands
-are small and cheap, and each is named by a measurement (benchmarks/fp16_headroom.py, docs/gpu.md):
+are small and cheap, placed where a value's range follows the latent rather than the activations
+(per-layer figures: benchmarks/fp16_headroom.py, docs/gpu.md):
 - StyleGAN2's style affines, whose outputs feed the demodulation coefficients d = 1/√(Σ W²·s²):
   Σ W²·s² grows like |s|², past fp16's 65504 for styles far from the average;
 - E_m's last pooled linear (25088 → 512), whose output f feeds the folded mapping (computed in fp32).
