@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from engine.errors import USER_ERRORS
+from engine.errors import USER_ERRORS, MimicError
 from engine.runtime.memory import keep_freed_memory
 
 # Sub-command modules, in the order they appear in --help.
@@ -42,9 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:
             if exc.name == f"app.commands.{name}":
                 continue  # command not built into this copy
-            raise
+            if not exc.name or exc.name.split(".")[0] in ("app", "engine", "models", "training", "benchmarks"):
+                raise
+            _unavailable(sub, name, exc.name)  # a package it needs is not installed here (e.g. a GPU box)
+            continue
         module.register(sub)
     return parser
+
+
+def _unavailable(sub: argparse._SubParsersAction, command: str, package: str) -> None:
+    """A command whose module needs a package that is missing here: listed, and one clear error when run
+    (the others, e.g. `bench --report` on a machine with only torch and numpy, still work)."""
+    name = command.replace("_", "-")
+    p = sub.add_parser(name, help=f"(unavailable: needs {package}, not installed)", add_help=False,
+                       prefix_chars="\0")  # no option is recognised: every argument lands in `rest`
+    p.add_argument("rest", nargs="*")
+
+    def fail(args: argparse.Namespace) -> int:
+        raise MimicError(f"`{name}` needs the package {package!r}, which is not installed here "
+                         "(pip install -r requirements.txt)")
+
+    p.set_defaults(func=fail)
 
 
 TOP_LEVEL_FLAGS = {"-v", "--verbose"}

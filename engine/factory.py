@@ -26,6 +26,7 @@ class StyleGANSetup:
     device: str = "auto"  # auto, cpu, cuda: a missing GPU is an error, not a fallback
     precision: str = "auto"  # auto, fp32, bf16 (CPU), fp16 (CUDA)
     options: StyleGANOptions = field(default_factory=StyleGANOptions)  # StyleGANOptions.paper(): `render --aligned`
+    cuda_graphs: bool = True  # CUDA graphs where they are the default (`compile` on CUDA); False: --no-cuda-graphs
 
 
 ReenactorSetup = Union["WarpConfig", StyleGANSetup]  # the landmark warp's settings are its WarpConfig
@@ -42,7 +43,8 @@ def create_reenactor(setup: ReenactorSetup | None = None, progress: ProgressFn |
 
         reenactor: Reenactor = StyleGANReenactor.from_pack(Path(setup.weights), runtime=setup.runtime,
                                                            device=setup.device, precision=setup.precision,
-                                                           options=setup.options, progress=progress)
+                                                           options=setup.options, progress=progress,
+                                                           cuda_graphs=setup.cuda_graphs)
     else:
         from engine.warp import WarpConfig, WarpReenactor
 
@@ -51,7 +53,8 @@ def create_reenactor(setup: ReenactorSetup | None = None, progress: ProgressFn |
     return reenactor
 
 
-def setup_for(weights: Path | None, runtime: str = "auto", device: str = "auto", precision: str = "auto"
-              ) -> ReenactorSetup | None:
+def setup_for(weights: Path | None, runtime: str = "auto", device: str = "auto", precision: str = "auto",
+              cuda_graphs: bool = True) -> ReenactorSetup | None:
     """The setup the app starts with: the StyleGAN pipeline (default options) for a pack, else the warp (None)."""
-    return None if weights is None else StyleGANSetup(Path(weights), runtime, device, precision)
+    return None if weights is None else StyleGANSetup(Path(weights), runtime, device, precision,
+                                                      cuda_graphs=cuda_graphs)

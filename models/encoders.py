@@ -9,6 +9,7 @@ from torch import nn
 
 from models.irse import IRSEConfig, body, input_layer
 from models.layers import AdaptiveAvgPool2d, EqualLinear
+from models.precision import keep_fp32
 
 
 class MotionEncoder(nn.Module):
@@ -21,13 +22,17 @@ class MotionEncoder(nn.Module):
         self.input_layer = input_layer(irse)
         self.body = body(irse)
         self.output_layer_2 = nn.Sequential(
-            nn.BatchNorm2d(c), AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(c * 7 * 7, style_dim)
-        )
+            nn.BatchNorm2d(c), AdaptiveAvgPool2d((7, 7)), nn.Flatten(), keep_fp32(nn.Linear(c * 7 * 7, style_dim))
+        )  # the last linear stays fp32 in half precision (models/precision.py): f feeds the folded mapping
         self.linear = EqualLinear(style_dim, style_dim * n_latent, lr_mul=1)  # affine, no activation
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, in, S, S] in [-1, 1] → f [B, D], the input of the last (linear) layer."""
-        return self.output_layer_2(self.body(self.input_layer(x)))
+        """[B, in, S, S] in [-1, 1] → f [B, D] (float32), the input of the last (linear) layer."""
+        *pooling, linear = self.output_layer_2
+        h = self.body(self.input_layer(x))
+        for layer in pooling:
+            h = layer(h)
+        return linear(h.to(linear.weight.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.features(x)).view(-1, self.n_latent, self.style_dim)

@@ -7,6 +7,12 @@ dependence), and formulated for speed:
   weight → ·d, with the demodulation d computed from (W²)·(s²)): exact, and the convolution
   weights stay constant, so compilers can pre-pack them;
 - FIR filters are depthwise convolutions, the upsampling ones transposed (no zeros inserted).
+
+Half precision (fp16 on CUDA, bf16): styles and demodulation are computed in fp32 (the style affines
+are fp32 islands, models/precision.py), each style vector is divided by its largest |entry| before it
+scales the activations (the factor comes back exactly, through demodulation or in fp32, while x·s and
+conv(x·s) stay as small as x), and the ToRGB outputs and skip sum are fp32. Measured at the paper's
+1024 config in benchmarks/fp16_headroom.py (docs/gpu.md).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.layers import EqualLinear, PixelNorm, fir_filter, fir_kernel, fused_leaky_relu, upsample2x
+from models.precision import keep_fp32
 
 
 def seeded_z(seed: int, style_dim: int) -> torch.Tensor:
@@ -64,7 +71,7 @@ class ModulatedConv2d(nn.Module):
                  upsample: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
-        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.modulation = keep_fp32(EqualLinear(style_dim, in_ch, bias_init=1.0))  # styles in fp32
         self.scale = 1 / math.sqrt(in_ch * kernel_size**2)
         self.demodulate = demodulate
         self.upsample = upsample
@@ -74,19 +81,27 @@ class ModulatedConv2d(nn.Module):
             self.blur = Blur(gain=4.0)  # FIR after the transposed conv, padded (1, 1)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """x [B, in, H, W], w [B, D] → [B, out, H', W'] (H' = 2H when upsampling)."""
-        style = self.modulation(w)  # [B, in]
+        """x [B, in, H, W], w [B, D] → [B, out, H', W'] (H' = 2H when upsampling): x's dtype with
+        demodulation, float32 without (ToRGB).
+
+        s is first divided by its peak p = max|s| (per sample), so that x·s and conv(x·s) stay within x's
+        range (fp16 headroom, docs/gpu.md); the peak comes back exactly: through d (which grows by p)
+        with demodulation, else as a float32 factor after the convolution.
+        """
+        style = self.modulation(w.to(self.modulation.weight.dtype)).float()  # [B, in], fp32
+        peak = style.abs().amax(1, keepdim=True).clamp_min(1e-8)  # [B, 1]
+        style = style / peak
         weight = self.weight[0] * self.scale  # [out, in, k, k]
-        x = x * style[:, :, None, None]
+        x = x * style.to(x.dtype)[:, :, None, None]
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # [B, out, 2H+1, 2W+1]
             x = self.blur(x, pad=(1, 1))  # [B, out, 2H, 2W]
         else:
             x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
-        if self.demodulate:
-            demod = torch.rsqrt(style.square() @ weight.square().sum((2, 3)).T + 1e-8)  # [B, out]
-            x = x * demod[:, :, None, None]
-        return x
+        if not self.demodulate:
+            return x.float() * peak[:, :, None, None]
+        demod = torch.rsqrt(style.square() @ weight.float().square().sum((2, 3)).T + 1e-8 / peak.square())  # [B, out]
+        return x * demod.to(x.dtype)[:, :, None, None]
 
 
 class Blur(nn.Module):
@@ -158,7 +173,8 @@ class ToRGB(nn.Module):
         self.clamp = clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
-        rgb = self.conv(x, w) + self.bias
+        """→ the RGB image so far, always float32 (the skip sum accumulates every level's colours)."""
+        rgb = self.conv(x, w).float() + self.bias.float()
         if self.clamp is not None:
             rgb = rgb.clamp(-self.clamp, self.clamp)
         return rgb if skip is None else rgb + self.upsample(skip)

@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "fp32 runtime's (PSNR, max levels); G's 3x3 convolutions alone; with --startup also "
                        "load, build and first-frame times of cold and warm starts.")
     p.add_argument("--configs", default="paper-1024,256", help="comma list of: paper-1024, 256, tiny")
-    p.add_argument("--runtimes", default="eager:fp32,eager:bf16,compile:fp32,compile:bf16,onnx:fp32",
-                   help="comma list of runtime[:precision] (eager, compile, onnx, tensorrt)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per stage (median reported)")
+    p.add_argument("--runtimes", default=None,
+                   help=f"comma list of runtime[:precision] (eager, compile, onnx, tensorrt; default {STAGE_RUNTIMES}); "
+                   "with --report runtime names, each run at every --precisions")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per stage (median reported; default 3, "
+                   "with --report 10)")
     p.add_argument("--startup", default="", metavar="RUNTIMES",
                    help="comma list of runtime[:precision] whose cold (empty cache) and warm (second) starts are "
                    "timed, each in a fresh process with a random-weight pack (e.g. compile:fp32,compile:bf16)")
@@ -22,10 +24,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "on a machine shared with other work, 1 thread gives steadier ratios")
     p.add_argument("--json", type=Path, help="write the figures as JSON")
     p.add_argument("--plot", type=Path, help="write a bar chart PNG")
+    report = p.add_argument_group("GPU report (--report): imports only torch and numpy (onnxruntime optional); "
+                                  "docs/gpu.md")
+    report.add_argument("--report", type=Path, metavar="OUT.json",
+                        help="every runtime x precision x batch with CUDA graphs on/off, image differences, "
+                        "TFLOP/s, fp16 check, device and driver, as JSON (rewritten after every row)")
+    report.add_argument("--precisions", default="fp32,fp16,bf16", help="--report: comma list of fp32, fp16, bf16")
+    report.add_argument("--batches", default="1,2,4,8", help="--report: batch sizes")
+    report.add_argument("--batched", default="eager,compile",
+                        help="--report: runtimes measured at the batches > 1 (at the precision auto picks)")
+    report.add_argument("--device", default="auto", help="--report: auto, cuda or cpu")
+    report.add_argument("--no-cuda-graphs", action="store_true", help="--report: skip the CUDA-graph rows")
     p.set_defaults(func=run)
 
 
+STAGE_RUNTIMES = "eager:fp32,eager:bf16,compile:fp32,compile:bf16,onnx:fp32"
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.report is not None:
+        return run_report(args)
+    args.runtimes = args.runtimes or STAGE_RUNTIMES
+    args.repeats = args.repeats or 3
     if args.threads:
         import os
 
@@ -52,3 +72,15 @@ def run(args: argparse.Namespace) -> int:
     if report["alignment_640x480"]:
         print(f"alignment of a 640x480 frame: {report['alignment_640x480']['median_ms']:.1f} ms median")
     return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """The GPU report (benchmarks/gpu_report.py): nothing here may need more than torch and numpy."""
+    if args.threads:
+        import os
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    from benchmarks.gpu_report import run_from_args
+
+    args.repeats = args.repeats or 10
+    return run_from_args(args, args.report, args.runtimes)

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="do not capture the steady frame in CUDA graphs "
+                   "(the default for --runtime compile on CUDA)")
     p.add_argument("--audio", metavar="DEVICE|none", help="sound for recordings: a microphone (name, part of it, "
                    "index or 'default'), 'source' (the --source video's own track) or 'none'; default: the last "
                    "one used, else the default microphone")
@@ -38,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not args.weights.is_file():
         raise MediaError(f"model pack not found: {args.weights}")
     source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
-    factory = reenactor_factory_for(args.runtime, args.device, args.precision)
+    factory = reenactor_factory_for(args.runtime, args.device, args.precision, not args.no_cuda_graphs)
     return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target,
                                  screenshot=args.screenshot, audio=args.audio), factory)

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="do not capture the steady frame in CUDA graphs "
+                   "(the default for --runtime compile on CUDA)")
     p.add_argument("-o", "--output", required=True, type=Path, help="OUT.mp4 (video driver) or OUT.png (image driver)")
     look = p.add_argument_group("output and motion (both reenactors unless noted)")
     look.add_argument("--framing", choices=FRAMINGS, help="a square around the face (default) "
@@ -129,7 +131,8 @@ def reenactor_setup(args: argparse.Namespace):
 def _stylegan_setup(args: argparse.Namespace, options):
     from engine.factory import StyleGANSetup
 
-    return StyleGANSetup(args.weights, args.runtime, args.device, args.precision, options)
+    return StyleGANSetup(args.weights, args.runtime, args.device, args.precision, options,
+                         cuda_graphs=not args.no_cuda_graphs)
 
 
 def _warp_config(args: argparse.Namespace, given: dict):

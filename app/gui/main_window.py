@@ -51,13 +51,14 @@ SIDEBAR_WIDTH = 300
 SCREENSHOT_WAIT_S = 60.0  # --screenshot: the longest wait for a live output
 
 
-def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision: str = "auto") -> ReenactorFactory:
+def reenactor_factory_for(runtime: str = "auto", device: str = "auto", precision: str = "auto",
+                          cuda_graphs: bool = True) -> ReenactorFactory:
     """A factory that builds model packs with these runtime settings (see `python -m app render --help`)."""
 
     def create(weights: Path | None, progress: ProgressFn | None = None):
         from engine.factory import create_reenactor, setup_for  # the StyleGAN path imports torch: a worker thread
 
-        return create_reenactor(setup_for(weights, runtime, device, precision), progress)
+        return create_reenactor(setup_for(weights, runtime, device, precision, cuda_graphs), progress)
 
     return create
 

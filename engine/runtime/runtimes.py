@@ -8,6 +8,7 @@ fallback to the CPU; ``auto`` says why it picked what it picked.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -27,6 +28,7 @@ from engine.errors import RuntimeUnavailableError
 from engine.runtime.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
 from engine.runtime.memory import keep_freed_memory, release_freed_memory
 from engine.reenactor import ProgressFn
+from models.precision import to_precision
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class RuntimeChoice:
     precision: str  # "fp32", "bf16" (CPU) or "fp16" (CUDA)
     reason: str  # one line: why this was chosen
     precision_note: str = ""  # how bf16 runs on the CPU: "native AMX", "native AVX512-BF16" or "emulated"
+    precision_auto: bool = False  # the precision was chosen by `auto` (the fp16 gate may still change it)
 
     def describe(self) -> str:
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "CPU"
@@ -101,6 +104,7 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
     else:
         device_reason = f"device {device} requested"
 
+    requested_precision = precision
     status = runtime_status()
     if name == "auto":
         preference = ("tensorrt", "compile", "eager") if device == "cuda" else ("compile", "onnx", "eager")
@@ -118,14 +122,14 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
         native = native_bf16()
         note = f"native {native}" if native else "emulated"
     return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}{precision_reason}",
-                         precision_note=note)
+                         precision_note=note, precision_auto=requested_precision == "auto")
 
 
 def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, str]:
     """(precision, "; why" for auto or ""); `auto` on the CPU is bf16 only where engine.runtime.cpu_precision says so."""
     if precision == "auto":
         if device == "cuda":
-            return "fp16", ""
+            return "fp16", "; fp16 where the pack passes its fp16 probe (gate_fp16)"
         if runtime == "onnx":
             return "fp32", "; fp32 (the ONNX runtime runs fp32 on the CPU)"
         chosen, why, _ = auto_cpu_precision(cache_dir())
@@ -203,7 +207,7 @@ def _converted(module: nn.Module, choice: RuntimeChoice) -> nn.Module:
     tensors = list(module.parameters()) + list(module.buffers())
     if all(t.dtype == choice.dtype and t.device.type == choice.device for t in tensors if t.is_floating_point()):
         return module
-    return copy.deepcopy(module).to(choice.device, choice.dtype)
+    return to_precision(copy.deepcopy(module).to(choice.device), choice.dtype)  # fp32 islands kept (models.precision)
 
 
 def _has(module: str) -> bool:
@@ -347,3 +351,36 @@ def cache_dir() -> Path:
     except OSError:
         path = Path(tempfile.gettempdir()) / "mimic-cache"
     return path
+
+
+# -- The fp16 gate (issue 23) ------------------------------------------------------------------------------
+# Separate from the choice above: fp16 is only known safe once the loaded weights were probed
+# (engine.runtime.fp16_probe); the reenactor calls this with its networks before building any graph.
+
+def gate_fp16(choice: RuntimeChoice, generator: nn.Module, encoder: nn.Module | None = None,
+              encoder_size: int = 256) -> RuntimeChoice:
+    """`choice` itself unless it is fp16; then the pack's fp16 probe (cached) decides. An `auto` fp16 that
+    fails falls back to bf16 where the device has it, else fp32; an fp16 the user asked for is kept with
+    a warning. The runtime line (describe) says which and why."""
+    if choice.precision != "fp16":
+        return choice
+    from engine.runtime.fp16_probe import cached_verdict
+
+    verdict = cached_verdict(generator, encoder, choice.device, cache_dir() / CACHE_FOLDERS["compile"], encoder_size)
+    return fp16_decision(choice, verdict.passed, verdict.reason)
+
+
+def fp16_decision(choice: RuntimeChoice, passed: bool, why: str) -> RuntimeChoice:
+    """The gate's rule, apart from running the probe (see gate_fp16)."""
+    if passed:
+        return dataclasses.replace(choice, precision_note=why, reason=f"{choice.reason}; fp16 {why}")
+    if not choice.precision_auto:
+        log.warning("fp16 was requested, but this pack's fp16 probe failed (%s): expect wrong frames", why)
+        return dataclasses.replace(choice, precision_note=f"probe failed: {why}",
+                                   reason=f"{choice.reason}; fp16 as requested, although {why}")
+    bf16 = choice.device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    fallback = "bf16" if bf16 else "fp32"
+    note = f"fp16 refused: {why}"
+    log.warning("this pack fails its fp16 probe (%s): running %s instead", why, fallback)
+    return dataclasses.replace(choice, precision=fallback, precision_note=note,
+                               reason=f"{choice.reason}; {fallback}, since {note}")

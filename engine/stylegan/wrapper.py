@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.reenactor import ProgressFn
-from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir
+from engine.runtime.cuda_graphs import CapturedGraph
+from engine.runtime.cuda_graphs import wanted as cuda_graphs_wanted
+from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, gate_fp16
 from engine.stylegan.folding import FoldedMapping
 
 NOISE_LEVELS = 6.0  # grey levels of sensor noise whose feature response sets the smoothing filter's units
@@ -37,9 +39,13 @@ class StyleGANWrapper:
     """E_m (features) and G built on `runtime` (cached graphs keyed by `weights_id`), and the folded mapping."""
 
     def __init__(self, model: nn.Module, weights_id: str, runtime: RuntimeChoice,
-                 progress: ProgressFn | None = None) -> None:
-        """`progress` hears each build stage: the folded mapping, then E_m and G (loaded or built)."""
+                 progress: ProgressFn | None = None, cuda_graphs: bool = True) -> None:
+        """`progress` hears each build stage: the folded mapping, then E_m and G (loaded or built).
+        `cuda_graphs`: capture the steady frame in CUDA graphs where that is the default (`compile` on
+        CUDA, engine.runtime.cuda_graphs): E_m, and the folded mapping → G (the motion step between them
+        runs on the CPU); False turns them off (--no-cuda-graphs)."""
         cfg = model.decoder.config
+        runtime = gate_fp16(runtime, model.decoder, model.encoder, model.config.input_size)  # fp16 only if safe
         self.runtime = runtime
         self.input_size = model.config.input_size
         self.n_latent, self.style_dim, self.g_size = cfg.n_latent, cfg.style_dim, cfg.size
@@ -55,14 +61,18 @@ class StyleGANWrapper:
                                      progress=lambda fraction, message: report(0.1, message))
         self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G",
                                      progress=lambda fraction, message: report(0.4, message))
+        self.cuda_graphs = cuda_graphs_wanted(runtime.name, runtime.device, cuda_graphs)
+        self._steady_features = CapturedGraph(self._features, name="E_m") if self.cuda_graphs else self._features
+        self._steady_generate = (CapturedGraph(self._map_and_generate, name="map → G") if self.cuda_graphs
+                                 else self._map_and_generate)
 
     @property
     def device(self) -> torch.device:
         return self.mapping.fold_weight.device
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 3, S, S] in [-1, 1] → f [B, D]."""
-        return self._features(x)
+        """[B, 3, S, S] in [-1, 1] → f [B, D] (a CUDA graph replay where those are on)."""
+        return self._steady_features(x)
 
     def identity_constant(self, w_id: torch.Tensor) -> torch.Tensor:
         """Identity W+ [1, n, D] → c(target), the mapping's per-identity constant."""
@@ -72,6 +82,15 @@ class StyleGANWrapper:
     def map(self, f: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
         """f [1, D] → W+ [1, n, D]."""
         return self.mapping(f.to(constant.device), constant)
+
+    def map_and_generate(self, f: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
+        """f [1, D] → image [1, 3, H, W]: the folded mapping then G, one CUDA graph replay where those are on."""
+        return self._steady_generate(f.to(constant.device), constant)
+
+    def _map_and_generate(self, f: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            w = self.mapping(f, constant)
+        return self._generate(w)
 
     def generate(self, w: torch.Tensor) -> torch.Tensor:
         """W+ [1, n, D] → image [1, 3, H, W] in ≈[-1, 1]."""
