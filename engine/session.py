@@ -180,6 +180,7 @@ class Session:
         self._closed = False
         self._source: FrameSource | None = None
         self._audio_task: Task | None = None
+        self._deferred_pack: Path | None = None  # start(): built once the warp animates the first target
         self.pipeline = LivePipeline(
             on_result=self._on_result, on_frame=self._on_frame, mirror=mirror,
             on_status=lambda status: post(lambda: self._on_status(status)),
@@ -212,7 +213,25 @@ class Session:
         self.refresh_microphones()
         self.probe_virtual_camera()
         self._pending_target = target
+        if pack is not None and target is not None:
+            # The landmark warp (ready in a moment) animates the target while the pack builds (README:
+            # "animated by the landmark warp until the model is ready"); the pack follows (_continue_start).
+            self.load_model(None)
+            self._deferred_pack = pack
+        else:
+            self.load_model(pack)
+
+    def _continue_start(self) -> None:
+        """start() with a pack and a target: once the warp animates the target (or it failed), build the pack."""
+        if self._deferred_pack is None or self._target_task is not None or self._pending_target is not None:
+            return
+        pack, self._deferred_pack = self._deferred_pack, None
         self.load_model(pack)
+
+    @property
+    def pack_pending(self) -> bool:
+        """start() was given a pack that is not being built yet (the warp runs meanwhile)."""
+        return self._deferred_pack is not None
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish the recording, stop everything and close the reenactor(s). Blocks (finishing the file
@@ -257,7 +276,7 @@ class Session:
     def busy(self) -> bool:
         """A model, a target or the sound source is being prepared."""
         return (self._model_task is not None or self._target_task is not None or self._pending_target is not None
-                or self._audio_task is not None)
+                or self._audio_task is not None or self._deferred_pack is not None)
 
     # ------------------------------------------------------------------ source
 
@@ -367,6 +386,7 @@ class Session:
         The running model keeps animating meanwhile; a failure is a notice and it stays."""
         if self._model_task is not None:
             self._model_task.cancel()
+        self._deferred_pack = None  # a model was picked meanwhile: start()'s pack is not built after all
         spec, options, factory = self.state.target_spec, dict(self.state.options), self.factory
         what = pack.name if pack else "landmark warp"
 
@@ -409,7 +429,7 @@ class Session:
         self._drive_with(reenactor if spec is not None else None)  # it has `spec` prepared
         self._retire(old)
         self._changed(Part.MODEL, Part.TARGET)
-        if pack is not None:
+        if pack is not None or old is not None:  # (a switch back to the warp also replaces a stale error)
             self._notify(Notice("success", f"Model ready: {reenactor.describe()}", 4000))
         if self.state.target_spec is not None and spec is not self.state.target_spec:
             # the target changed while the model loaded: prepare the new model for it too
@@ -417,6 +437,7 @@ class Session:
         if self._pending_target is not None:
             target, self._pending_target = self._pending_target, None
             self.choose_target(target)
+        self._continue_start()
 
     def _on_model_failed(self, task: Task, message: str, pack: Path | None) -> None:
         if not self._model_task_over(task):
@@ -501,6 +522,7 @@ class Session:
         if self._target_task is not task or self._closed:
             return False
         self._target_task = None
+        self.post(self._continue_start)  # after this outcome's own transition
         return True
 
     def _on_target_ready(self, task: Task, reenactor: Reenactor, target: TargetRef | None, label: str,

@@ -50,11 +50,16 @@ class RuntimeChoice:
     precision: str  # "fp32", "bf16" (CPU) or "fp16" (CUDA)
     reason: str  # one line: why this was chosen
     precision_note: str = ""  # how bf16 runs on the CPU: "native AMX", "native AVX512-BF16" or "emulated"
+    # `auto`'s timing of a pack's own graphs (engine.runtime.auto_choice):
+    timed: bool = False  # the runtime was asked for as `auto`: the pack's graphs decide between candidates
+    precision_auto: bool = False  # the precision was asked for as `auto` (else every candidate keeps it)
+    measured: str = ""  # what the timing found: "3.1x eager fp32 on this pack"
 
     def describe(self) -> str:
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "CPU"
         note = f" ({self.precision_note})" if self.precision_note else ""
-        return f"{self.name} · {where} · {self.precision}{note}"
+        measured = f" — {self.measured}" if self.measured else ""
+        return f"{self.name} · {where} · {self.precision}{note}{measured}"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -102,6 +107,7 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
         device_reason = f"device {device} requested"
 
     status = runtime_status()
+    timed, precision_auto = name == "auto", precision == "auto"  # engine.runtime.auto_choice times the candidates
     if name == "auto":
         preference = ("tensorrt", "compile", "eager") if device == "cuda" else ("compile", "onnx", "eager")
         name = next(n for n in preference if status[n] is None)
@@ -118,7 +124,7 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
         native = native_bf16()
         note = f"native {native}" if native else "emulated"
     return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}{precision_reason}",
-                         precision_note=note)
+                         precision_note=note, timed=timed, precision_auto=precision_auto)
 
 
 def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, str]:

@@ -25,7 +25,8 @@ from engine.face.framing import Framing
 from engine.runtime.memory import GrowthGuard, release_freed_memory
 from engine.face.paste_back import PasteBack, PasteBackConfig
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
-from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, select_runtime
+from engine.runtime.auto_choice import GraphSpec, build_timed
+from engine.runtime.runtimes import RuntimeChoice, cache_dir, select_runtime
 from engine.stylegan.folding import FoldedMapping
 from engine.stylegan.identity import IdentityEncoder, align_target, to_image, to_tensor
 from engine.stylegan.motion import DEFAULT_SMOOTHING, MOTION_MODES, FeatureMotion, MotionConfig, MotionMode
@@ -99,10 +100,11 @@ class StyleGANReenactor:
                                     else "loading the folded mapping from cache")).to(runtime.device)
         x0 = torch.zeros(1, 3, self.input_size, self.input_size)
         w0 = torch.zeros(1, cfg.n_latent, cfg.style_dim)
-        self._features = build_graph(MotionFeatures(model.encoder), (x0,), runtime, cache_key=f"{weights_id}:E_m",
-                                     progress=lambda fraction, message: report(0.1, message))
-        self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G",
-                                     progress=lambda fraction, message: report(0.4, message))
+        graphs = (GraphSpec(MotionFeatures(model.encoder), (x0,), f"{weights_id}:E_m",
+                            lambda fraction, message: report(0.1, message)),
+                  GraphSpec(model.decoder, (w0,), f"{weights_id}:G", lambda fraction, message: report(0.4, message)))
+        # `auto` times the candidates on these very graphs (first use of the pack) and keeps the fastest
+        self.runtime, (self._features, self._generate) = build_timed(graphs, runtime, report)
         self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
                                         model.config.restyle_iters, self.input_size)
         self.motion = FeatureMotion(options.motion_config)
