@@ -50,5 +50,5 @@ def create_reenactor(
         reenactor = StyleGANReenactor.from_pack(Path(weights), runtime=runtime, device=device,
                                                 precision=precision, options=options,
                                                 progress=progress)
-    log.info("reenactor: %s", reenactor.describe())
+    log.debug("reenactor: %s", reenactor.describe())  # the command or the window shows it (once)
     return reenactor

@@ -1,0 +1,160 @@
+"""The app as a newcomer meets it, round two (issue 26): what the window shows, driven as a user drives it.
+
+Offscreen, the fixture clip as the camera; the paper model is a tiny random pack on the eager runtime.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtWidgets import QApplication
+
+from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
+from app.gui.settings import AppSettings
+from engine.media.camera import VideoFileSource
+from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+from tests.gui_support import keep_until_teardown
+
+LONG = 90_000  # ms: upper bound for waits on a busy machine, never a speed assertion
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory) -> Path:
+    from engine.runtime.weights import import_weights
+
+    d = tmp_path_factory.mktemp("weights")
+    model = tiny_paper()
+    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", tiny_inverter(model.decoder)),
+                   out=d / "tiny.safetensors")
+    return d / "tiny.safetensors"
+
+
+def open_window(qtbot, settings: AppSettings, options: LaunchOptions) -> MainWindow:
+    window = MainWindow(options, settings, reenactor_factory_for("eager", "cpu", "fp32"))
+    qtbot.addWidget(window)
+    keep_until_teardown(window)
+    window.show()
+    return window
+
+
+def test_a_launch_with_a_pack_and_a_target_animates_with_the_warp_until_the_pack_is_ready(
+        qtbot, settings, clip, portrait, pack, tmp_path, monkeypatch) -> None:
+    """Items 3 and 8: the target is live (Record enabled) before the pack is built; then the pack takes over;
+    a random identity then leaves no portrait selected in the gallery."""
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip), weights=pack, target=portrait))
+    state = window.session.state
+    qtbot.waitUntil(lambda: state.live and window.view_panel.output_view.frames_shown >= 2, timeout=LONG)
+    warp_first = state.model_pack is None
+    assert warp_first, "the pack was built before the target was animated"
+    assert window.acts.record.isEnabled() and window.acts.snapshot.isEnabled()
+    assert window.view_panel.output_view.placeholder not in window.view_panel.output_view.message
+    qtbot.waitUntil(lambda: state.model_pack == pack and state.live and not window.session.busy, timeout=LONG)
+    assert settings.model_pack == pack  # the next launch starts with the pack, not the interim warp
+    gallery = window.target_panel.gallery
+    assert [i.toolTip() for i in gallery.selectedItems()] == [str(portrait)]
+    with qtbot.waitSignal(window.target_applied, timeout=LONG):
+        window.acts.random.trigger()
+    assert gallery.selectedItems() == []
+
+
+def test_landmarks_are_drawn_on_the_frame_they_were_tracked_on(qtbot, settings, clip, portrait) -> None:
+    """Item 2: every driver frame shown with landmarks is the very frame those landmarks came from."""
+    settings.landmarks = True
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip), target=portrait))
+    panel = window.view_panel
+    taken, shown = [], []
+    take, show = window.feed.take_result, panel.driver_view.set_frame
+    window.feed.take_result = lambda: (lambda live: (taken.append(live), live)[1])(take())
+    panel.driver_view.set_frame = lambda frame, points=None: (shown.append((frame, points)), show(frame, points))
+    qtbot.waitUntil(lambda: sum(points is not None for _, points in shown) >= 15, timeout=LONG)
+    with_points = [(frame, points) for frame, points in shown if points is not None]
+    tracked = {id(live.driver): live.result.driver_landmarks for live in taken if live is not None}
+    wrong = [1 for frame, points in with_points if tracked.get(id(frame)) is not points]
+    assert not wrong, f"{len(wrong)} of {len(with_points)} frames showed another frame's landmarks"
+
+
+def test_keys_reach_the_window_after_fullscreen_and_the_first_launch_is_centred(qtbot, settings, clip) -> None:
+    """Item 4: after Esc leaves fullscreen the main window is active again (R, S, Ctrl+Q work without a
+    click); a first launch (no saved geometry) opens centred, not at the screen's corner."""
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip)))
+    window.resize(700, 500)  # below the minimum: the window keeps 900x600
+    window._center_on_screen()
+    area = window.screen().availableGeometry()
+    first = MainWindow(LaunchOptions(source=str(clip)),
+                       AppSettings(QSettings(str(Path(settings.store.fileName()).with_name("fresh.ini")),
+                                             QSettings.Format.IniFormat)))
+    keep_until_teardown(first)
+    first.resize(600, 400)
+    first._restore_geometry()
+    expected_x = area.x() + max(0, (area.width() - first.width()) // 2)
+    assert first.x() == expected_x and (expected_x > 0 or first.width() >= area.width())
+    first.close()
+
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=LONG)
+    window.acts.fullscreen.trigger()
+    view = window.view_panel.fullscreen_view
+    view.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is view, timeout=LONG)
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.view_panel.fullscreen_view is None, timeout=LONG)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
+
+
+def test_a_video_file_is_not_mirrored_unless_asked(qtbot, settings, clip) -> None:
+    """Item 9: the mirror is a camera's default; a video file plays (and records) as it is, and its own
+    choice is remembered apart from the camera's."""
+    assert settings.mirror  # a camera's default
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip)))
+    assert not window.session.state.mirror and not window.session.pipeline.mirror
+    assert not window.acts.mirror.isChecked()
+    window.acts.mirror.trigger()
+    assert window.session.state.mirror and settings.mirror_for(str(clip)) and settings.mirror  # camera: untouched
+    window.acts.mirror.trigger()
+    assert not settings.mirror_for(str(clip)) and settings.mirror
+
+
+def test_a_video_file_never_delivers_frames_faster_than_its_rate(clip) -> None:
+    """Item 9: a reader that fell behind (a busy machine) skips the frames it missed instead of taking them
+    in a burst, so the fps the status bar shows never exceeds the file's (it read 30.8 for 29.97)."""
+    source = VideoFileSource(clip)
+    try:
+        for _ in range(3):
+            source.read()
+        time.sleep(0.5)  # the reader falls ~15 frames behind
+        stamps = [source.read()[1] for _ in range(12)]
+    finally:
+        source.close()
+    span = stamps[-1] - stamps[0]
+    assert span >= 10 / source.fps, f"12 frames within {span * 1000:.0f} ms: a burst"
+
+
+def test_a_text_file_as_pack_says_so_and_the_warp_clears_the_error(qtbot, settings, clip, tmp_path) -> None:
+    """Item 6: a text file chosen as a model pack is called what it is not (a model pack), and switching
+    back to the landmark warp replaces that banner."""
+    text = tmp_path / "text.png"
+    text.write_text("not a model\n")
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip)))
+    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
+    banner = window.view_panel.banner
+    window.session.load_model(text)
+    qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
+    assert "text.png is not a Mimic model pack" in banner.text and "PyTorch" not in banner.text
+    window.acts.use_warp.trigger()
+    qtbot.waitUntil(lambda: not window.session.busy and window.session.state.reenactor is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: not (banner.isVisible() and banner.kind == "error"), timeout=LONG)
+
+
+def test_a_damaged_png_is_called_damaged(qtbot, settings, clip, portrait, tmp_path) -> None:
+    """Item 5: the first 30 KB of a real PNG is a damaged PNG, not "not an image file"."""
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(portrait.read_bytes()[:30_000])
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip)))
+    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
+    banner = window.view_panel.banner
+    window.session.choose_target_file(cut)
+    qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
+    assert "a damaged or incomplete PNG file" in banner.text and "not an image file" not in banner.text
