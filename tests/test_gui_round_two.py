@@ -111,18 +111,27 @@ window.show()
 def report():
     g, s = window.frameGeometry(), window.screen().availableGeometry()
     print(f"window {g.x()},{g.y()} {g.width()}x{g.height()} screen {s.width()}x{s.height()}", flush=True)
+    window.setGeometry(0, 0, 1600, 1000)
+    QTimer.singleShot(1500, sidebar)
+
+def sidebar():
+    from PyQt6.QtWidgets import QScrollArea
+    scroll = window.findChild(QScrollArea, "SidebarScroll")
+    print(f"warp controls {window.retarget_panel.controls.isVisible()} "
+          f"sidebar scrolls {scroll.verticalScrollBar().maximum()} px", flush=True)
     window.close()
     app.quit()
 
-QTimer.singleShot(1500, report)
+QTimer.singleShot(3000, report)
 sys.exit(app.exec())
 """
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (scripts/setup.sh test)")
-def test_the_first_launch_opens_in_the_middle_of_the_screen(clip, tmp_path) -> None:
+def test_the_first_launch_is_centred_and_1600x1000_shows_every_sidebar_row(clip, tmp_path) -> None:
     """Item 4: with no saved position (and no window manager to place it) the window opens centred, not at
-    the screen's corner, where it would then be saved for every later launch."""
+    the screen's corner, where it would then be saved for every later launch. Item 7: at 1600x1000 the
+    sidebar's last row (Retargeting: Eye contact / Reset) is in view: there is nothing to scroll."""
     out = subprocess.run(
         ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-c", XVFB_SCRIPT, str(clip),
          str(tmp_path / "settings.ini")],
@@ -134,6 +143,7 @@ def test_the_first_launch_opens_in_the_middle_of_the_screen(clip, tmp_path) -> N
     assert found, out.stdout
     x, y, w, h, sw, sh = map(int, found.groups())
     assert abs(x - (sw - w) // 2) <= 2 and abs(y - (sh - h) // 2) <= 2, found[0]
+    assert "warp controls True sidebar scrolls 0 px" in out.stdout, out.stdout
 
 
 def test_a_video_file_is_not_mirrored_unless_asked(qtbot, settings, clip) -> None:
@@ -190,3 +200,4 @@ def test_a_damaged_png_is_called_damaged(qtbot, settings, clip, portrait, tmp_pa
     window.session.choose_target_file(cut)
     qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
     assert "a damaged or incomplete PNG file" in banner.text and "not an image file" not in banner.text
+
