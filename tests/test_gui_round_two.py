@@ -201,3 +201,29 @@ def test_a_damaged_png_is_called_damaged(qtbot, settings, clip, portrait, tmp_pa
     qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
     assert "a damaged or incomplete PNG file" in banner.text and "not an image file" not in banner.text
 
+
+
+def test_the_first_file_dialog_opens_at_home_with_every_column_whole(qtbot, tmp_path) -> None:
+    """Item 10: not in the program's own folder (the working directory), and the detail view's Size, Type
+    and Date columns wide enough for what they show."""
+    from PyQt6.QtWidgets import QTreeView
+
+    from app.gui.dialogs import file_dialog
+
+    (tmp_path / "a portrait with a rather long file name.png").write_bytes(b"x" * 2048)
+    first = file_dialog(None, "Open a target portrait or latent", "", "All files (*)")
+    assert Path(first.directory().absolutePath()) == Path.home() != Path.cwd()
+    dialog = file_dialog(None, "Open a target portrait or latent", str(tmp_path), "All files (*)")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    details = dialog.findChild(QTreeView, "treeView")
+    qtbot.waitUntil(lambda: details.model().rowCount(details.rootIndex()) > 0, timeout=LONG)
+    qtbot.wait(200)
+    header, model, root = details.header(), details.model(), details.rootIndex()
+    metrics = details.fontMetrics()
+    for column in range(1, header.count()):
+        texts = [str(model.data(model.index(row, column, root)) or "") for row in range(model.rowCount(root))]
+        widest = max(metrics.horizontalAdvance(text) for text in texts)
+        assert header.sectionSize(column) >= widest + 4, (texts, header.sectionSize(column))
+    assert header.length() <= details.viewport().width()
+    dialog.close()
