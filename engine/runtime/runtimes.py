@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from engine.runtime.aoti_nogil import gil_free_runner
 from engine.runtime.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
 from engine.runtime.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
@@ -236,7 +237,10 @@ def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
             torch._inductor.aoti_compile_and_package(exported, package_path=str(path), inductor_configs=configs)
 
     def load(path: Path) -> Callable:
-        runner = torch._inductor.aoti_load_package(str(path))
+        # On the CPU through the package's C interface, which releases the GIL while it runs: torch's runner
+        # holds it, and the camera's and the GUI's threads would stop for every frame (engine.runtime.aoti_nogil)
+        runner = (gil_free_runner(path) if choice.device == "cpu" else None) or \
+            torch._inductor.aoti_load_package(str(path))
         _check_runs(runner, _on_device(examples, choice))
         return runner
 
