@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args)))
         return 0
     figures = {"render": render_fps(args.pack, args.source, args.target, args.runtime)}
+    given = sys.argv[1:] if argv is None else argv
     for kind in ("pack", "warp"):
-        out = subprocess.run([sys.executable, "-m", "app.gui_live_bench", *sys.argv[1:] if argv is None else argv,
-                              "--child", kind], cwd=ROOT, capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-m", "app.gui_live_bench", *given, "--child", kind],
+                             cwd=ROOT, capture_output=True, text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"})
         if out.returncode != 0:
             raise SystemExit(f"window ({kind}) failed: {out.stderr.strip()[-500:]}")

@@ -230,7 +230,8 @@ class MainWindow(QMainWindow):
 
     def _set_elided(self, label, text: str) -> None:
         """Long names shortened in the middle so that the four chips fit the window's width."""
-        max_px = max(100, (self.width() - 440) // 2)
+        fixed = self.fps_chip.sizeHint().width() + self.latency_chip.sizeHint().width() + 80  # the figures, whole
+        max_px = max(100, (self.width() - fixed) // 2)
         label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max_px))
         label.setToolTip(text)
 
