@@ -96,7 +96,15 @@ def build_timed(graphs: Sequence[GraphSpec], preferred: RuntimeChoice,
                              reason=f"{chosen.reason}; timed on this pack earlier: {_figures(verdict['ms'])}")
             log.info("runtime auto: %s (timed on this pack earlier: %s)", label(chosen), _figures(verdict["ms"]))
             return chosen, [_build(spec, chosen) for spec in graphs]
-    built = {label(c): [_build(spec, c) for spec in graphs] for c in options}
+    built: dict[str, list[Graph]] = {}
+    for candidate in options:
+        try:
+            built[label(candidate)] = [_build(spec, candidate) for spec in graphs]
+        except Exception as exc:  # a candidate that cannot be built here is left out, never fatal
+            if candidate is options[0]:
+                raise
+            log.warning("runtime auto: %s left out (%s: %s)", label(candidate), type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "")
     if report is not None:
         report(0.9, f"timing {', '.join(built)} on this pack")
     ms = time_candidates(built, graphs)
