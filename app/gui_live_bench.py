@@ -84,6 +84,10 @@ def render_fps(pack: Path, source: Path, target: Path, runtime: str) -> dict:
 
 
 def child(args: argparse.Namespace) -> dict:
+    if args.niceness is not None:
+        import engine.live
+
+        engine.live.INFERENCE_NICENESS = args.niceness
     return window_rates(args.pack if args.child == "pack" else None, args.source, args.target, args.runtime,
                         args.seconds)
 
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", default="auto")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long the window's rates are counted")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--niceness", type=int, help="the inference thread's niceness (default: "
+                        "engine.live.INFERENCE_NICENESS); 0 runs it at the GUI's priority")
     parser.add_argument("--child", choices=("pack", "warp"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

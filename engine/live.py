@@ -46,12 +46,13 @@ class FrameSink(Protocol):
 INFERENCE_NICENESS = 5  # how much lower the inference thread's priority is than the capture and GUI threads
 
 
-def yield_to_preview(niceness: int = INFERENCE_NICENESS) -> None:
+def yield_to_preview(niceness: int | None = None) -> None:
     """Lower the calling thread's CPU priority (Linux: per thread; its OpenMP and MediaPipe workers, which
     it starts, inherit it). On a CPU the model is busy all the time: this way the capture thread and the
     GUI always get their few milliseconds per frame, so the camera preview never slows down with the
     model, while the model still has every cycle they leave."""
-    if not sys.platform.startswith("linux"):
+    niceness = INFERENCE_NICENESS if niceness is None else niceness
+    if niceness == 0 or not sys.platform.startswith("linux"):
         return  # elsewhere the priority is the whole process's
     try:
         tid = threading.get_native_id()
