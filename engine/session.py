@@ -181,6 +181,7 @@ class Session:
         self._source: FrameSource | None = None
         self._audio_task: Task | None = None
         self._deferred_pack: Path | None = None  # start(): built once the warp animates the first target
+        self._deferred_target: TargetRef | None = None  # …which the pack is given too if the warp failed it
         self.pipeline = LivePipeline(
             on_result=self._on_result, on_frame=self._on_frame, mirror=mirror,
             on_status=lambda status: post(lambda: self._on_status(status)),
@@ -213,20 +214,24 @@ class Session:
         self.refresh_microphones()
         self.probe_virtual_camera()
         self._pending_target = target
-        if pack is not None and target is not None:
-            # The landmark warp (ready in a moment) animates the target while the pack builds (README:
+        if pack is not None and target is not None and target.kind == "image":
+            # The landmark warp (ready in a moment) animates the portrait while the pack builds (README:
             # "animated by the landmark warp until the model is ready"); the pack follows (_continue_start).
+            # (A latent needs the pack itself: it is built at once.)
             self.load_model(None)
-            self._deferred_pack = pack
+            self._deferred_pack, self._deferred_target = pack, target
         else:
             self.load_model(pack)
 
     def _continue_start(self) -> None:
-        """start() with a pack and a target: once the warp animates the target (or it failed), build the pack."""
+        """start() with a pack and a portrait: once the warp animates it (or failed to), build the pack."""
         if self._deferred_pack is None or self._target_task is not None or self._pending_target is not None:
             return
         pack, self._deferred_pack = self._deferred_pack, None
+        target, self._deferred_target = self._deferred_target, None
         self.load_model(pack)
+        if self.state.target_spec is None and target is not None:
+            self._pending_target = target  # the warp could not animate it: the pack tries it too (and says why)
 
     @property
     def pack_pending(self) -> bool:
@@ -386,7 +391,7 @@ class Session:
         The running model keeps animating meanwhile; a failure is a notice and it stays."""
         if self._model_task is not None:
             self._model_task.cancel()
-        self._deferred_pack = None  # a model was picked meanwhile: start()'s pack is not built after all
+        self._deferred_pack = self._deferred_target = None  # a model was picked: start()'s pack is not built
         spec, options, factory = self.state.target_spec, dict(self.state.options), self.factory
         what = pack.name if pack else "landmark warp"
 

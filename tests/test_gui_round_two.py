@@ -227,3 +227,21 @@ def test_the_first_file_dialog_opens_at_home_with_every_column_whole(qtbot, tmp_
         assert header.sectionSize(column) >= widest + 4, (texts, header.sectionSize(column))
     assert header.length() <= details.viewport().width()
     dialog.close()
+
+
+def test_a_launch_with_a_pack_and_a_latent_builds_the_pack_for_it(qtbot, settings, clip, pack, tmp_path,
+                                                                   monkeypatch) -> None:
+    """Item 3's other side: a latent needs the pack itself (the warp animates portraits only), so the pack is
+    built at once and animates it."""
+    import numpy as np
+
+    from tests.checkpoint_writers import TINY
+
+    monkeypatch.setenv("MIMIC_CACHE_DIR", str(tmp_path / "cache"))
+    latent = tmp_path / "someone.npy"
+    np.save(latent, np.random.RandomState(0).randn(TINY.generator.n_latent, TINY.generator.style_dim)
+            .astype(np.float32))
+    window = open_window(qtbot, settings, LaunchOptions(source=str(clip), weights=pack, target=latent))
+    state = window.session.state
+    qtbot.waitUntil(lambda: state.live and not window.session.busy, timeout=LONG)
+    assert state.model_pack == pack and state.target is not None and state.target.path == str(latent)
