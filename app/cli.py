@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from app.console import LineStart, print_error, quiet_native_logs
 from engine.errors import USER_ERRORS, MimicError
 from engine.runtime.memory import keep_freed_memory
 
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(with_default_command(argv))
+    native_filter = quiet_native_logs(args.verbose)  # before MediaPipe loads (app/console.py)
+    stderr = sys.stderr
+    sys.stderr = LineStart(stderr)  # an error line never continues a progress bar's line
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -95,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         log.debug("command failed", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(("" if sys.stderr.at_line_start else "\n") + "interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stderr = stderr
+        if native_filter is not None:
+            native_filter.stop()

@@ -49,7 +49,7 @@ def create_reenactor(setup: ReenactorSetup | None = None, progress: ProgressFn |
         from engine.warp import WarpConfig, WarpReenactor
 
         reenactor = WarpReenactor(setup or WarpConfig())
-    log.info("reenactor: %s", reenactor.describe())
+    log.debug("reenactor: %s", reenactor.describe())  # the command or the window shows it (once)
     return reenactor
 
 

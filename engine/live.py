@@ -3,6 +3,7 @@
     source.read() ──capture thread──▶ Mailbox (one slot) ──inference thread──▶ reenactor.drive ──▶ on_result
                           └──▶ on_frame (smooth driver preview)                    └──▶ every FrameSink
 
+The inference thread runs at a lower CPU priority (`yield_to_preview`): the preview never waits for the model.
 The capture thread overwrites the single mailbox slot; the inference thread always takes
 the newest frame, so when inference is slower than the camera, stale frames are dropped
 (counted) instead of piling up: no queue can grow and the queueing delay stays below one
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +41,24 @@ class FrameSink(Protocol):
     def submit(self, output: np.ndarray, t: float, driver: np.ndarray | None = None) -> bool:
         """`output`: RGB uint8 [H, W, 3]; `t`: its capture time (monotonic s); `driver`: the driving frame."""
         ...
+
+
+INFERENCE_NICENESS = 5  # how much lower the inference thread's priority is than the capture and GUI threads
+
+
+def yield_to_preview(niceness: int | None = None) -> None:
+    """Lower the calling thread's CPU priority (Linux: per thread; its OpenMP and MediaPipe workers, which
+    it starts, inherit it). On a CPU the model is busy all the time: this way the capture thread and the
+    GUI always get their few milliseconds per frame, so the camera preview never slows down with the
+    model, while the model still has every cycle they leave."""
+    niceness = INFERENCE_NICENESS if niceness is None else niceness
+    if niceness == 0 or not sys.platform.startswith("linux"):
+        return  # elsewhere the priority is the whole process's
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+    except (AttributeError, OSError) as exc:
+        log.debug("could not lower the inference thread's priority: %s", exc)
 
 
 class Mailbox(Generic[T]):
@@ -320,6 +341,7 @@ class LivePipeline:
                 self.on_frame(frame, t)
 
     def _inference_loop(self) -> None:
+        yield_to_preview()
         while not self._stop.is_set():
             item = self._mailbox.get(timeout=0.1)
             if item is None:

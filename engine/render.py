@@ -51,17 +51,26 @@ def parse_target(text: str, seed: int = 0) -> TargetSpec:
 def render(reenactor: Reenactor, driving: Path, output: Path, progress: FrameProgress | None = None) -> RenderReport:
     """Reenact every frame of `driving` (video or image) into `output` (.mp4 or .png)."""
     driving, output = Path(driving), Path(output)
+    check_render_output(driving, output)
+    if driving.suffix.lower() in IMAGE_SUFFIXES:
+        return _render_image(reenactor, driving, output)
+    return _render_video(reenactor, driving, output, progress)
+
+
+def check_render_output(driving: Path, output: Path) -> None:
+    """Refuse an output `render` cannot write (wrong type for the driver, a folder, a device, a missing
+    folder) with one line — before any work (the `render` command calls it before building anything)."""
+    driving, output = Path(driving), Path(output)
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES | {".png"}:
+        if output.is_dir():
+            raise MediaError(f"cannot write {output}: it is a folder; give the path of an .mp4 or .png file")
         raise MediaError(f"cannot write {output}: expected an .mp4 (video) or .png (image) output")
-    check_output(output)  # before the work: never over a device, FIFO or folder
-    if driving.suffix.lower() in IMAGE_SUFFIXES:
-        if suffix != ".png":
-            raise MediaError(f"{driving} is an image: write the result as a .png, not {output.name}")
-        return _render_image(reenactor, driving, output)
-    if suffix == ".png":
+    check_output(output)  # never over a device, FIFO or folder
+    if driving.suffix.lower() in IMAGE_SUFFIXES and suffix != ".png":
+        raise MediaError(f"{driving} is an image: write the result as a .png, not {output.name}")
+    if driving.suffix.lower() not in IMAGE_SUFFIXES and suffix == ".png":
         raise MediaError(f"{driving} is a video: write the result as an .mp4, not {output.name}")
-    return _render_video(reenactor, driving, output, progress)
 
 
 def _render_image(reenactor: Reenactor, driving: Path, output: Path) -> RenderReport:

@@ -124,7 +124,7 @@ def test_snapshot_mirror_shortcuts_and_settings_persist(qtbot, settings, clip, p
     window.acts.mirror.trigger()
     assert window.session.pipeline.mirror is (not mirror)
     again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    assert again.mirror is (not mirror)
+    assert again.mirror_for(str(clip)) is (not mirror)  # a video file's own mirror setting (a camera keeps its own)
 
     window.acts.snapshot.trigger()
     qtbot.waitUntil(lambda: "Snapshot saved" in window.view_panel.banner.text, timeout=LONG)

@@ -151,11 +151,13 @@ def _warp_config(args: argparse.Namespace, given: dict):
 def run(args: argparse.Namespace) -> int:
     from engine.errors import MediaError
     from engine.factory import create_reenactor
+    from engine.render import check_render_output
 
     if not args.driving.is_file():
         raise MediaError(f"driving video/image not found: {args.driving}")
+    check_render_output(args.driving, args.output)  # docs/rendering.md: a bad output is refused before any work
     reenactor = create_reenactor(reenactor_setup(args))
-    print(f"reenactor: {reenactor.describe()}")
+    print(f"reenactor: {reenactor.describe()}", flush=True)
     try:
         report = _render(reenactor, args)
     finally:
@@ -171,6 +173,7 @@ def _render(reenactor, args: argparse.Namespace):
     """Set the target, then reenact the driving file into the output, with progress bars."""
     from tqdm import tqdm
 
+    from engine.errors import MimicError
     from engine.render import parse_target, render
 
     target = parse_target(args.target, seed=args.seed)
@@ -179,7 +182,13 @@ def _render(reenactor, args: argparse.Namespace):
             bar.set_postfix_str(message)
             bar.update(round(fraction * 100) - bar.n)
 
-        reenactor.set_target(target, progress=on_target)
+        try:
+            reenactor.set_target(target, progress=on_target)
+        except MimicError as exc:  # "astronaut.png: no face found in the target image; …" (as the app says it)
+            name = Path(args.target).name
+            if args.target == "random" or name in str(exc):
+                raise
+            raise type(exc)(f"{name}: {exc}") from exc
 
     with tqdm(desc="render", unit="frame") as bar:
         def on_frame(done: int, total: int | None) -> None:

@@ -48,7 +48,8 @@ class WindowActions:
             neutral=a("Re-take neutral", ("N",), tip="Take the next driving frame as your neutral face"),
             fullscreen=a("Fullscreen", ("F11", "F"), checkable=True, tip="The output alone, fullscreen (Esc leaves)"),
             mirror=a("Mirror", ("M",), checkable=True, tip="Mirror the camera image"),
-            landmarks=a("Landmarks", checkable=True, tip="Draw the tracked face landmarks over the driver"),
+            landmarks=a("Landmarks", checkable=True, tip="Draw the tracked face landmarks over the driver "
+                        "(the driver view then shows the frames the model tracked, at its rate)"),
             open_target=a("Open target…", ("Ctrl+O",)),
             random=a("Random identity", tip="Invent a new face (needs a model pack)"),
             load_pack=a("Load model pack…", ("Ctrl+L",)),

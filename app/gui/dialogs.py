@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QSize
 from PyQt6.QtGui import QColor, QIcon, QImage, QPixmap
-from PyQt6.QtWidgets import QFileDialog, QToolButton, QWidget
+from PyQt6.QtWidgets import QFileDialog, QHeaderView, QToolButton, QTreeView, QWidget
 
 from app.gui import theme
 
@@ -33,20 +33,40 @@ def tinted(icon: QIcon, color: str = theme.TEXT, size: int = ICON_SIZE) -> QIcon
     return QIcon(QPixmap.fromImage(result.copy()))
 
 
+DIALOG_SIZE = (880, 540)  # px: the detail view's Size, Type and Date columns whole beside a readable Name
+_last_folder: str = ""  # where the last file was picked (this run): the next dialog opens there
+
+
 def file_dialog(parent: QWidget | None, title: str, folder: str = "", name_filter: str = "") -> QFileDialog:
-    """A non-native QFileDialog with visible toolbar icons (not yet shown)."""
-    dialog = QFileDialog(parent, title, folder, name_filter)
+    """A non-native QFileDialog with visible toolbar icons (not yet shown). It opens in `folder`, else where
+    the last file was picked, else the home folder (never the program's own working folder), and its
+    detail view shows every column whole."""
+    dialog = QFileDialog(parent, title, folder or _last_folder or str(Path.home()), name_filter)
     dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
     for button in dialog.findChildren(QToolButton):
         if not button.icon().isNull():
             button.setIcon(tinted(button.icon()))
+    dialog.resize(*DIALOG_SIZE)
+    details = dialog.findChild(QTreeView, "treeView")
+    if details is not None:
+        header = details.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name takes the room left
+        for column in range(1, header.count()):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
     return dialog
+
+
+def _remember(path: Path) -> Path:
+    global _last_folder
+    _last_folder = str(path.parent)
+    return path
 
 
 def open_file(parent: QWidget | None, title: str, name_filter: str, folder: str = "") -> Path | None:
     dialog = file_dialog(parent, title, folder, name_filter)
     dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-    return Path(dialog.selectedFiles()[0]) if dialog.exec() and dialog.selectedFiles() else None
+    return _remember(Path(dialog.selectedFiles()[0])) if dialog.exec() and dialog.selectedFiles() else None
 
 
 def save_file(parent: QWidget | None, title: str, name_filter: str, default_name: str) -> Path | None:

@@ -65,6 +65,11 @@ class TargetGallery(QListWidget):
         self.itemClicked.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
         self._thumbs: dict[str, QIcon] = {}
 
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+        """One row of thumbnails: the sidebar then fits its every control at 1600x1000 without scrolling
+        (Qt's default, 192 px, pushed the last row out of view); the gallery grows into any room left."""
+        return QSize(super().sizeHint().width(), self.minimumHeight() or THUMB + 40)
+
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().paintEvent(event)
         if self.count() == 0:

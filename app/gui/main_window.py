@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PyQt6.QtWidgets import QFrame, QHBoxLayout, QMainWindow, QProgressDialog, QScrollArea, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QApplication, QFrame, QHBoxLayout, QMainWindow, QProgressDialog, QScrollArea, QVBoxLayout, QWidget
 
 from app.gui.actions import WindowActions
 from app.gui.bridge import LiveFeed, QtPost, SessionEvents
@@ -154,10 +154,23 @@ class MainWindow(QMainWindow):
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.geometry
-        if geometry is None or not self.restoreGeometry(geometry):
+        restored = geometry is not None and self.restoreGeometry(geometry)
+        if not restored:
             self.resize(1440, 860)
         if self.width() < MIN_SIZE[0] or self.height() < MIN_SIZE[1]:  # no window manager enforces it
             self.resize(max(self.width(), MIN_SIZE[0]), max(self.height(), MIN_SIZE[1]))
+        if not restored:
+            self._center_on_screen()
+
+    def _center_on_screen(self) -> None:
+        """The first launch opens in the middle of the screen (without a window manager Qt puts it at the
+        corner, and that position would be saved for every later launch)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        self.move(area.x() + max(0, (area.width() - self.width()) // 2),
+                  area.y() + max(0, (area.height() - self.height()) // 2))
 
     def _start(self) -> None:
         """The launch options, else what the last session used."""
@@ -170,6 +183,7 @@ class MainWindow(QMainWindow):
         kind = target_kind(first) if first is not None else None
         target = TargetRef(str(first), kind) if first is not None and kind and first.is_file() else None
         audio = options.audio if options.audio is not None else settings.audio
+        self.session.set_mirror(settings.mirror_for(source))  # a video file is not mirrored by default
         self.session.start(source, pack, target, audio)
         for panel in (self.source_panel, self.model_panel, self.record_panel, self.view_panel):
             panel.render()
@@ -217,7 +231,8 @@ class MainWindow(QMainWindow):
 
     def _set_elided(self, label, text: str) -> None:
         """Long names shortened in the middle so that the four chips fit the window's width."""
-        max_px = max(100, (self.width() - 440) // 2)
+        fixed = self.fps_chip.sizeHint().width() + self.latency_chip.sizeHint().width() + 80  # the figures, whole
+        max_px = max(100, (self.width() - fixed) // 2)
         label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max_px))
         label.setToolTip(text)
 

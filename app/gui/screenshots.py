@@ -1,9 +1,11 @@
 """Screenshots of the main window's states for the docs (docs/app.md) (run under a real X server, e.g. Xvfb).
 
-    xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python -m app.gui.screenshots CLIP PORTRAIT docs/media
+    xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python -m app.gui.screenshots CLIP PORTRAIT docs/media \
+        [--pack PACK]
 
-States: first launch (no target), live with a target, no face in view, recording (side by side),
-the smallest window (900x600, recording still on).
+States (docs/media/state-*.png): first launch (no target), live with the landmark warp (landmarks on),
+no face in view, recording (side by side), the smallest window (900x600, recording still on), the
+window at 1600x1000, and with --pack the paper model live.
 Settings go to a temporary file, so the user's own settings are untouched.
 """
 from __future__ import annotations
@@ -50,25 +52,45 @@ def _save_small_png(image: QImage, path: Path) -> None:
     Image.fromarray(pixels).quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
 
 
-def _steps(window: MainWindow, save, clip: Path, portrait: Path, no_face: Path) -> list:
-    """(delay after the previous step in ms, what to do), up to closing the window."""
-    return [
-        (4000, lambda: save("first-launch")),
-        (200, lambda: window.session.choose_target_file(portrait)),
-        (6000, lambda: window.acts.landmarks.setChecked(True)),
-        (1500, lambda: save("live")),
-        (200, lambda: window.acts.landmarks.setChecked(False)),
-        (200, lambda: window.source_panel.use(str(no_face))),
-        (3000, lambda: save("no-face")),
-        (200, lambda: window.source_panel.use(str(clip))),
-        (200, lambda: window.record_panel.side_by_side_box.setChecked(True)),
-        (2500, lambda: window.acts.record.setChecked(True)),
-        (3200, lambda: save("recording")),
-        (200, lambda: window.resize(*MIN_SIZE)),
-        (1500, lambda: save("small-window", MIN_SIZE[0])),
-        (200, lambda: window.acts.record.setChecked(False)),
-        (2000, lambda: window.close()),
+Step = tuple  # (delay in ms, condition to wait for or None, action)
+
+
+def _steps(window: MainWindow, save, clip: Path, portrait: Path, no_face: Path, pack: Path | None) -> list[Step]:
+    """What to do, in order: each step waits its delay, then until its condition holds (polled), then acts."""
+    session, views = window.session, window.view_panel
+
+    def shown(view, n: int = 8):
+        start = view.frames_shown
+        return lambda: view.frames_shown >= start + n
+
+    live = lambda: session.state.live and not session.busy  # noqa: E731
+    steps: list[Step] = [
+        (4000, lambda: session.state.reenactor is not None, lambda: save("state-first-launch")),
+        (200, None, lambda: session.choose_target_file(portrait)),
+        (500, live, lambda: window.acts.landmarks.setChecked(True)),
+        (1500, None, lambda: save("state-live-warp")),
+        (200, None, lambda: window.acts.landmarks.setChecked(False)),
+        (200, None, lambda: window.source_panel.use(str(no_face))),
+        (3000, None, lambda: save("state-no-face")),
+        (200, None, lambda: window.source_panel.use(str(clip))),
+        (200, None, lambda: window.record_panel.side_by_side_box.setChecked(True)),
+        (2500, None, lambda: window.acts.record.setChecked(True)),
+        (3200, None, lambda: save("state-recording")),
+        (200, None, lambda: window.resize(*MIN_SIZE)),
+        (1500, None, lambda: save("state-small-window", MIN_SIZE[0])),
+        (200, None, lambda: window.acts.record.setChecked(False)),
+        (1000, None, lambda: window.setGeometry(0, 0, 1600, 1000)),
+        (2000, None, lambda: save("state-1600x1000", 1600)),
+        (200, None, lambda: window.resize(1440, 860)),
     ]
+    if pack is not None:
+        steps += [
+            (500, None, lambda: session.load_model(pack)),
+            (1000, lambda: session.state.model_pack == pack and live(), lambda: None),
+            (3000, None, lambda: None),
+            (0, shown(views.output_view), lambda: save("state-live-paper")),
+        ]
+    return steps + [(2000, None, lambda: window.close())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("clip", type=Path, help="driving video with a face")
     parser.add_argument("portrait", type=Path, help="target portrait")
     parser.add_argument("out", type=Path, help="folder for the PNGs")
+    parser.add_argument("--pack", type=Path, help="a model pack: also the paper model live (state-live-paper)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -98,12 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         _save_small_png(image, path)
         log.info("saved %s", path)
 
-    steps = _steps(window, save, args.clip, args.portrait, no_face) + [(500, app.quit)]
+    steps = _steps(window, save, args.clip, args.portrait, no_face, args.pack) + [(500, None, app.quit)]
 
     def run(i: int = 0) -> None:
         if i < len(steps):
-            delay, action = steps[i]
-            QTimer.singleShot(delay, lambda: (action(), run(i + 1)))
+            delay, _, _ = steps[i]
+            QTimer.singleShot(delay, lambda: when_ready(i))
+
+    def when_ready(i: int) -> None:
+        _, condition, action = steps[i]
+        if condition is not None and not condition():
+            QTimer.singleShot(200, lambda: when_ready(i))
+            return
+        action()
+        run(i + 1)
 
     run()
     return app.exec()

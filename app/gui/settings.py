@@ -46,6 +46,20 @@ class AppSettings:
     def mirror(self, value: bool) -> None:
         self.store.setValue("view/mirror", bool(value))
 
+    # A camera is mirrored by default (a mirror is what people expect to see of themselves); a video
+    # file is not (its recordings must not come out flipped). Each kind remembers its own choice.
+    def mirror_for(self, source: str | None) -> bool:
+        """The mirror setting for camera index `source` (digits, or None) or a video file."""
+        if source is None or source.isdigit():
+            return self.mirror
+        return self._get("view/mirror_file", False, bool)
+
+    def set_mirror_for(self, source: str | None, value: bool) -> None:
+        if source is None or source.isdigit():
+            self.mirror = value
+        else:
+            self.store.setValue("view/mirror_file", bool(value))
+
     @property
     def landmarks(self) -> bool:
         return self._get("view/landmarks", False, bool)

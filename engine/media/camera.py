@@ -224,14 +224,20 @@ class VideoFileSource:
         return self._status
 
     def read(self) -> Frame | None:
+        """The next frame when it is due. A reader that fell behind skips the frames it missed rather
+        than taking them in a burst: frames never come faster than the file's rate (a camera's neither)."""
         if self._closed.is_set():
             return None
-        with self._lock:
-            timed = None if self._closed.is_set() else self._next_frame()
-        if timed is None:
-            return None
+        while True:
+            with self._lock:
+                timed = None if self._closed.is_set() else self._next_frame()
+            if timed is None:
+                return None
+            now = time.monotonic()
+            if self._next_due is None or not 0.5 / self.fps < now - self._next_due <= 1.0:
+                break
+            self._next_due += 1.0 / self.fps  # over half a frame late: this one is skipped
         frame, media_t = timed
-        now = time.monotonic()
         resync = self._next_due is None or now - self._next_due > 1.0  # first frame, or we fell far behind
         if resync:
             self._next_due = now

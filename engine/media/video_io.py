@@ -75,8 +75,23 @@ def read_image(path: Path | str) -> np.ndarray:
     except cv2.error:
         image = None
     if image is None:
+        kind = image_format(data)
+        if kind is not None:  # the signature says what it is: the rest is cut short or corrupt
+            raise MediaError(f"cannot read image {path}: a damaged or incomplete {kind} file")
         raise MediaError(f"cannot read image {path}: not an image file (expected PNG, JPEG, WebP, BMP or TIFF)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# The first bytes of each image format read_image takes → its name.
+IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+                    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def image_format(data: bytes) -> str | None:
+    """"PNG", "JPEG", "WebP", "BMP" or "TIFF" from a file's first bytes, else None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in IMAGE_SIGNATURES if data.startswith(signature)), None)
 
 
 def _check_image_size(data: bytes, path: Path) -> None:

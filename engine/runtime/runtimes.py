@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from engine.runtime.aoti_nogil import gil_free_runner
 from engine.runtime.cpu_precision import auto_cpu_precision, native_bf16
 from engine.errors import RuntimeUnavailableError
 from engine.runtime.graph_cache import GraphKey, cached_artifact, remembered_build_seconds
@@ -52,12 +53,17 @@ class RuntimeChoice:
     precision: str  # "fp32", "bf16" (CPU) or "fp16" (CUDA)
     reason: str  # one line: why this was chosen
     precision_note: str = ""  # how bf16 runs on the CPU: "native AMX", "native AVX512-BF16" or "emulated"
-    precision_auto: bool = False  # the precision was chosen by `auto` (the fp16 gate may still change it)
+    # `auto`'s timing of a pack's own graphs (engine.runtime.auto_choice):
+    timed: bool = False  # the runtime was asked for as `auto`: the pack's graphs decide between candidates
+    precision_auto: bool = False  # the precision was asked for as `auto` (else every candidate keeps it;
+    #                               the fp16 gate may still change an `auto` fp16)
+    measured: str = ""  # what the timing found: "3.1x eager fp32 on this pack"
 
     def describe(self) -> str:
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "CPU"
         note = f" ({self.precision_note})" if self.precision_note else ""
-        return f"{self.name} · {where} · {self.precision}{note}"
+        measured = f" — {self.measured}" if self.measured else ""
+        return f"{self.name} · {where} · {self.precision}{note}{measured}"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -104,8 +110,8 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
     else:
         device_reason = f"device {device} requested"
 
-    requested_precision = precision
     status = runtime_status()
+    timed, precision_auto = name == "auto", precision == "auto"  # engine.runtime.auto_choice times the candidates
     if name == "auto":
         preference = ("tensorrt", "compile", "eager") if device == "cuda" else ("compile", "onnx", "eager")
         name = next(n for n in preference if status[n] is None)
@@ -122,7 +128,7 @@ def select_runtime(name: str = "auto", device: str = "auto", precision: str = "a
         native = native_bf16()
         note = f"native {native}" if native else "emulated"
     return RuntimeChoice(name, device, precision, reason=f"{device_reason}; runtime {name}{precision_reason}",
-                         precision_note=note, precision_auto=requested_precision == "auto")
+                         precision_note=note, timed=timed, precision_auto=precision_auto)
 
 
 def _resolve_precision(precision: str, device: str, runtime: str) -> tuple[str, str]:
@@ -234,7 +240,10 @@ def _compiled_package(module: nn.Module, examples: tuple[torch.Tensor, ...], cho
             torch._inductor.aoti_compile_and_package(exported, package_path=str(path), inductor_configs=configs)
 
     def load(path: Path) -> Callable:
-        runner = torch._inductor.aoti_load_package(str(path))
+        # On the CPU through the package's C interface, which releases the GIL while it runs: torch's runner
+        # holds it, and the camera's and the GUI's threads would stop for every frame (engine.runtime.aoti_nogil)
+        runner = (gil_free_runner(path) if choice.device == "cpu" else None) or \
+            torch._inductor.aoti_load_package(str(path))
         _check_runs(runner, _on_device(examples, choice))
         return runner
 

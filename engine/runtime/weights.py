@@ -25,7 +25,8 @@ from engine.output_file import check_output, replacing, write_bytes
 from engine.reenactor import ProgressFn
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.formats import (
-    GeneratorWeights, Kind, arcface_weights, generator_weights, paper_weights, read_checkpoint, restyle_weights,
+    GeneratorWeights, Kind, arcface_weights, file_kind, generator_weights, paper_weights, read_checkpoint,
+    restyle_weights,
 )
 from models.checkpoints.latents import read_latent
 from models.checkpoints.pack import (
@@ -69,6 +70,9 @@ def _generator_source(path: Path, verify: bool = False) -> tuple[GeneratorWeight
 def load_paper_pack(path: Path, verify: bool = False) -> tuple[PaperModel, ReStyleInverter, dict[str, Any]]:
     """The paper's model and the ReStyle inverter from a pack; they share G where the pack has one G."""
     path = Path(path)
+    if file_kind(path) == "pickle" and not _looks_pickled(path):  # a photo, a text: no checkpoint of any kind
+        raise CheckpointError(f"{path.name} is not a Mimic model pack (expected a .safetensors pack made with "
+                              "`python -m app import-weights`, or File → Import original weights…)")
     ckpt = read_checkpoint(path)
     if ckpt.kind is not Kind.PACK:
         raise CheckpointError(f"{path.name} looks like {ckpt.kind.value}; expected a Mimic model pack "
@@ -130,6 +134,13 @@ def load_inverter(path: Path, verify: bool = False) -> ReStyleInverter:
     load_strict(inverter.decoder, pack.component(decoder, verify), pack.name, "ReStyle's generator")
     inverter.latent_avg = _latent_avg(pack, verify, paper_config(pack).generator)
     return _frozen(inverter)
+
+
+def _looks_pickled(path: Path) -> bool:
+    """A PyTorch zip archive or a pickle (protocol 2+), from the first bytes."""
+    with Path(path).open("rb") as f:
+        head = f.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def paper_config(pack: Pack) -> PaperConfig:

@@ -46,12 +46,41 @@ class Animation:
         self._model_task: Task | None = None
         self._target_task: Task | None = None
         self.pending_target: TargetRef | None = None  # applied once a model is loaded
+        self._deferred_pack: Path | None = None  # start_with(): built once the warp animates the first target
+        self._deferred_target: TargetRef | None = None  # …which the pack is given too if the warp failed it
         self._retiring: list[threading.Thread] = []
 
     @property
     def busy(self) -> bool:
-        """A model or a target is being prepared."""
-        return self._model_task is not None or self._target_task is not None or self.pending_target is not None
+        """A model or a target is being prepared (or start_with()'s pack waits for its turn)."""
+        return (self._model_task is not None or self._target_task is not None or self.pending_target is not None
+                or self._deferred_pack is not None)
+
+    @property
+    def pack_pending(self) -> bool:
+        """start_with() was given a pack that is not being built yet (the warp runs meanwhile)."""
+        return self._deferred_pack is not None
+
+    def start_with(self, pack: Path | None, target: TargetRef | None) -> None:
+        """The first model and target. With a pack and a portrait, the landmark warp (ready in a moment)
+        animates the portrait while the pack builds (docs/app.md: "animated by the landmark warp until the
+        model is ready"); the pack follows (_continue_start). A latent needs the pack itself: built at once."""
+        self.pending_target = target
+        if pack is not None and target is not None and target.kind == "image":
+            self.load_model(None)
+            self._deferred_pack, self._deferred_target = pack, target
+        else:
+            self.load_model(pack)
+
+    def _continue_start(self) -> None:
+        """start_with() with a pack and a portrait: once the warp animates it (or failed to), build the pack."""
+        if self._deferred_pack is None or self._target_task is not None or self.pending_target is not None:
+            return
+        pack, self._deferred_pack = self._deferred_pack, None
+        target, self._deferred_target = self._deferred_target, None
+        self.load_model(pack)
+        if self.ctx.state.target_spec is None and target is not None:
+            self.pending_target = target  # the warp could not animate it: the pack tries it too (and says why)
 
     # ------------------------------------------------------------------ source
 
@@ -108,6 +137,7 @@ class Animation:
         ctx, state = self.ctx, self.ctx.state
         if self._model_task is not None:
             self._model_task.cancel()
+        self._deferred_pack = self._deferred_target = None  # a model was picked: start_with()'s pack is not built
         spec, options, factory = state.target_spec, dict(state.options), self.factory
         what = pack.name if pack else "landmark warp"
 
@@ -151,7 +181,7 @@ class Animation:
         self._drive_with(reenactor if spec is not None else None)  # it has `spec` prepared
         self._retire(old)
         ctx.changed(Part.MODEL, Part.TARGET)
-        if pack is not None:
+        if pack is not None or old is not None:  # (a switch back to the warp also replaces a stale error)
             ctx.notify(Notice("success", f"Model ready: {reenactor.describe()}", 4000))
         if state.target_spec is not None and spec is not state.target_spec:
             # the target changed while the model loaded: prepare the new model for it too
@@ -159,6 +189,7 @@ class Animation:
         if self.pending_target is not None:
             target, self.pending_target = self.pending_target, None
             self.choose_target(target)
+        self._continue_start()
 
     def _on_model_failed(self, task: Task, message: str, pack: Path | None) -> None:
         if not self._model_task_over(task):
@@ -256,6 +287,7 @@ class Animation:
         if self._target_task is not task or self.ctx.closed:
             return False
         self._target_task = None
+        self.ctx.post(self._continue_start)  # after this outcome's own transition
         return True
 
     def _on_target_ready(self, task: Task, reenactor: Reenactor, target: TargetRef | None, label: str,

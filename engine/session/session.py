@@ -76,8 +76,7 @@ class Session:
         self.animation.refresh_cameras()
         self.sound.refresh_microphones()
         self.sharing.probe_virtual_camera()
-        self.animation.pending_target = target
-        self.animation.load_model(pack)
+        self.animation.start_with(pack, target)
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish the recording, stop everything and close the reenactor(s). Blocks (finishing the file
@@ -113,6 +112,11 @@ class Session:
     def busy(self) -> bool:
         """A model, a target or the sound source is being prepared."""
         return self.animation.busy or self.sound.busy
+
+    @property
+    def pack_pending(self) -> bool:
+        """start() was given a pack that is not being built yet (the warp runs meanwhile)."""
+        return self.animation.pack_pending
 
     @property
     def factory(self) -> ReenactorFactory:

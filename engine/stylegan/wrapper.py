@@ -17,7 +17,8 @@ from torch import nn
 from engine.reenactor import ProgressFn
 from engine.runtime.cuda_graphs import CapturedGraph
 from engine.runtime.cuda_graphs import wanted as cuda_graphs_wanted
-from engine.runtime.runtimes import RuntimeChoice, build_graph, cache_dir, gate_fp16
+from engine.runtime.auto_choice import GraphSpec, build_timed
+from engine.runtime.runtimes import RuntimeChoice, cache_dir, gate_fp16
 from engine.stylegan.folding import FoldedMapping
 
 NOISE_LEVELS = 6.0  # grey levels of sensor noise whose feature response sets the smoothing filter's units
@@ -57,10 +58,12 @@ class StyleGANWrapper:
                                     else "loading the folded mapping from cache")).to(runtime.device)
         x0 = torch.zeros(1, 3, self.input_size, self.input_size)
         w0 = torch.zeros(1, cfg.n_latent, cfg.style_dim)
-        self._features = build_graph(MotionFeatures(model.encoder), (x0,), runtime, cache_key=f"{weights_id}:E_m",
-                                     progress=lambda fraction, message: report(0.1, message))
-        self._generate = build_graph(model.decoder, (w0,), runtime, cache_key=f"{weights_id}:G",
-                                     progress=lambda fraction, message: report(0.4, message))
+        graphs = (GraphSpec(MotionFeatures(model.encoder), (x0,), f"{weights_id}:E_m",
+                            lambda fraction, message: report(0.1, message)),
+                  GraphSpec(model.decoder, (w0,), f"{weights_id}:G", lambda fraction, message: report(0.4, message)))
+        # `auto` times the candidates on these very graphs (first use of the pack) and keeps the fastest
+        self.runtime, (self._features, self._generate) = build_timed(graphs, runtime, report)
+        runtime = self.runtime
         self.cuda_graphs = cuda_graphs_wanted(runtime.name, runtime.device, cuda_graphs)
         self._steady_features = CapturedGraph(self._features, name="E_m") if self.cuda_graphs else self._features
         self._steady_generate = (CapturedGraph(self._map_and_generate, name="map → G") if self.cuda_graphs

@@ -33,7 +33,8 @@ class ModelPanel(Panel):
             self.label.setText(f"Loading {state.loading}…")
         elif state.reenactor is not None:
             self.label.setText(state.reenactor.describe())
-            self.ctx.settings.model_pack = state.model_pack  # the next launch starts with the same choice
+            if not self.session.pack_pending:  # the warp runs only until the launch's pack is built
+                self.ctx.settings.model_pack = state.model_pack  # the next launch starts with the same choice
         else:
             self.label.setText("No model loaded")
 

@@ -43,7 +43,9 @@ class TargetPanel(Panel):
         self.random_button.setToolTip("Invent a new face" if can_invent else NEEDS_PACK)
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, TargetApplied) and event.ref is not None:
+        if isinstance(event, TargetApplied) and event.ref is None:  # a random identity: no file of the gallery
+            self.gallery.clearSelection()
+        elif isinstance(event, TargetApplied):
             if event.image is not None:
                 self.gallery.add_thumbnail(event.ref.path, event.image)
             self.gallery.set_targets(self.ctx.settings.remember_target(event.ref), event.ref.path)

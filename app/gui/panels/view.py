@@ -52,11 +52,10 @@ class ViewPanel(Panel):
         views.setChildrenCollapsible(False)
         self.rows.addWidget(views, 1)
         self.fullscreen_view: FullscreenOutput | None = None
-        self._last_points = None
         feed.frame_ready.connect(self._show_driver_frame)
         feed.result_ready.connect(self._show_result)
         actions = ctx.actions
-        actions.mirror.setChecked(ctx.settings.mirror)
+        actions.mirror.setChecked(ctx.session.state.mirror)
         actions.landmarks.setChecked(ctx.settings.landmarks)
         actions.mirror.toggled.connect(self._mirror_toggled)
         actions.landmarks.toggled.connect(lambda on: setattr(ctx.settings, "landmarks", on))
@@ -81,6 +80,7 @@ class ViewPanel(Panel):
 
     def render(self) -> None:
         state = self.session.state
+        self._sync_mirror()
         status = state.source_status
         self.driver_view.set_message("" if status is None or status.ok else status.message)
         if status is not None and not status.ok:
@@ -106,21 +106,41 @@ class ViewPanel(Panel):
 
     def _mirror_toggled(self, on: bool) -> None:
         self.session.set_mirror(on)
-        self.ctx.settings.mirror = on
+        self.ctx.settings.set_mirror_for(self.session.state.source_spec, on)
+
+    def _sync_mirror(self) -> None:
+        """The mirror setting of the source's kind (camera: on by default; video file: off)."""
+        spec = self.session.state.source_spec
+        if spec is None:
+            return
+        on = self.ctx.settings.mirror_for(spec)
+        if self.session.state.mirror != on:
+            self.session.set_mirror(on)
+        act = self.ctx.actions.mirror
+        if act.isChecked() != on:
+            act.blockSignals(True)
+            act.setChecked(on)
+            act.blockSignals(False)
 
     # ------------------------------------------------------------------ frames
 
     def _show_driver_frame(self) -> None:
         frame = self.feed.take_frame()
-        if frame is not None:
-            self.driver_view.set_frame(frame, self._last_points if self.ctx.actions.landmarks.isChecked() else None)
+        if frame is not None and not self._tracking_view():
+            self.driver_view.set_frame(frame)
+
+    def _tracking_view(self) -> bool:
+        """Landmarks on while a model runs: the driver view shows the frames the model tracked, each with
+        its own landmarks (at the model's rate), never one frame's landmarks over a newer frame."""
+        return self.ctx.actions.landmarks.isChecked() and self.session.state.live
 
     def _show_result(self) -> None:
         live = self.feed.take_result()
         if live is None:
             return
         result = live.result
-        self._last_points = result.driver_landmarks if result.face_found else None
+        if self._tracking_view():
+            self.driver_view.set_frame(live.driver, result.driver_landmarks if result.face_found else None)
         self.output_view.set_frame(result.image)
         self.output_view.set_message("")
         badge = "" if result.face_found else "NO FACE"
@@ -139,6 +159,9 @@ class ViewPanel(Panel):
             self.fullscreen_view.close()
             self.fullscreen_view.deleteLater()
             self.fullscreen_view = None
+            window = self.window()  # the keys (R, S, Ctrl+Q, …) go to the main window again, no click needed
+            window.raise_()
+            window.activateWindow()
         if self.ctx.actions.fullscreen.isChecked() != on:
             self.ctx.actions.fullscreen.setChecked(on)
 
