@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine import values
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure per-stage speed per runtime (random weights)",
@@ -14,11 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--configs", default="paper-1024,256", help="comma list of: paper-1024, 256, tiny")
     p.add_argument("--runtimes", default="eager:fp32,eager:bf16,compile:fp32,compile:bf16,onnx:fp32",
                    help="comma list of runtime[:precision] (eager, compile, onnx, tensorrt)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per stage (median reported)")
+    p.add_argument("--repeats", type=values.REPEATS, default=3, help="timed runs per stage (median reported)")
     p.add_argument("--startup", default="", metavar="RUNTIMES",
                    help="comma list of runtime[:precision] whose cold (empty cache) and warm (second) starts are "
                    "timed, each in a fresh process with a random-weight pack (e.g. compile:fp32,compile:bf16)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP (default: torch's own choice); "
+    p.add_argument("--threads", type=values.THREADS,
+                   help="CPU threads for torch and OpenMP (default: torch's own choice); "
                    "on a machine shared with other work, 1 thread gives steadier ratios")
     p.add_argument("--json", type=Path, help="write the figures as JSON")
     p.add_argument("--plot", type=Path, help="write a bar chart PNG")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import MimicError
+from engine import values
 from engine.output_file import check_output, replacing, write_bytes
 from engine.reenactor import ProgressFn
 from models.checkpoints.errors import CheckpointError
@@ -42,7 +41,6 @@ from models.stylegan2 import Generator, GeneratorConfig, NoiseMode
 log = logging.getLogger(__name__)
 
 PACK_SUFFIXES = (".safetensors",)
-MAX_SEED = 2**32 - 1  # NumPy's RandomState takes seeds 0 … 2^32 - 1
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -299,10 +297,9 @@ def generate(weights: Path, latent: Path | None = None, seed: int | None = None,
     """
     if (latent is None) == (seed is None):
         raise ValueError("give exactly one of latent and seed")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise MimicError(f"seed {seed} is out of range; expected 0 to {MAX_SEED}")
-    if not math.isfinite(truncation):
-        raise MimicError(f"truncation {truncation} is not a number; expected e.g. 0.7")
+    if seed is not None:
+        seed = values.SEED.check(seed, "seed")
+    truncation = values.TRUNCATION.check(truncation, "truncation")
     noise = NoiseMode(noise)
     g = load_generator(weights)
     cfg = g.config
