@@ -305,6 +305,36 @@ def pickled_array_declaring(elements: int) -> bytes:
     return small.replace(b"K\x04\x85", b"J" + struct.pack("<i", elements) + b"\x85", 1)
 
 
+class _Call:
+    """Pickles as `callee(*args)` (REDUCE)."""
+
+    def __init__(self, callee: object, *args: object) -> None:
+        self.callee, self.args = callee, args
+
+    def __reduce__(self) -> tuple:
+        return self.callee, self.args
+
+
+def allocating_pickles() -> dict[str, bytes]:
+    """Small pickles whose constructors, called by the unpickler, would allocate gigabytes (issue 27): the budget
+    must refuse each before anything is built."""
+    shape = (2**16, 2**16)
+    return {
+        "numpy.ndarray((2**31,), uint8) by REDUCE": pickle.dumps(_Call(np.ndarray, (2**31,), np.dtype("u1")), 2),
+        "numpy.ndarray, protocol 4": pickle.dumps(_Call(np.ndarray, (2**31,), np.dtype("u1")), 4),
+        # cls, ((2**31,), "u1"), NEWOBJ: ndarray.__new__(ndarray, (2**31,), "u1")
+        "ndarray.__new__ by NEWOBJ": b"\x80\x02cnumpy\nndarray\n\x8a\x05\x00\x00\x00\x80\x00\x85X\x02\x00\x00\x00u1\x86\x81.",
+        "getattr(ndarray, '__new__')": pickle.dumps(_Call(np.ndarray.__new__, np.ndarray, (2**31,), "u1"), 2),
+        "numpy.empty": pickle.dumps(_Call(np.empty, 2**31, "u1"), 2),
+        "numpy.zeros of float64": pickle.dumps(_Call(np.zeros, (2**28,)), 2),
+        "numpy.full": pickle.dumps(_Call(np.full, (2**31,), 0, "u1"), 4),
+        "a 4 GB void dtype": pickle.dumps(_Call(np.ndarray, (4,), np.dtype("V1000000000")), 2),
+        "torch.empty": pickle.dumps(_Call(torch.empty, 2**20, 2**20), 2),
+        "nested shape through the memo": pickle.dumps(_Call(np.ones, [shape, shape]), 2),
+        "many small calls": pickle.dumps([_Call(np.empty, 2**20, "u1") for _ in range(100)], 4),
+    }
+
+
 def png_declaring(width: int, height: int) -> bytes:
     """A PNG whose header declares width x height pixels (its data is a few bytes)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
