@@ -19,33 +19,32 @@ def marked_frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:
     return image
 
 
+PIXEL_FORMATS = {"mjpeg": "yuvj420p", "gif": "rgb8"}
+SOUND_CODECS = {".mp4": "aac", ".mov": "aac", ".webm": "libopus", ".mkv": "libopus", ".avi": "pcm_s16le"}
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264", rotation: int = 0,
                 hflip: bool = False, sound: str | None = None, sound_s: float = 1.0) -> Path:
     """`frames` (RGB uint8, all one size) as a video; `rotation` (counter-clockwise degrees) and `hflip` as the
-    stream's display matrix; `sound`: None, "tone" (a real AAC track) or "bogus" (AAC packets of random bytes)."""
+    stream's display matrix; `sound`: None, "tone" (a real track in the container's usual codec) or "bogus"
+    (AAC packets of random bytes)."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=fps)
         video.width, video.height = width, height
-        video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        video.pix_fmt = PIXEL_FORMATS.get(codec, "yuv420p")
         if rotation or hflip:
             video.set_display_rotation(rotation, hflip=hflip)
         audio = None
         if sound is not None:
-            audio = container.add_stream("aac", rate=16000)
+            sound_codec = "aac" if sound == "bogus" else SOUND_CODECS[path.suffix.lower()]
+            audio = container.add_stream(sound_codec, rate=48000 if sound_codec == "libopus" else 16000)
             audio.layout = "mono"
         for image in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(video.encode(None))
         if sound == "tone":
-            t = np.arange(int(16000 * sound_s)) / 16000
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-            for start in range(0, tone.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp",
-                                                   layout="mono")
-                frame.sample_rate = 16000
-                container.mux(audio.encode(frame))
-            container.mux(audio.encode(None))
+            _encode_tone(container, audio, sound_s)
         elif sound == "bogus":
             rng = np.random.default_rng(0)
             for k in range(int(sound_s * 16000 / 1024)):
@@ -55,6 +54,23 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str 
                 packet.time_base = Fraction(1, 16000)
                 container.mux(packet)
     return path
+
+
+def _encode_tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float) -> None:
+    """A 440 Hz tone in the stream's own sample format and frame size."""
+    rate = stream.codec_context.sample_rate
+    step = stream.codec_context.frame_size or 1024
+    t = np.arange(int(rate * seconds)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    resampler = av.AudioResampler(format=stream.codec_context.format, layout="mono", rate=rate)
+    for start in range(0, tone.shape[1] - step + 1, step):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + step]), format="fltp",
+                                           layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        for out in resampler.resample(frame):
+            container.mux(stream.encode(out))
+    container.mux(stream.encode(None))
 
 
 def write_broken_mjpeg(path: Path, frames: list[np.ndarray], broken_from: int, fps: int = 10) -> Path:
