@@ -6,7 +6,7 @@ Each case ends as a rendered file that plays to its end (exit 0; or exit 2 with 
 picture broke part-way and the frames before it were kept), or as exit 2 with one `error:` line — never a traceback,
 a hang, a leftover `.partial.mp4` or an unplayable file under the final name.
 
-MIMIC_FUZZ_MEDIA=N runs N cases (default 36, about a minute on 2 cores); MIMIC_FUZZ_MEDIA_SEED picks the mutations.
+MIMIC_FUZZ_MEDIA=N runs N cases (default 30: about 2 minutes on 2 busy cores); MIMIC_FUZZ_MEDIA_SEED picks the mutations.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import pytest
 from tests import hostile_corpus as hc
 from tests.media_files import write_video
 
-CASES = int(os.environ.get("MIMIC_FUZZ_MEDIA", "36"))
+CASES = int(os.environ.get("MIMIC_FUZZ_MEDIA", "30"))
 SEED = int(os.environ.get("MIMIC_FUZZ_MEDIA_SEED", "27"))
 DRIVERS = ("mp4", "webm", "avi", "gif", "png", "jpg")
 TARGETS = ("png", "jpg", "gif")
