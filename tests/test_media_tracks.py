@@ -128,3 +128,23 @@ def test_a_video_too_small_for_a_face_is_one_error(tmp_path) -> None:
     with pytest.raises(MediaError, match="cannot use video .*tiny.mp4: it is 8x8 pixels, too small for a face"):
         VideoReader(tiny)
 
+
+
+def test_the_window_shows_a_phone_video_upright_and_refuses_a_tiny_portrait(qtbot, settings, tmp_path) -> None:
+    """The GUI reads through the same readers: the driver view gets upright frames (and so does a side-by-side
+    recording's driver half), and a 1x1 portrait is one error notice while the app keeps running."""
+    from engine.session import Notice
+    from tests.test_gui import LONG, open_window
+
+    phone = write_video(tmp_path / "phone.mp4", [marked_frame(i) for i in range(30)], rotation=90)
+    window = open_window(qtbot, settings, phone)
+    assert window.session.latest_frame.shape == (64, 48, 3)
+    notices: list[str] = []
+    window.session.subscribe(lambda e: notices.append(e.text) if isinstance(e, Notice) and e.kind == "error" else None)
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    window.session.choose_target_file(tiny)
+    qtbot.waitUntil(lambda: bool(notices), timeout=LONG)
+    assert notices == [f"cannot use image {tiny}: it is 1x1 pixels, too small for a face (at least 16x16)"]
+    shown = window.view_panel.driver_view.frames_shown
+    qtbot.waitUntil(lambda: window.view_panel.driver_view.frames_shown > shown + 2, timeout=LONG)  # still running
