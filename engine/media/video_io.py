@@ -172,7 +172,6 @@ class VideoReader:
         if first is None:
             raise MediaError(f"cannot read {self.path}: its video track has no frames")
         self._first: tuple[np.ndarray, float] | None = first
-        self.orientation = _orientation(self._first_matrix)
         height, width = first[0].shape[:2]
         check_picture_size(width, height, f"video {self.path}")
         self.size: tuple[int, int] = (width, height)  # as shown (after the display rotation)
@@ -191,9 +190,8 @@ class VideoReader:
             if packet is None:
                 return
             for frame in frames:
-                if orientation is None:
-                    self._first_matrix = _display_matrix(frame)
-                    orientation = _orientation(self._first_matrix)
+                if orientation is None:  # the stream's display matrix travels with its frames
+                    orientation = self.orientation = _orientation(_display_matrix(frame))
                 t = float(frame.time) if frame.time is not None else index / float(self.fps)
                 try:
                     image = frame.to_ndarray(format="rgb24")
