@@ -64,8 +64,9 @@ _ALLOCATORS: dict[tuple[str, str], _Allocator] = {
     **{(m, "full"): _Allocator(0, 2, 8) for m in _NUMPY_MODULES},
     **{(m, "_reconstruct"): _Allocator(1, 2, 8) for m in _NUMPY_MODULES},
     **{(f"{m}.ndarray", "__new__"): _Allocator(1, 2, 8) for m in _NUMPY_MODULES},  # getattr(ndarray, "__new__")
-    **{("torch", name): _Allocator(None, None, 16) for name in ("empty", "zeros", "ones", "rand", "randn", "full",
-                                                                 "empty_strided", "tensor")},
+    **{("torch", name): _Allocator(None, None, 16) for name in ("empty", "zeros", "ones", "rand", "randn")},
+    ("torch", "full"): _Allocator(0, None, 16),  # full(size, fill_value)
+    ("torch", "empty_strided"): _Allocator(0, None, 16),  # empty_strided(size, stride): at most size's elements
 }
 _PASS_THROUGH = {("torch", "Size"), ("builtins", "tuple"), ("builtins", "list"),
                  ("_codecs", "encode"), ("numpy", "array")}  # f(x) is x, for the shapes and dtypes they spell
