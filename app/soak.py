@@ -86,7 +86,9 @@ def frames_in(path: Path) -> int:
 
 
 def soak(source: Path, targets: list[Path], pack: Path | None, minutes: float, folder: Path,
-         runtime: str = "auto", precision: str = "auto") -> SoakReport:
+         runtime: str = "auto", precision: str = "auto", record_every_s: float = RECORD_EVERY_S,
+         swap_every_s: float = SWAP_EVERY_S, resize_every_s: float = RESIZE_EVERY_S) -> SoakReport:
+    """The soak; an interval of 0 leaves that action out (to find which one a trend comes from)."""
     from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
@@ -125,7 +127,11 @@ def soak(source: Path, targets: list[Path], pack: Path | None, minutes: float, f
     report = SoakReport(session.state.reenactor.describe() if session.state.reenactor else "none")
     log.info("soak of %s for %.1f min", report.reenactor, minutes)
     start = time.monotonic()
-    next_record, next_swap, next_resize, next_minute = start, start + SWAP_EVERY_S, start + RESIZE_EVERY_S, start + 60
+    never = float("inf")
+    next_record = start if record_every_s else never
+    next_swap = start + swap_every_s if swap_every_s else never
+    next_resize = start + resize_every_s if resize_every_s else never
+    next_minute = start + 60
     last_seq, latencies = -1, []
     stats0 = session.pipeline.stats()
     minute = 0
@@ -138,18 +144,18 @@ def soak(source: Path, targets: list[Path], pack: Path | None, minutes: float, f
             latencies.append(latest.latency_ms)
         now = time.monotonic()
         if now >= next_record:
-            next_record += RECORD_EVERY_S
+            next_record += record_every_s
             if session.state.recorder is None:
                 session.start_recording(settings.output_dir, side_by_side=minute % 4 == 0)
             else:
                 session.stop_recording()
         if now >= next_swap:
-            next_swap += SWAP_EVERY_S
+            next_swap += swap_every_s
             report.swaps += 1
             target = targets[report.swaps % len(targets)]
             session.choose_target(TargetRef(str(target), target_kind(target)))
         if now >= next_resize:
-            next_resize += RESIZE_EVERY_S
+            next_resize += resize_every_s
             report.resizes += 1
             window.resize(*SIZES[report.resizes % len(SIZES)])
         if now >= next_minute:
@@ -209,6 +215,12 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--runtime", default="auto")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--record-every", type=float, default=RECORD_EVERY_S, metavar="S",
+                   help=f"seconds between switching recording on or off (default {RECORD_EVERY_S:g}; 0: never)")
+    p.add_argument("--swap-every", type=float, default=SWAP_EVERY_S, metavar="S",
+                   help=f"seconds between target swaps (default {SWAP_EVERY_S:g}; 0: never)")
+    p.add_argument("--resize-every", type=float, default=RESIZE_EVERY_S, metavar="S",
+                   help=f"seconds between window resizes (default {RESIZE_EVERY_S:g}; 0: never)")
     p.add_argument("--keep", type=Path, help="keep the recordings and settings here (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="write the report here")
     args = p.parse_args()
@@ -227,7 +239,8 @@ def main() -> int:
                 p.error("give --targets (portraits) for the landmark warp")
             targets = [t for given in args.targets for t in (sorted(given.iterdir()) if given.is_dir() else [given])
                        if t.suffix.lower() in (".png", ".jpg", ".jpeg")]
-        report = soak(args.source.resolve(), targets, pack, args.minutes, folder, args.runtime, args.precision)
+        report = soak(args.source.resolve(), targets, pack, args.minutes, folder, args.runtime, args.precision,
+                      args.record_every, args.swap_every, args.resize_every)
     summary = report.summary()
     print(f"{report.reenactor}: {len(report.minutes)} min, {report.swaps} target swaps, {report.resizes} resizes")
     print(" min  RSS MiB  outputs/s  dropped  p50 ms  p95 ms")
