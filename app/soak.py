@@ -145,7 +145,7 @@ def soak(source: Path, targets: list[Path], pack: Path | None, minutes: float, f
         now = time.monotonic()
         if now >= next_record:
             next_record += record_every_s
-            if session.state.recorder is None:
+            if session.state.recorder is None and now - start < minutes * 60 - 5:  # none in the last seconds
                 session.start_recording(settings.output_dir, side_by_side=minute % 4 == 0)
             else:
                 session.stop_recording()
