@@ -15,6 +15,7 @@ import sys
 from app.console import LineStart, print_error, quiet_native_logs
 from engine.errors import USER_ERRORS, MimicError
 from engine.runtime.memory import keep_freed_memory
+from engine.values import BadValue
 
 # Sub-command modules, in the order they appear in --help.
 COMMANDS = (
@@ -30,8 +31,21 @@ COMMANDS = (
 log = logging.getLogger("mimic")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that a value out of its kind's range (engine.values) is one `error:` line and
+    exit 2 without the usage block: the command line was well formed, one value was not."""
+
+    def _get_value(self, action: argparse.Action, arg_string: str):
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError as exc:
+            if isinstance(exc.__context__, BadValue):
+                self.exit(2, f"error: {exc}\n")
+            raise
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m app",
         description="Mimic: animate a portrait with your face, live.",
     )

@@ -13,6 +13,8 @@ from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from engine import values
+
 # progress(fraction in [0, 1], short message)
 ProgressFn = Callable[[float, str], None]
 
@@ -43,7 +45,7 @@ class TargetSpec:
 
     @staticmethod
     def random(seed: int) -> "TargetSpec":
-        return TargetSpec(kind="random", seed=seed)
+        return TargetSpec(kind="random", seed=values.SEED.check(seed, "seed"))  # before any work, on every path
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 from engine.errors import MediaError
 from engine.output_file import check_output
 from engine.reenactor import Reenactor, TargetSpec
-from engine.media.video_io import H264Writer, VideoReader, read_image, write_image
+from engine.media.video_io import DecodeError, H264Writer, VideoReader, read_image, sound_track_problem, write_image
 
 log = logging.getLogger(__name__)
 
@@ -82,29 +82,53 @@ def _render_image(reenactor: Reenactor, driving: Path, output: Path) -> RenderRe
 
 
 def _render_video(reenactor: Reenactor, driving: Path, output: Path, progress: FrameProgress | None) -> RenderReport:
+    """Every frame of `driving` into `output` through `<name>.partial.mp4`, renamed into place at the end.
+
+    The driver's sound is carried over when its track decodes; an undecodable one is left out with one warning.
+    A frame of the driver that fails to decode ends the render: the frames before it are kept in `output`
+    and the error names the driver and the frame."""
     timings: dict[str, list[float]] = {}
     no_face = 0
     frames = 0
     partial = output.with_name(output.stem + ".partial.mp4")
-    with VideoReader(driving) as video:
-        expected = video.frame_count
-        audio = driving if video.has_audio else None
-        with H264Writer.constant_rate(partial, video.fps, reenactor.output_size, audio_from=audio) as writer:
-            for frame in video:
-                result = reenactor.drive(frame)
-                no_face += not result.face_found
-                for stage, ms in result.timings_ms.items():
-                    timings.setdefault(stage, []).append(ms)
-                writer.write(result.image)
-                frames += 1
-                if progress:
-                    progress(frames, expected)
-        fps = float(video.fps)
+    failed: DecodeError | None = None
+    try:
+        with VideoReader(driving) as video:
+            expected = video.frame_count
+            audio = driving if video.has_audio else None
+            problem = sound_track_problem(driving) if audio is not None else None
+            if problem is not None:
+                log.warning("the sound track of %s cannot be decoded (%s): rendering without sound", driving, problem)
+                audio = None
+            with H264Writer.constant_rate(partial, video.fps, reenactor.output_size, audio_from=audio) as writer:
+                frames_in = iter(video)
+                while True:
+                    try:
+                        frame = next(frames_in, None)
+                    except DecodeError as exc:
+                        failed = exc
+                        break
+                    if frame is None:
+                        break
+                    result = reenactor.drive(frame)
+                    no_face += not result.face_found
+                    for stage, ms in result.timings_ms.items():
+                        timings.setdefault(stage, []).append(ms)
+                    writer.write(result.image)
+                    frames += 1
+                    if progress:
+                        progress(frames, expected)
+            fps = float(video.fps)
+    except Exception:  # nothing half-written is left behind (an interrupted render keeps its playable partial)
+        partial.unlink(missing_ok=True)
+        raise
     if frames == 0:
         partial.unlink(missing_ok=True)
-        raise MediaError(f"{driving} has no frames")
+        raise failed or MediaError(f"{driving} has no frames")
     check_output(output)  # again: the rename replaces whatever is there now
     partial.replace(output)
+    if failed is not None:
+        raise MediaError(f"{failed}; the {frames} frame(s) before it were written to {output}")
     if no_face:
         log.warning("%d of %d frames had no face: the last output was held", no_face, frames)
     medians = {k: float(np.median(v)) for k, v in timings.items()}

@@ -89,7 +89,10 @@ def run_app(argv: list[str], cwd: Path, timeout_s: float = WALL_LIMIT_S) -> Outc
 # runs `app.cli.main(argv)` — what `python -m app` runs — under the same limits. Saves ~1.5 s per case.
 _SERVER = r"""
 import json, os, resource, sys, time, traceback
+import importlib
 import app.cli, engine.runtime.weights, engine.media.video_io, engine.output_file, training.trainer  # the heavy imports, once
+for module in sys.argv[1:]:  # and the caller's (e.g. the landmark warp for renders)
+    importlib.import_module(module)
 for line in sys.stdin:
     job = json.loads(line)
     start = time.monotonic()
@@ -126,8 +129,11 @@ for line in sys.stdin:
 class AppForkServer:
     """`with AppForkServer() as server: server.run(argv, cwd)` — an `Outcome` per case, like `run_app`."""
 
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+        self.preload = preload  # more modules to import once, before the forks
+
     def __enter__(self) -> "AppForkServer":
-        self.process = subprocess.Popen([sys.executable, "-c", _SERVER], cwd=ROOT, env=_env(), stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-c", _SERVER, *self.preload], cwd=ROOT, env=_env(), stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
         self.lock = threading.Lock()
         return self
@@ -303,6 +309,36 @@ def pickled_array_declaring(elements: int) -> bytes:
     """A pickled ndarray whose BUILD state declares `elements` floats but carries 16 bytes."""
     small = pickle.dumps(np.zeros(4, np.float32), protocol=2)
     return small.replace(b"K\x04\x85", b"J" + struct.pack("<i", elements) + b"\x85", 1)
+
+
+class _Call:
+    """Pickles as `callee(*args)` (REDUCE)."""
+
+    def __init__(self, callee: object, *args: object) -> None:
+        self.callee, self.args = callee, args
+
+    def __reduce__(self) -> tuple:
+        return self.callee, self.args
+
+
+def allocating_pickles() -> dict[str, bytes]:
+    """Small pickles whose constructors, called by the unpickler, would allocate gigabytes (issue 27): the budget
+    must refuse each before anything is built."""
+    shape = (2**16, 2**16)
+    return {
+        "numpy.ndarray((2**31,), uint8) by REDUCE": pickle.dumps(_Call(np.ndarray, (2**31,), np.dtype("u1")), 2),
+        "numpy.ndarray, protocol 4": pickle.dumps(_Call(np.ndarray, (2**31,), np.dtype("u1")), 4),
+        # cls, ((2**31,), "u1"), NEWOBJ: ndarray.__new__(ndarray, (2**31,), "u1")
+        "ndarray.__new__ by NEWOBJ": b"\x80\x02cnumpy\nndarray\n\x8a\x05\x00\x00\x00\x80\x00\x85X\x02\x00\x00\x00u1\x86\x81.",
+        "getattr(ndarray, '__new__')": pickle.dumps(_Call(np.ndarray.__new__, np.ndarray, (2**31,), "u1"), 2),
+        "numpy.empty": pickle.dumps(_Call(np.empty, 2**31, "u1"), 2),
+        "numpy.zeros of float64": pickle.dumps(_Call(np.zeros, (2**28,)), 2),
+        "numpy.full": pickle.dumps(_Call(np.full, (2**31,), 0, "u1"), 4),
+        "a 4 GB void dtype": pickle.dumps(_Call(np.ndarray, (4,), np.dtype("V1000000000")), 2),
+        "torch.empty": pickle.dumps(_Call(torch.empty, 2**20, 2**20), 2),
+        "nested shape through the memo": pickle.dumps(_Call(np.ones, [shape, shape]), 2),
+        "many small calls": pickle.dumps([_Call(np.empty, 2**20, "u1") for _ in range(100)], 4),
+    }
 
 
 def png_declaring(width: int, height: int) -> bytes:

@@ -235,10 +235,11 @@ def test_an_option_control_is_restored_saved_and_sent_to_the_session(qtbot, sett
     from PyQt6.QtWidgets import QSlider
 
     from app.gui.panels.base import option_checkbox, option_combo, option_slider
+    from engine import values
 
     window = open_window(qtbot, settings, clip)
     ctx = window.record_panel.ctx
-    row = option_slider(ctx, "strength", "Strength", 0.0, 2.0, default=1.0, steps=20)
+    row = option_slider(ctx, "strength", "Strength", values.EXPRESSION, default=1.0, steps=20)  # 0 … 2
     box = option_checkbox(ctx, "paste", "Paste back", default=False)
     combo = option_combo(ctx, "mode", {"a": "Mode A", "b": "Mode B"}, default="a")
     for widget in (row, box, combo):
@@ -252,5 +253,5 @@ def test_an_option_control_is_restored_saved_and_sent_to_the_session(qtbot, sett
     again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.option("strength", 1.0) == 0.5 and again.option("paste", False) is True
     assert again.option("mode", "a") == "b"
-    restored = option_slider(ctx, "strength", "Strength", 0.0, 2.0, default=1.0, steps=20)
+    restored = option_slider(ctx, "strength", "Strength", values.EXPRESSION, default=1.0, steps=20)
     assert restored.findChild(QSlider).value() == 5

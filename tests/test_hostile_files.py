@@ -78,6 +78,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
     gen_latent("npy declaring 2^31 floats", file("big.npy", hc.npy_declaring((2**31,))))
     gen_latent("pickled array declaring 2^31 floats", file("big_arr.pkl", hc.pickled_array_declaring(2**31 - 1)))
     gen_latent("pickled array placeholder of 2 GiB", file("placeholder.pkl", hc.pickled_array_placeholder(2**31 - 1)))
+    for i, (name, data) in enumerate(hc.allocating_pickles().items()):
+        gen_latent(f"latent calling {name}", file(f"alloc{i}.pkl", data))
     cases.append(Case("IR-SE body of 1000 equal units", ["import-weights", "--paper", str(paper), "--restyle",
                                                          str(restyle), "--arcface",
                                                          str(hc.many_encoder_units(d / "units.pth")), "-o",
@@ -117,7 +119,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
                                                str(d / "folder.png")], "folder.png"))
     for value in ("-1", str(2**40)):
         cases.append(Case(f"generate --seed {value}", ["generate", "--weights", str(pack), "--seed", value, "-o", out],
-                          f"seed {value}"))
+                          f"got '{value}'"))
     cases += _special_outputs(d, rosinality)
     # train run --resume reads its own checkpoints through the same loader
     cases.append(Case("resume from a payload", ["train", "run", str(d), "-o", str(d / "run"), "--restyle",

@@ -68,7 +68,7 @@ def test_conflicting_flags_are_one_line_errors(pack, fixtures_dir, tmp_path, cap
 
 
 @pytest.mark.parametrize("flags,message", [(["--smoothing", "2"], "smoothing strength"),
-                                           (["--size", "10"], "size in pixels"),
+                                           (["--size", "10"], "output size, a whole number from 64 to 4096 pixels"),
                                            (["--expression", "x"], "expression strength")])
 def test_out_of_range_values_are_refused(fixtures_dir, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit):

@@ -125,6 +125,6 @@ def test_render_flags(fixtures_dir: Path, tmp_path: Path, capsys: pytest.Capture
     assert read_image(out).shape == (512, 512, 3)
     with pytest.raises(SystemExit):
         main(args + ["--mouth", "2.5"])
-    assert "argument --mouth: expected a mouth value from 0 to 2, got '2.5'" in capsys.readouterr().err
+    assert "error: argument --mouth: expected a mouth openness gain, a number from 0 to 2, got '2.5'" in capsys.readouterr().err
     assert main(args + ["--weights", str(tmp_path / "none.safetensors"), "--head", "0"]) == 2
     assert "apply to the landmark warp only" in capsys.readouterr().err

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from engine import values
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -14,19 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "faces, the largest; small faces are found by MediaPipe's full-range detector.")
     p.add_argument("image", type=Path, help="portrait image")
     p.add_argument("-o", "--output", required=True, type=Path, help="aligned image (.png)")
-    p.add_argument("--size", type=_size, default=1024, help="output size in pixels, 16–4096 (default 1024)")
+    p.add_argument("--size", type=values.ALIGN_SIZE, default=1024,
+                   help="output size in pixels, 16–4096 (default 1024)")
     p.add_argument("--json", type=Path, help="write the crop quad (4 corners in input pixels: TL, BL, BR, TR)")
     p.set_defaults(func=run)
-
-
-def _size(text: str) -> int:
-    try:
-        size = int(text)
-    except ValueError:
-        size = 0
-    if not 16 <= size <= 4096:
-        raise argparse.ArgumentTypeError(f"expected a size in pixels from 16 to 4096, got {text!r}")
-    return size
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine import values
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure per-stage speed per runtime (random weights)",
@@ -15,12 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtimes", default=None,
                    help=f"comma list of runtime[:precision] (eager, compile, onnx, tensorrt; default {STAGE_RUNTIMES}); "
                    "with --report runtime names, each run at every --precisions")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per stage (median reported; default 3, "
+    p.add_argument("--repeats", type=values.REPEATS, default=None, help="timed runs per stage (median reported; default 3, "
                    "with --report 10)")
     p.add_argument("--startup", default="", metavar="RUNTIMES",
                    help="comma list of runtime[:precision] whose cold (empty cache) and warm (second) starts are "
                    "timed, each in a fresh process with a random-weight pack (e.g. compile:fp32,compile:bf16)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP (default: torch's own choice); "
+    p.add_argument("--threads", type=values.THREADS,
+                   help="CPU threads for torch and OpenMP (default: torch's own choice); "
                    "on a machine shared with other work, 1 thread gives steadier ratios")
     p.add_argument("--json", type=Path, help="write the figures as JSON")
     p.add_argument("--plot", type=Path, help="write a bar chart PNG")

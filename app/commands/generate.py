@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine import values
+
 NOISE_MODES = ("const", "none", "random")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -19,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, type=Path, metavar="FILE", help="generator weights or Mimic pack")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--latent", type=Path, metavar="FILE", help="W+ latent (.npy / pickled NumPy array, n x 512)")
-    source.add_argument("--seed", type=int, metavar="N", help="random latent from this seed")
-    p.add_argument("--truncation", type=float, metavar="T", help="with --seed: 1 = none (default), 0 = the mean face")
+    source.add_argument("--seed", type=values.SEED, metavar="N", help="random latent from this seed (0 … 2^32 − 1)")
+    p.add_argument("--truncation", type=values.TRUNCATION, metavar="T",
+                   help="with --seed: 1 = none (default), 0 = the mean face (0 … 2)")
     p.add_argument("--noise", choices=NOISE_MODES, default="const",
                    help="const: the weights' stored noise (default, deterministic); none; random (from --seed)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="image to write")

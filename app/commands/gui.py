@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine import values
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--source", type=Path, metavar="FILE", help="a video file to use as the camera (looped)")
-    group.add_argument("--camera", type=int, metavar="N", help="camera index (0 = the first camera)")
+    group.add_argument("--camera", type=values.CAMERA_INDEX, metavar="N", help="camera index (0 = the first camera)")
     p.add_argument("--weights", type=Path, metavar="PACK", help="Mimic model pack; default: the last one used, "
                    "else the weights-free landmark warp")
     p.add_argument("--target", type=Path, metavar="FILE", help="portrait image or latent (.npy/.pkl) to start with")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
 
+from engine import values
 from engine.face.framing import FRAMINGS
 from engine.stylegan.motion import MOTION_MODES
 
-# landmark-warp retargeting flags: flag → (Retargeting field, metavar, help); ranges: engine.warp.retarget.RANGES.
+# landmark-warp retargeting flags: flag → (Retargeting field, metavar, help); ranges: engine.values.RETARGETING.
 # --expression is shared with the StyleGAN reenactor (one flag, one meaning: expression strength).
 WARP_FLAGS = {
     "--head": ("head", "H", "landmark warp: head-motion strength, 0 (holds its pose) … 2 (default 1)"),
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, help="Mimic model pack (python -m app import-weights); default: no weights")
     p.add_argument("--aligned", action="store_true", help="inputs are already FFHQ-aligned: the paper's script "
                    "exactly (absolute motion, the official crop, no paste-back, no smoothing)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --target random")
+    p.add_argument("--seed", type=values.SEED, default=0, help="seed for --target random (0 … 2^32 − 1)")
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
@@ -39,56 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     look = p.add_argument_group("output and motion (both reenactors unless noted)")
     look.add_argument("--framing", choices=FRAMINGS, help="a square around the face (default) "
                       "or the whole portrait")
-    look.add_argument("--size", type=_size, help="output pixels: the square's side or the portrait's longer side "
-                      "(default 512; the generated crop's width with --no-paste-back and for latent/random targets)")
-    look.add_argument("--expression", type=_gain, metavar="G", help="expression strength, 0 (the target at rest) "
-                      "… 1 (as driven, default) … 2")
-    look.add_argument("--smoothing", type=_strength, help="temporal smoothing 0 (off) … 1 (strong); default: "
-                      "the reenactor's own")
+    look.add_argument("--size", type=values.OUTPUT_SIZE, help="output pixels, 64 … 4096: the square's side or the "
+                      "portrait's longer side (default 512; the generated crop's width with --no-paste-back and for "
+                      "latent/random targets)")
+    look.add_argument("--expression", type=values.EXPRESSION, metavar="G", help="expression strength, 0 (the target "
+                      "at rest) … 1 (as driven, default) … 2")
+    look.add_argument("--smoothing", type=values.SMOOTHING, help="temporal smoothing 0 (off) … 1 (strong); "
+                      "default: the reenactor's own")
     look.add_argument("--motion", choices=MOTION_MODES, help="model packs: relative to the "
                       "driver's first frames (default) or the paper's absolute motion")
     look.add_argument("--no-paste-back", action="store_true", help="model packs: write the generated aligned "
                       "crop instead of pasting the face back into the portrait")
     for flag, (name, metavar, text) in WARP_FLAGS.items():
-        look.add_argument(flag, dest=name, type=_in_range(name), metavar=metavar, help=text)
+        look.add_argument(flag, dest=name, type=values.RETARGETING[name], metavar=metavar, help=text)
     look.add_argument("--eye-contact", action="store_true",
                       help="landmark warp: the portrait keeps looking into the camera whatever the driver's gaze")
     p.set_defaults(func=run)
-
-
-def _in_range(name: str) -> Callable[[str], float]:
-    """A parser for one retargeting flag, within the range the warp, the GUI and the CLI share."""
-    def parse(text: str) -> float:
-        from engine.warp.retarget import RANGES  # only when the flag is used: the warp's imports are heavy
-
-        return _number(text, *RANGES[name], f"a {name} value")
-
-    return parse
-
-
-def _number(text: str, low: float, high: float, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"expected {what} from {low:g} to {high:g}, got {text!r}")
-    return value
-
-
-def _size(text: str) -> int:
-    value = _number(text, 64, 4096, "a size in pixels")
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}")
-    return int(value)
-
-
-def _gain(text: str) -> float:
-    return _number(text, 0, 2, "an expression strength")
-
-
-def _strength(text: str) -> float:
-    return _number(text, 0, 1, "a smoothing strength")
 
 
 def reenactor_setup(args: argparse.Namespace):

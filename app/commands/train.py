@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from engine import values
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,10 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`--toy` trains in a tiny synthetic world on this CPU and prints how much it learned.",
     )
     p.add_argument("--toy", action="store_true", help="train in the toy world and print the figures")
-    p.add_argument("--steps", dest="toy_steps", type=int, default=300, metavar="N", help="with --toy: steps (300)")
+    p.add_argument("--steps", dest="toy_steps", type=values.STEPS, default=300, metavar="N",
+                   help="with --toy: steps (300)")
     p.add_argument("--out", dest="toy_out", type=Path, metavar="DIR",
                    help="with --toy: keep the run folder here (default: a temporary folder)")
-    p.add_argument("--log-every", dest="toy_log_every", type=int, default=25, metavar="N",
+    p.add_argument("--log-every", dest="toy_log_every", type=values.INTERVAL, default=25, metavar="N",
                    help="with --toy: steps per logged window (25)")
     p.set_defaults(func=run, parser=p)
     commands = p.add_subparsers(dest="train_command", metavar="STEP")
@@ -28,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _shard_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rank", type=int, default=int(os.environ.get("RANK", "0")),
+    p.add_argument("--rank", type=values.RANK, default=os.environ.get("RANK", "0"),
                    help="this job's shard (default: $RANK or 0)")
-    p.add_argument("--world-size", type=int, default=int(os.environ.get("WORLD_SIZE", "1")),
+    p.add_argument("--world-size", type=values.WORLD_SIZE, default=os.environ.get("WORLD_SIZE", "1"),
                    help="number of shards (default: $WORLD_SIZE or 1)")
 
 
@@ -42,9 +45,9 @@ def _register_prepare(commands: argparse._SubParsersAction) -> None:
                             "reported and skipped.")
     p.add_argument("videos", type=Path, help="folder of talking-head videos")
     p.add_argument("-o", "--data", required=True, type=Path, help="prepared-data folder to fill")
-    p.add_argument("--sample-fps", type=float, default=2.0, help="frames taken per second of video (2)")
-    p.add_argument("--size", type=int, default=256, help="crop size in pixels (256)")
-    p.add_argument("--workers", type=int, default=1, help="aligning processes on this machine (1)")
+    p.add_argument("--sample-fps", type=values.FPS, default=2.0, help="frames taken per second of video (2)")
+    p.add_argument("--size", type=values.CROP_SIZE, default=256, help="crop size in pixels (256)")
+    p.add_argument("--workers", type=values.WORKERS, default=1, help="aligning processes on this machine (1)")
     _shard_args(p)
     p.set_defaults(train_func=_prepare)
 
@@ -56,7 +59,7 @@ def _register_latents(commands: argparse._SubParsersAction) -> None:
     p.add_argument("data", type=Path, help="prepared-data folder")
     p.add_argument("--restyle", type=Path, metavar="FILE",
                    help="restyle_psp_ffhq_encode.pt, or a Mimic pack made from it")
-    p.add_argument("--per-identity", type=int, default=10, help="latents per identity (10)")
+    p.add_argument("--per-identity", type=values.PER_IDENTITY, default=10, help="latents per identity (10)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     _shard_args(p)
     p.set_defaults(train_func=_latents)
@@ -76,19 +79,20 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--arcface", type=Path, metavar="FILE", help="model_ir_se50.pth (identity loss; E_m's start)")
     p.add_argument("--random-loss-backbones", action="store_true",
                    help="random LPIPS/ArcFace instead of the files: for tests only, the result is meaningless")
-    p.add_argument("--steps", type=int, default=500_000, help="optimiser steps (500000)")
-    p.add_argument("--batch-size", type=int, default=4, help="global batch, split over the processes (4)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (1e-4)")
+    p.add_argument("--steps", type=values.STEPS, default=500_000, help="optimiser steps (500000)")
+    p.add_argument("--batch-size", type=values.BATCH_SIZE, default=4, help="global batch, split over the processes (4)")
+    p.add_argument("--lr", type=values.LEARNING_RATE, default=1e-4, help="learning rate (1e-4)")
     p.add_argument("--finetune-generator", action="store_true", help="also train G (the paper's Ours-Gen)")
-    p.add_argument("--cosface", type=float, default=0.0, metavar="W", help="CosFace weight (Ours-Cos; default 0)")
-    p.add_argument("--val-identities", type=int, default=4, help="identities held out for validation (4)")
-    p.add_argument("--log-every", type=int, default=100, help="steps per logged window (100)")
-    p.add_argument("--val-every", type=int, default=1000, help="steps between validations (1000)")
-    p.add_argument("--checkpoint-every", type=int, default=5000, help="steps between checkpoints (5000)")
-    p.add_argument("--workers", type=int, default=4, help="data-loading processes per training process (4)")
+    p.add_argument("--cosface", type=values.LOSS_WEIGHT, default=0.0, metavar="W",
+                   help="CosFace weight (Ours-Cos; default 0)")
+    p.add_argument("--val-identities", type=values.HELD_OUT, default=4, help="identities held out for validation (4)")
+    p.add_argument("--log-every", type=values.INTERVAL, default=100, help="steps per logged window (100)")
+    p.add_argument("--val-every", type=values.INTERVAL, default=1000, help="steps between validations (1000)")
+    p.add_argument("--checkpoint-every", type=values.INTERVAL, default=5000, help="steps between checkpoints (5000)")
+    p.add_argument("--workers", type=values.WORKERS, default=4, help="data-loading processes per training process (4)")
     p.add_argument("--device", default="auto", help="auto (default: this process's GPU, else CPU), cpu, cuda")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--seed", type=int, default=0, help="data order and noise (0)")
+    p.add_argument("--seed", type=values.SEED, default=0, help="data order and noise (0)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
     p.set_defaults(train_func=_run)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.media.camera import SourceStatus
 from engine.errors import MediaError
-from engine.media.video_io import AudioFormat
+from engine.media.video_io import AudioFormat, sound_track_problem
 
 if TYPE_CHECKING:
     from engine.media.camera import VideoFileSource
@@ -382,6 +382,9 @@ class FileAudio(_AudioHub):
                 rate = stream.codec_context.sample_rate or MIC_RATE
         except av.error.FFmpegError as exc:
             raise AudioError(f"cannot read audio from {self.path}: {exc}") from None
+        problem = sound_track_problem(self.path)  # a damaged track is left out here, not mid-recording
+        if problem is not None:
+            raise AudioError(f"the sound track of {self.path.name} cannot be decoded ({problem})")
         super().__init__(f"{self.path.name} (its own audio)", AudioFormat(rate, channels))
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mimic-file-audio", daemon=True)

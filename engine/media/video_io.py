@@ -26,6 +26,7 @@ import numpy as np
 
 from engine.errors import MediaError
 from engine.output_file import check_output, describe_os_error, write_bytes
+from engine.values import MIN_IMAGE_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def read_image(path: Path | str) -> np.ndarray:
         if kind is not None:  # the signature says what it is: the rest is cut short or corrupt
             raise MediaError(f"cannot read image {path}: a damaged or incomplete {kind} file")
         raise MediaError(f"cannot read image {path}: not an image file (expected PNG, JPEG, WebP, BMP or TIFF)")
+    check_picture_size(image.shape[1], image.shape[0], f"image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -92,6 +94,14 @@ def image_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
     return next((name for signature, name in IMAGE_SIGNATURES if data.startswith(signature)), None)
+
+
+def check_picture_size(width: int, height: int, what: str) -> None:
+    """Refuse a picture too small to hold a face (MIN_IMAGE_SIDE): face detection, the crop and the warp
+    divide by its size. `what` names it in the one-line error ("image portrait.png", "video clip.mp4")."""
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise MediaError(f"cannot use {what}: it is {width}x{height} pixels, too small for a face "
+                         f"(at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE})")
 
 
 def _check_image_size(data: bytes, path: Path) -> None:
@@ -130,11 +140,15 @@ def write_image(path: Path | str, image: np.ndarray) -> Path:
 
 
 class VideoReader:
-    """Decode a video file frame by frame.
+    """Decode a video file frame by frame, upright: the stream's display rotation and mirroring (a phone's
+    portrait video is stored sideways with a display matrix) are applied to every frame.
 
     >>> with VideoReader("clip.mp4") as video:
-    ...     for frame in video:          # RGB uint8 [H, W, 3]
+    ...     for frame in video:          # RGB uint8 [H, W, 3], as a player shows it
     ...         ...
+
+    The first frame is decoded when the file is opened: a file whose picture cannot be decoded at all, or is
+    too small for a face, is refused there. A failure later names the frame (`DecodeError.frame`).
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -145,15 +159,52 @@ class VideoReader:
             self._container = av.open(str(self.path), "r")
         except (av.error.FFmpegError, OSError) as exc:
             raise MediaError(f"cannot read {self.path}: not a video file ({_short(exc)})") from None
-        if not self._container.streams.video:
+        try:
+            self._open_stream()
+        except BaseException:
             self._container.close()
+            raise
+
+    def _open_stream(self) -> None:
+        if not self._container.streams.video:
             raise MediaError(f"cannot read {self.path}: the file has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps: Fraction = Fraction(rate) if rate else Fraction(30)
-        self.size: tuple[int, int] = (self._stream.codec_context.width, self._stream.codec_context.height)
+        self.fps: Fraction = Fraction(rate) if rate and 0 < rate < 1000 else Fraction(30)
         self.has_audio: bool = bool(self._container.streams.audio)
+        self._decoded = self._decode()
+        first = next(self._decoded, None)
+        if first is None:
+            raise MediaError(f"cannot read {self.path}: its video track has no frames")
+        self._first: tuple[np.ndarray, float] | None = first
+        height, width = first[0].shape[:2]
+        check_picture_size(width, height, f"video {self.path}")
+        self.size: tuple[int, int] = (width, height)  # as shown (after the display rotation)
+
+    def _decode(self) -> Iterator[tuple[np.ndarray, float]]:
+        """(upright frame, its time in seconds) in decode order; DecodeError names the frame that failed."""
+        index = 0
+        orientation: Orientation | None = None
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets, None)
+                frames = packet.decode() if packet is not None else []
+            except (av.error.FFmpegError, MemoryError, ValueError) as exc:
+                raise DecodeError(self.path, index, _short(exc)) from None
+            if packet is None:
+                return
+            for frame in frames:
+                if orientation is None:  # the stream's display matrix travels with its frames
+                    orientation = self.orientation = _orientation(_display_matrix(frame))
+                t = float(frame.time) if frame.time is not None else index / float(self.fps)
+                try:
+                    image = frame.to_ndarray(format="rgb24")
+                except (av.error.FFmpegError, MemoryError, ValueError) as exc:
+                    raise DecodeError(self.path, index, _short(exc)) from None
+                index += 1
+                yield orientation.apply(image), t
 
     @property
     def frame_count(self) -> int | None:
@@ -173,17 +224,14 @@ class VideoReader:
         return None
 
     def timed_frames(self) -> Iterator[tuple[np.ndarray, float]]:
-        """(frame, seconds since the first frame) in decode order."""
-        start: float | None = None
-        index = 0
-        try:
-            for frame in self._container.decode(self._stream):
-                t = float(frame.time) if frame.time is not None else index / float(self.fps)
-                start = t if start is None else start
-                index += 1
-                yield frame.to_ndarray(format="rgb24"), t - start
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode {self.path} after {index} frames: {_short(exc)}") from None
+        """(frame, seconds since the first frame) in decode order; once per reader."""
+        if self._first is None:
+            raise RuntimeError("a VideoReader's frames can be read once")
+        first, self._first = self._first, None
+        start = first[1]
+        yield first[0], 0.0
+        for image, t in self._decoded:
+            yield image, t - start
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for frame, _ in self.timed_frames():
@@ -197,6 +245,93 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class DecodeError(MediaError):
+    """A frame of a video track could not be decoded (the frames before it were fine)."""
+
+    def __init__(self, path: Path, frame: int, reason: str) -> None:
+        super().__init__(f"cannot decode {path} at frame {frame + 1}: {reason}")
+        self.path = path
+        self.frame = frame  # 0-based index of the frame that failed = frames decoded before it
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How to turn a stored frame upright: quarter turns counter-clockwise, then a mirror (FFmpeg's autorotate)."""
+
+    quarter_turns: int = 0  # 0 … 3, counter-clockwise
+    hflip: bool = False  # then mirrored left-right
+    vflip: bool = False  # then mirrored top-bottom
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        if self.quarter_turns:
+            image = np.rot90(image, self.quarter_turns)
+        if self.hflip:
+            image = image[:, ::-1]
+        if self.vflip:
+            image = image[::-1]
+        return np.ascontiguousarray(image) if self != UPRIGHT else image
+
+    @property
+    def degrees(self) -> int:
+        return 90 * self.quarter_turns
+
+
+UPRIGHT = Orientation()
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's DISPLAYMATRIX side data (9 int32: 16.16 fixed point, the last column 2.30), if any."""
+    try:
+        for data in frame.side_data:
+            if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and len(bytes(data)) == 36:
+                return tuple(np.frombuffer(bytes(data), "<i4").tolist())
+    except (AttributeError, ValueError, av.error.FFmpegError):
+        pass
+    return None
+
+
+def _orientation(matrix: tuple[int, ...] | None) -> Orientation:
+    """FFmpeg's autorotate (fftools): the clockwise angle the matrix asks for, in quarter turns, and its mirrors.
+    Angles other than quarter turns are left alone (no phone writes them)."""
+    if matrix is None:
+        return UPRIGHT
+    m = [v / 65536 for v in matrix]
+    scale_x, scale_y = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if scale_x == 0 or scale_y == 0:
+        return UPRIGHT
+    counter_clockwise = -math.degrees(math.atan2(m[1] / scale_y, m[0] / scale_x))  # av_display_rotation_get
+    theta = -round(counter_clockwise)
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)  # clockwise, in [0, 360)
+    if abs(theta - 90) < 1:  # transpose: "cclock_flip" (a plain transpose) or "clock"
+        return Orientation(1, vflip=True) if matrix[3] > 0 else Orientation(3)
+    if abs(theta - 270) < 1:  # transpose: "clock_flip" or "cclock"
+        return Orientation(3, vflip=True) if matrix[3] < 0 else Orientation(1)
+    if abs(theta - 180) < 1:
+        return Orientation(0, hflip=matrix[0] < 0, vflip=matrix[4] < 0)
+    if abs(theta) < 1:
+        return Orientation(0, vflip=matrix[4] < 0)
+    return UPRIGHT
+
+
+def sound_track_problem(path: Path | str) -> str | None:
+    """None when the first sound track of `path` demuxes and decodes to its end (or there is none); else why
+    not, in a few words. Renders and recordings leave out a sound track that fails here instead of failing."""
+    try:
+        with av.open(str(path), "r") as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.codec_context is None or not stream.codec_context.name:
+                return "its codec is unknown"
+            decoded = 0
+            for packet in container.demux(stream):
+                for _ in packet.decode():
+                    decoded += 1
+            return None if decoded else "it holds no sound that decodes"
+    except (av.error.FFmpegError, MemoryError, ValueError, OSError) as exc:
+        return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

@@ -1,18 +1,17 @@
 """`python -m app generate`: one StyleGAN2 image from a stored W+ latent or from a seed."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.errors import MimicError
+from engine import values
 from engine.runtime.weights import load_generator, load_latent
 from engine.stylegan.images import to_image
 from models.stylegan2 import NoiseMode, seeded_z
 
-MAX_SEED = 2**32 - 1  # NumPy's RandomState takes seeds 0 … 2^32 - 1
+MAX_SEED = values.MAX_SEED  # NumPy's RandomState takes seeds 0 … 2^32 - 1
 
 
 def generate(weights: Path, latent: Path | None = None, seed: int | None = None, truncation: float = 1.0,
@@ -26,10 +25,9 @@ def generate(weights: Path, latent: Path | None = None, seed: int | None = None,
     """
     if (latent is None) == (seed is None):
         raise ValueError("give exactly one of latent and seed")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise MimicError(f"seed {seed} is out of range; expected 0 to {MAX_SEED}")
-    if not math.isfinite(truncation):
-        raise MimicError(f"truncation {truncation} is not a number; expected e.g. 0.7")
+    if seed is not None:
+        seed = values.SEED.check(seed, "seed")
+    truncation = values.TRUNCATION.check(truncation, "truncation")
     noise = NoiseMode(noise)
     g = load_generator(weights)
     cfg = g.config

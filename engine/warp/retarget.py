@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-# (lowest, highest) of each numeric control; the GUI sliders and the CLI use the same ranges
-RANGES: dict[str, tuple[float, float]] = {
-    "expression": (0.0, 2.0),
-    "head": (0.0, 2.0),
-    "eyes": (-1.0, 1.0),
-    "mouth": (0.0, 2.0),
-}
+from engine.values import RETARGETING
+
+# (lowest, highest) of each numeric control: engine.values, the kinds the GUI sliders and the CLI use
+RANGES: dict[str, tuple[float, float]] = {name: (kind.low, kind.high) for name, kind in RETARGETING.items()}
 
 
 @dataclass(frozen=True)

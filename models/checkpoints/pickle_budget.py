@@ -6,6 +6,12 @@ then never ends. `check_budget` walks the opcodes once (`pickletools`' descripti
 built), records which object holds which (memo references are shared edges, not copies), and
 counts every object as often as it is reachable — the size any traversal of the result costs.
 Lengths are checked against the bytes present, so no declared length makes the unpickler allocate.
+
+A call can allocate too: `numpy.ndarray((2**31,), uint8)` is 60 bytes of REDUCE. Every call (REDUCE,
+NEWOBJ, NEWOBJ_EX) of a known allocating constructor (NumPy's ndarray/empty/zeros/ones/full/_reconstruct,
+torch's empty/zeros/ones/full/rand/randn) has its shape × itemsize worked out from the arguments the pickle
+spells (literals, tuples and lists, memo references, numpy.dtype calls) and charged against
+`max_allocation_bytes`; an allocation that cannot be worked out is refused too.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ class PickleBudget:
     max_depth: int = 100  # nesting of containers/objects (NVIDIA's networks: ≈ 25)
     max_units: int = 20_000_000  # unfolded size; an object costs 1 + its payload bytes / 64
     units_per_file_byte: float = 1 / 16  # big files may unfold to more (their tensor bytes)
+    max_allocation_bytes: int = 64 << 20  # what constructors called by the pickle may allocate in all …
+    allocation_per_file_byte: int = 4  # … plus this much per byte of the file
 
 
 DEFAULT_BUDGET = PickleBudget()
@@ -31,6 +39,61 @@ _MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}  #
 _SPECIAL = _MEMO_PUT | _MEMO_GET | {"MARK", "DUP", "POP", "POP_MARK", "PROTO", "FRAME", "READONLY_BUFFER", "STOP"}
 _LENGTH_PREFIX = {-2: (1, False), -3: (4, True), -4: (4, False), -5: (8, False)}  # arg.n → (bytes, signed)
 _MAX_LINE = 1 << 16
+_LITERALS = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "SHORT_BINUNICODE", "BINUNICODE",
+             "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING", "SHORT_BINBYTES", "BINBYTES",
+             "BINBYTES8", "GLOBAL", "STACK_GLOBAL", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+             "EMPTY_LIST", "LIST", "NONE", "NEWTRUE", "NEWFALSE"}
+_CALLS = {"REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+_REVERSED = {"TUPLE2", "TUPLE3", "STACK_GLOBAL"}  # their items were popped top first
+
+
+@dataclass(frozen=True)
+class _Allocator:
+    """Where an allocating constructor's shape and dtype are among its positional arguments."""
+
+    shape: int | None  # index of the shape argument; None: every positional argument is a dimension (torch)
+    dtype: int | None  # index of the dtype argument; None: not positional
+    default_itemsize: int  # without a dtype argument
+
+
+_NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy.core.numeric", "numpy._core.multiarray",
+                  "numpy._core.numeric")
+_ALLOCATORS: dict[tuple[str, str], _Allocator] = {
+    **{(m, "ndarray"): _Allocator(0, 1, 8) for m in _NUMPY_MODULES},
+    **{(m, name): _Allocator(0, 1, 8) for m in _NUMPY_MODULES for name in ("empty", "zeros", "ones")},
+    **{(m, "full"): _Allocator(0, 2, 8) for m in _NUMPY_MODULES},
+    **{(m, "_reconstruct"): _Allocator(1, 2, 8) for m in _NUMPY_MODULES},
+    **{(f"{m}.ndarray", "__new__"): _Allocator(1, 2, 8) for m in _NUMPY_MODULES},  # getattr(ndarray, "__new__")
+    **{("torch", name): _Allocator(None, None, 16) for name in ("empty", "zeros", "ones", "rand", "randn")},
+    ("torch", "full"): _Allocator(0, None, 16),  # full(size, fill_value)
+    ("torch", "empty_strided"): _Allocator(0, None, 16),  # empty_strided(size, stride): at most size's elements
+}
+_PASS_THROUGH = {("torch", "Size"), ("builtins", "tuple"), ("builtins", "list"),
+                 ("_codecs", "encode"), ("numpy", "array")}  # f(x) is x, for the shapes and dtypes they spell
+_DTYPES = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype")}
+_TORCH_ITEMSIZE = {"bool": 1, "uint8": 1, "int8": 1, "half": 2, "float16": 2, "bfloat16": 2, "int16": 2, "short": 2,
+                   "float": 4, "float32": 4, "int": 4, "int32": 4, "cfloat": 8, "complex64": 8, "double": 8,
+                   "float64": 8, "long": 8, "int64": 8, "cdouble": 16, "complex128": 16}
+_MAX_ITEMS = 64  # a shape or an argument tuple longer than this is not measured (and refused if it matters)
+_MAX_EVAL_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class _Global:
+    module: str
+    name: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "module", {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(self.module,
+                                                                                                 self.module))
+
+
+@dataclass(frozen=True)
+class _Dtype:
+    itemsize: int
+
+
+_UNKNOWN = object()  # a value the scan cannot work out
 
 
 @dataclass(frozen=True)
@@ -87,6 +150,10 @@ class _Scan:
         self.children: list[list[int]] = []  # per object: what it holds
         self.stack: list[int] = []
         self.memo: dict[int, int] = {}
+        self.spelled: dict[int, tuple[str, int, int]] = {}  # object → (opcode, its argument's bytes) for literals
+        self.calls: dict[int, tuple[str, int, int]] = {}  # object → (call opcode, callee, arguments)
+        self.max_allocation = budget.max_allocation_bytes + len(buf) * budget.allocation_per_file_byte
+        self.allocated = 0
 
     def run(self, pos: int) -> int:
         buf, end, ops, stack = self.buf, len(self.buf), _OPS, self.stack
@@ -98,7 +165,7 @@ class _Scan:
             if op is None:
                 raise _Refused(f"is truncated or corrupt (invalid pickle opcode 0x{buf[pos]:02x} at byte {pos})")
             pos += 1
-            value, payload = None, 0
+            value, payload, arg_start = None, 0, pos
             if op.arg_bytes > 0:
                 if pos + op.arg_bytes > end:
                     raise _Refused("is truncated or corrupt (a pickle argument runs past the end)")
@@ -118,6 +185,8 @@ class _Scan:
                 self.step(op.name, value)
                 continue
             if not op.before and not op.mark:  # a constant, a global by name, an empty container
+                if op.name in _LITERALS:
+                    self.spelled[len(weight)] = (op.name, arg_start, pos)
                 stack.append(len(weight))
                 weight.append(1 + payload // 64)
                 children.append([])
@@ -132,10 +201,110 @@ class _Scan:
                 children[target].extend(popped)
                 stack.append(target)
             elif op.pushes:
+                if op.name in _REVERSED:
+                    popped.reverse()
+                if op.name in _LITERALS:
+                    self.spelled[len(weight)] = (op.name, arg_start, pos)
+                elif op.name in _CALLS:
+                    self.calls[len(weight)] = (op.name, popped[-1], popped[-2])
+                    self.charge(op.name, popped)
                 stack.append(len(weight))
                 weight.append(1 + payload // 64)
                 children.append(popped)
         raise _Refused(f"is refused: its pickle has more than {self.budget.max_opcodes:,} opcodes")
+
+    # -- what calls allocate
+
+    def charge(self, call: str, popped: list[int]) -> None:
+        """Refuse a call of an allocating constructor whose shape × itemsize (added to the earlier ones) is over
+        the budget, or cannot be worked out. popped: [args, callable] (NEWOBJ_EX: [kwargs, args, cls])."""
+        self.evaluated: dict[int, object] = {}  # per call: memo references make a tree of shared objects
+        callee = self.evaluate(popped[-1])
+        if not isinstance(callee, _Global):
+            return  # the result of another call: only our own allow-listed callables return callables
+        allocator = _ALLOCATORS.get((callee.module, callee.name))
+        if allocator is None:
+            return
+        what = f"{callee.module}.{callee.name}"
+        args = self.evaluate(popped[-2])
+        if call == "NEWOBJ_EX" or not isinstance(args, tuple):
+            raise _Refused(f"is refused: its pickle calls {what} with arguments whose size cannot be measured")
+        shape = args if allocator.shape is None else args[allocator.shape] if allocator.shape < len(args) else ()
+        count = _count(shape)
+        itemsize: object = allocator.default_itemsize
+        if allocator.dtype is not None and allocator.dtype < len(args) and args[allocator.dtype] is not None:
+            itemsize = self.itemsize(args[allocator.dtype])
+        if count is None or itemsize is None and count > 1:
+            raise _Refused(f"is refused: its pickle calls {what} with a shape or dtype that cannot be measured")
+        self.allocated += count * (itemsize or 16)
+        if self.allocated > self.max_allocation:
+            raise _Refused(f"is refused: its pickle would allocate {_gib(self.allocated)} (here {what} of {count:,} "
+                           f"values × {itemsize or 16} bytes); at most {_gib(self.max_allocation)} may be")
+
+    def evaluate(self, obj: int, depth: int = 0) -> object:
+        """The value the pickle spells for object `obj` as far as the scan can tell: ints, strings, tuples
+        (lists as tuples), globals, dtypes; `_UNKNOWN` for anything else."""
+        if depth > _MAX_EVAL_DEPTH:
+            return _UNKNOWN
+        if obj not in self.evaluated:
+            self.evaluated[obj] = self._evaluate(obj, depth)
+        return self.evaluated[obj]
+
+    def _evaluate(self, obj: int, depth: int) -> object:
+        if obj in self.calls:
+            return self.call_value(obj, depth)
+        spelled = self.spelled.get(obj)
+        if spelled is None:
+            return _UNKNOWN
+        name, start, end = spelled
+        items = self.children[obj]
+        if name in ("TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE", "EMPTY_LIST", "LIST"):
+            if len(items) > _MAX_ITEMS:
+                return _UNKNOWN
+            return tuple(self.evaluate(i, depth + 1) for i in items)
+        if name == "STACK_GLOBAL":
+            module, qualified = (self.evaluate(i, depth + 1) for i in items)
+            return _Global(module, qualified) if isinstance(module, str) and isinstance(qualified, str) else _UNKNOWN
+        if name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            return {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name]
+        return _literal(name, bytes(self.buf[start:end]))
+
+    def call_value(self, obj: int, depth: int) -> object:
+        """What a call made, where it matters for sizes: a pass-through of its argument, a dtype, or an
+        attribute of a global (`getattr(torch._C._VariableFunctionsClass, "empty")`)."""
+        call, callee_id, args_id = self.calls[obj]
+        callee = self.evaluate(callee_id, depth + 1)
+        args = self.evaluate(args_id, depth + 1)
+        if call == "NEWOBJ_EX" or not isinstance(callee, _Global) or not isinstance(args, tuple) or not args:
+            return _UNKNOWN
+        key = (callee.module, callee.name)
+        if key in _PASS_THROUGH:
+            return args[0]
+        if key == ("builtins", "getattr") and len(args) == 2 and isinstance(args[0], _Global) \
+                and isinstance(args[1], str):
+            owner = args[0]
+            module = "torch" if owner.module.startswith("torch") else f"{owner.module}.{owner.name}"
+            return _Global(module, args[1])
+        if key in _DTYPES:
+            size = _numpy_itemsize(args[0])
+            for state_id in self.children[obj][2:]:  # BUILD(dtype, state): state[5] is the item size it sets
+                state = self.evaluate(state_id, depth + 1)
+                if not (isinstance(state, tuple) and len(state) > 5 and isinstance(state[5], int)):
+                    return _UNKNOWN
+                size = max(size, state[5]) if size is not None else None
+            return _Dtype(size) if size is not None else _UNKNOWN
+        return _UNKNOWN
+
+    def itemsize(self, dtype: object) -> int | None:
+        if isinstance(dtype, _Dtype):
+            return dtype.itemsize
+        if isinstance(dtype, _Global):
+            if dtype.module == "torch":
+                return _TORCH_ITEMSIZE.get(dtype.name)
+            if dtype.module in _NUMPY_MODULES or dtype.module == "builtins":
+                return _numpy_itemsize(dtype.name)
+            return None
+        return _numpy_itemsize(dtype)
 
     def counted(self, code: int, pos: int) -> tuple[int, int]:
         size, signed = _LENGTH_PREFIX[code]
@@ -231,3 +400,73 @@ class _Scan:
                 elif state[child] == 0:
                     state[child] = 1
                     path.append((child, iter(self.children[child])))
+
+
+def _count(shape: object) -> int | None:
+    """Values in an array of `shape` (an int or a nested tuple of ints); None when it is not one."""
+    if isinstance(shape, bool):
+        return None
+    if isinstance(shape, int):
+        return max(shape, 0)
+    if isinstance(shape, tuple):
+        count = 1
+        for dim in shape:
+            inner = _count(dim)
+            if inner is None:
+                return None
+            count *= inner
+        return count
+    return None
+
+
+def _numpy_itemsize(spec: object) -> int | None:
+    """The item size of a dtype spelled as text ("<f4", "uint8", "V2000"), without parsing Python."""
+    if isinstance(spec, bytes):
+        spec = spec.decode("latin1")
+    if not isinstance(spec, str) or not 0 < len(spec) <= 40:
+        return None
+    import numpy as np  # only a pickle that calls a constructor gets here
+
+    try:
+        dtype = np.dtype(spec)
+    except (TypeError, ValueError, SyntaxError):
+        return None
+    return None if dtype.hasobject else dtype.itemsize
+
+
+def _literal(name: str, arg: bytes) -> object:
+    """The value of a literal opcode from its argument bytes (with its length prefix or newline)."""
+    try:
+        if name in ("BININT", "BININT1", "BININT2"):
+            return int.from_bytes(arg, "little", signed=name == "BININT")
+        if name in ("LONG1", "LONG4"):
+            prefix = 1 if name == "LONG1" else 4
+            return int.from_bytes(arg[prefix:], "little", signed=True) if len(arg) <= prefix + 64 else _UNKNOWN
+        if name in ("INT", "LONG"):
+            text = arg.rstrip(b"\n").rstrip(b"L")
+            return int(text) if len(text) <= 100 else _UNKNOWN
+        if name == "GLOBAL":
+            module, qualified = arg.decode("utf-8").rstrip("\n").split("\n")
+            return _Global(module, qualified)
+        if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING",
+                    "SHORT_BINBYTES", "BINBYTES", "BINBYTES8"):
+            prefix = {"SHORT_BINUNICODE": 1, "SHORT_BINSTRING": 1, "SHORT_BINBYTES": 1, "BINUNICODE8": 8,
+                      "BINBYTES8": 8}.get(name, 4)
+            data = arg[prefix:]
+            if len(data) > 256:
+                return _UNKNOWN
+            return data if "BYTES" in name else data.decode("utf-8" if "UNICODE" in name else "latin1")
+        if name in ("UNICODE", "STRING"):
+            text = arg.rstrip(b"\n")
+            if len(text) > 256:
+                return _UNKNOWN
+            if name == "STRING":
+                return text[1:-1].decode("latin1") if len(text) >= 2 and text[:1] in (b"'", b'"') else _UNKNOWN
+            return text.decode("raw_unicode_escape")
+    except (ValueError, UnicodeDecodeError):
+        return _UNKNOWN
+    return _UNKNOWN
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"

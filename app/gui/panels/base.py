@@ -16,6 +16,7 @@ from app.gui.actions import WindowActions
 from app.gui.bridge import SessionEvents
 from app.gui.settings import AppSettings
 from app.gui.widgets import hint, section_title
+from engine import values
 from engine.reenactor import ReenactorKind
 from engine.session import Changed, Event, Part, Session
 
@@ -98,15 +99,18 @@ class ReenactorOptionsPanel(Panel):
         self.reason.setVisible(not self.applies)
 
 
-def _bind(ctx: PanelContext, name: str, default: Any, kind: type) -> Callable[[Any], None]:
-    """Restore option `name`, send it to the session; returns the change handler (saves and sends)."""
+def _bind(ctx: PanelContext, name: str, default: Any, kind: type,
+          value_kind: values.Kind | None = None) -> Callable[[Any], None]:
+    """Restore option `name`, send it to the session; returns the change handler (saves and sends).
+    With `value_kind`, a saved value outside its range (a settings file edited by hand) restores `default`."""
 
     def changed(value: Any) -> None:
         value = kind(value)
         ctx.settings.set_option(name, value)
         ctx.session.set_option(name, value)
 
-    ctx.session.set_option(name, ctx.settings.option(name, default))
+    saved = ctx.settings.option(name, default)
+    ctx.session.set_option(name, value_kind.restore(saved, default) if value_kind is not None else saved)
     return changed
 
 
@@ -131,10 +135,11 @@ def option_combo(ctx: PanelContext, name: str, choices: dict[str, str], default:
     return combo
 
 
-def option_slider(ctx: PanelContext, name: str, text: str, minimum: float, maximum: float, default: float,
+def option_slider(ctx: PanelContext, name: str, text: str, kind: values.Kind, default: float,
                   steps: int = 100, tip: str = "", fmt: str = "{:.2f}") -> QWidget:
-    """A labelled slider for a float option in [minimum, maximum] (`steps` notches); shows its value."""
-    changed = _bind(ctx, name, default, float)
+    """A labelled slider for a float option of `kind` (its range, `steps` notches); shows its value."""
+    minimum, maximum = kind.low, kind.high
+    changed = _bind(ctx, name, default, float, kind)
     to_value = lambda i: minimum + (maximum - minimum) * i / steps  # noqa: E731
     row = QWidget()
     row.setToolTip(tip)

@@ -7,6 +7,7 @@ with one line saying why, while the landmark warp runs.
 from __future__ import annotations
 
 from app.gui.panels.base import PanelContext, ReenactorOptionsPanel, option_checkbox, option_combo, option_slider
+from engine import values
 from engine.reenactor import ReenactorKind
 from engine.stylegan.motion import DEFAULT_SMOOTHING
 
@@ -22,10 +23,11 @@ class PaperPanel(ReenactorOptionsPanel):
         self.motion = option_combo(ctx, "paper_motion", {"relative": "Relative to my neutral face",
                                                          "absolute": "Absolute (the paper's)"}, "relative",
                                    tip="Relative: your face at rest leaves the portrait at rest (N re-takes it)")
-        self.smoothing = option_slider(ctx, "paper_smoothing", "Smoothing", 0.0, 1.0, DEFAULT_SMOOTHING,
+        self.smoothing = option_slider(ctx, "paper_smoothing", "Smoothing", values.SMOOTHING, DEFAULT_SMOOTHING,
                                        tip="Temporal smoothing of the motion code: 0 off … 1 strong")
-        self.expression = option_slider(ctx, "paper_expression", "Expression", 0.0, 2.0, 1.0, steps=40,
-                                        tip="Strength of the transferred expression: 0 the portrait at rest, 1 as driven")
+        self.expression = option_slider(ctx, "paper_expression", "Expression", values.EXPRESSION, 1.0, steps=40,
+                                        tip="Strength of the transferred expression: 0 the portrait at rest, "
+                                        "1 as driven")
         for widget in (self.paste_back, self.motion, self.smoothing, self.expression):
             self.add_row(widget)
         self.render()

@@ -8,14 +8,16 @@ from __future__ import annotations
 from PyQt6.QtWidgets import QCheckBox, QPushButton, QSlider
 
 from app.gui.panels.base import PanelContext, ReenactorOptionsPanel, option_checkbox, option_slider
+from engine import values
 from engine.reenactor import ReenactorKind
 
-# option name → (label, lowest, highest, default, tip); the ranges of engine.warp.retarget.RANGES
+# option name → (label, range, default, tip); the ranges of engine.values.RETARGETING (the CLI's too)
 SLIDERS = {
-    "expression": ("Expression", 0.0, 2.0, 1.0, "Expression strength: 0 keeps the portrait's rest face, 2 doubles it"),
-    "head": ("Head motion", 0.0, 2.0, 1.0, "Head-motion strength: 0 holds the portrait's pose, 2 doubles the turns"),
-    "eyes": ("Eye openness", -1.0, 1.0, 0.0, "Eye openness offset: −1 shut, +1 wide, added to your own blinks"),
-    "mouth": ("Mouth opening", 0.0, 2.0, 1.0, "Mouth openness gain: 0 never opens, 2 opens twice as wide"),
+    "expression": ("Expression", values.EXPRESSION, 1.0,
+                   "Expression strength: 0 keeps the portrait's rest face, 2 doubles it"),
+    "head": ("Head motion", values.HEAD, 1.0, "Head-motion strength: 0 holds the portrait's pose, 2 doubles the turns"),
+    "eyes": ("Eye openness", values.EYES, 0.0, "Eye openness offset: −1 shut, +1 wide, added to your own blinks"),
+    "mouth": ("Mouth opening", values.MOUTH, 1.0, "Mouth openness gain: 0 never opens, 2 opens twice as wide"),
 }
 STEPS = 40  # notches: 0.05 per notch on the 0 … 2 sliders
 
@@ -29,8 +31,8 @@ class RetargetPanel(ReenactorOptionsPanel):
     def __init__(self, ctx: PanelContext) -> None:
         super().__init__(ctx, "Retargeting")
         self.sliders: dict[str, QSlider] = {}
-        for name, (text, lo, hi, default, tip) in SLIDERS.items():
-            row = option_slider(ctx, name, text, lo, hi, default=default, steps=STEPS, tip=tip)
+        for name, (text, kind, default, tip) in SLIDERS.items():
+            row = option_slider(ctx, name, text, kind, default=default, steps=STEPS, tip=tip)
             self.sliders[name] = row.findChild(QSlider, f"option:{name}")
             self.add_row(row)
         self.eye_contact: QCheckBox = option_checkbox(
@@ -44,6 +46,6 @@ class RetargetPanel(ReenactorOptionsPanel):
 
     def reset(self) -> None:
         """Every control back to its default (saved and sent like any other change)."""
-        for name, (_, lo, hi, default, _) in SLIDERS.items():
-            self.sliders[name].setValue(round((default - lo) / (hi - lo) * STEPS))
+        for name, (_, kind, default, _) in SLIDERS.items():
+            self.sliders[name].setValue(round((default - kind.low) / (kind.high - kind.low) * STEPS))
         self.eye_contact.setChecked(False)
