@@ -148,7 +148,10 @@ def _held_by(roots: Iterable[Any], wanted: set[int], limit: int = 200_000) -> se
     todo = deque(roots)
     while todo and len(seen) < limit and found != wanted:
         obj = todo.popleft()
-        if id(obj) in seen or isinstance(obj, _OPAQUE):
+        try:
+            if id(obj) in seen or isinstance(obj, _OPAQUE):
+                continue
+        except ReferenceError:  # a weakref.proxy whose object is gone
             continue
         seen.add(id(obj))
         if id(obj) in wanted:
