@@ -119,22 +119,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     aborts ("terminate called without an active exception") after every test passed; the app itself
     closes its graphs on exit (Reenactor.close). The count is reported so a leaking test can be found.
     """
-    import gc
-    import warnings
+    from tests.leak_check import close_everything_open
 
-    warnings.simplefilter("ignore", FutureWarning)  # isinstance over gc's objects touches torch's deprecated aliases
-    live = sys.modules.get("engine.live")
-    running = [o for o in gc.get_objects() if live is not None and isinstance(o, live.LivePipeline) and o.running]
-    for pipeline in running:  # first the live loops still driving a reenactor, then the graphs they used
-        pipeline.stop()
-    if running:
-        print(f"\nstopped {len(running)} live loop(s) left running by tests", file=sys.stderr)
-    if "mediapipe" not in sys.modules:
-        return
-    from mediapipe.python.solution_base import SolutionBase
-
-    open_graphs = [o for o in gc.get_objects() if isinstance(o, SolutionBase) and o._graph is not None]
-    for solution in open_graphs:
-        solution.close()
-    if open_graphs:
-        print(f"\nclosed {len(open_graphs)} MediaPipe graph(s) left open by tests", file=sys.stderr)
+    for what, count in close_everything_open().items():  # first the live loops, then the graphs they used
+        print(f"\nclosed {count} {what} by tests", file=sys.stderr)

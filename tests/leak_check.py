@@ -53,15 +53,27 @@ class _Kind:
 
         cls.__init__ = tracked_init
         self.instrumented = True
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # isinstance over gc's objects touches torch's deprecated aliases
-            self.seen.update(o for o in gc.get_objects() if isinstance(o, cls))
+        self.seen.update(_instances_of(cls))
 
     def open_now(self) -> set[int]:
         return {id(o) for o in list(self.seen) if self.is_open(o)}
 
     def instances(self, ids: set[int]) -> list[Any]:
         return [o for o in list(self.seen) if id(o) in ids]
+
+
+def _instances_of(cls: type) -> list[Any]:
+    """Every live instance of `cls`, by one scan of the garbage collector's objects."""
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # isinstance over gc's objects touches torch's deprecated aliases
+        for obj in gc.get_objects():
+            try:
+                if isinstance(obj, cls):
+                    found.append(obj)
+            except ReferenceError:  # a weakref.proxy whose object is gone
+                continue
+    return found
 
 
 def _resolve(module: str, path: str) -> Any:
@@ -136,7 +148,10 @@ def _held_by(roots: Iterable[Any], wanted: set[int], limit: int = 200_000) -> se
     todo = deque(roots)
     while todo and len(seen) < limit and found != wanted:
         obj = todo.popleft()
-        if id(obj) in seen or isinstance(obj, _OPAQUE):
+        try:
+            if id(obj) in seen or isinstance(obj, _OPAQUE):
+                continue
+        except ReferenceError:  # a weakref.proxy whose object is gone
             continue
         seen.add(id(obj))
         if id(obj) in wanted:
@@ -171,3 +186,17 @@ def _suspects(kind: _Kind) -> set[int]:
     """Ids of `kind` open now that were not open before the test and no wider-scoped fixture opened."""
     kind.instrument()
     return kind.open_now() - LEDGER.before.get(kind.what, set()) - LEDGER.exempt[kind.what]
+
+
+def close_everything_open() -> dict[str, int]:
+    """Stop or close every tracked instance still open, live loops first; how many of each kind were
+    (conftest's safety net at the end of the session: what module-scoped fixtures left, whatever leaked)."""
+    closed: dict[str, int] = {}
+    for kind in KINDS:
+        kind.instrument()
+        still_open = [obj for obj in list(kind.seen) if kind.is_open(obj)]
+        for obj in still_open:
+            kind.close(obj)
+        if still_open:
+            closed[kind.what] = len(still_open)
+    return closed
