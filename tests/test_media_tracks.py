@@ -134,7 +134,7 @@ def test_the_window_shows_a_phone_video_upright_and_refuses_a_tiny_portrait(qtbo
     """The GUI reads through the same readers: the driver view gets upright frames (and so does a side-by-side
     recording's driver half), and a 1x1 portrait is one error notice while the app keeps running."""
     from engine.session import Notice
-    from tests.test_gui import LONG, open_window
+    from tests.support import LONG, open_window
 
     phone = write_video(tmp_path / "phone.mp4", [marked_frame(i) for i in range(30)], rotation=90)
     window = open_window(qtbot, settings, phone)

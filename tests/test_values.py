@@ -137,7 +137,7 @@ def test_the_engine_checks_seeds_on_every_path() -> None:
 
 
 def test_generate_checks_seed_and_truncation_before_loading(tmp_path) -> None:
-    from engine.runtime.weights import generate
+    from engine.stylegan.generate import generate
 
     missing = tmp_path / "not-read.safetensors"  # never opened: the values are refused first
     with pytest.raises(BadValue, match="seed"):
@@ -153,7 +153,7 @@ def test_retargeting_ranges_are_the_values_kinds() -> None:
 
 
 def test_gui_restores_a_default_for_a_saved_value_out_of_range(qtbot, settings, clip) -> None:
-    from tests.test_gui import LONG, open_window
+    from tests.support import LONG, open_window
 
     settings.set_option("mouth", float("nan"))
     settings.set_option("head", 7.5)
