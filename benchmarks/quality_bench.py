@@ -180,23 +180,74 @@ def write_clip(frames: list[np.ndarray], fps: float, path: Path) -> Path:
     return path
 
 
-def render_outputs(target: Path, clip: Path, folder: Path) -> tuple[list[np.ndarray], np.ndarray, float]:
-    """(output frames, the framed portrait at rest, seconds) from the render path with default settings."""
+@dataclass
+class Rendered:
+    frames: list[np.ndarray]  # the output frames, read back from the rendered MP4
+    at_rest: np.ndarray  # the framed portrait at rest
+    seconds: float  # set_target + render
+    alphas: list[np.ndarray]  # the person's alpha [h, w] uint8 in each output (the warp's layers)
+    rest_alpha: np.ndarray  # [h, w] float32 the person at rest
+
+
+def render_outputs(target: Path, clip: Path, folder: Path) -> Rendered:
+    """The outputs of the render path with default settings (and the person's alpha in each)."""
     from engine.factory import create_reenactor
     from engine.render import parse_target, render
 
     reenactor = create_reenactor()
+    alphas: list[np.ndarray] = []
+    drive = reenactor.drive
+
+    def drive_and_keep_alpha(frame: np.ndarray):
+        result = drive(frame)
+        alpha = getattr(reenactor, "person_alpha", None)
+        alphas.append(np.zeros(result.image.shape[:2], np.uint8) if alpha is None else
+                      np.round(alpha * 255).astype(np.uint8))
+        return result
+
+    reenactor.drive = drive_and_keep_alpha  # type: ignore[method-assign]
     try:
         t = time.perf_counter()
         reenactor.set_target(parse_target(str(target)))
-        at_rest = reenactor.target.image.copy()  # type: ignore[attr-defined]
+        prepared = reenactor.target  # type: ignore[attr-defined]
+        at_rest = prepared.image.copy()
+        rest_alpha = prepared.layers.alpha.copy() if prepared.layers is not None else np.ones(at_rest.shape[:2])
         out = folder / f"{target.stem}.mp4"
         render(reenactor, clip, out)
         seconds = time.perf_counter() - t
     finally:
         reenactor.close()
     frames, _ = read_frames(out)
-    return frames, at_rest, seconds
+    return Rendered(frames, at_rest, seconds, alphas, rest_alpha.astype(np.float32))
+
+
+def _gradient(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+
+
+def _grown(mask: np.ndarray, share: float) -> np.ndarray:
+    r = max(int(round(share * max(mask.shape))), 1)
+    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
+
+
+def uncovered_edges(rendered: Rendered) -> dict:
+    """Edge energy (mean Sobel magnitude) left where the head was at rest and has moved away (the person's
+    rest area grown by 3 % of the side, minus the person now), over the background's own edge energy (a
+    ring 3–10 % of the side around the person at rest, in the first output): 1 = nothing of the old
+    outline is left; per frame, and the frame with the most uncovered pixels."""
+    rest = rendered.rest_alpha > 0.02
+    near = _grown(rest, 0.03)
+    ring = _grown(rest, 0.10) & ~near
+    own = float(_gradient(rendered.frames[0])[ring].mean()) if ring.any() else float("nan")
+    ratios, areas = [], []
+    for frame, alpha in zip(rendered.frames, rendered.alphas):
+        band = near & (alpha < 13) & ~_grown(alpha >= 13, 0.005)  # clear of the person's own (moved) edge
+        areas.append(int(band.sum()) - int((near & ~rest).sum()))
+        ratios.append(float(_gradient(frame)[band].mean()) / max(own, 1e-6) if band.sum() > 50 else float("nan"))
+    worst = int(np.argmax(areas))
+    return {"ratio_mean": float(np.nanmean(ratios)), "ratio_worst_frame": ratios[worst], "worst_frame": worst,
+            "background_edge_energy": own}
 
 
 def judge_sequence(judge: Judge, frames: list[np.ndarray], upscale: float = 1.0,
@@ -209,7 +260,8 @@ def cross(judge: Judge, targets: list[Path], clip: Path, driver: list[dict], fol
           keep: dict | None = None) -> dict:
     results = {}
     for target in targets:
-        frames, at_rest, seconds = render_outputs(target, clip, folder)
+        rendered = render_outputs(target, clip, folder)
+        frames, at_rest, seconds = rendered.frames, rendered.at_rest, rendered.seconds
         judge.reset()
         portrait = judge(at_rest, descriptor=True)
         judged = judge_sequence(judge, frames, descriptor=True)
@@ -217,10 +269,11 @@ def cross(judge: Judge, targets: list[Path], clip: Path, driver: list[dict], fol
         ident = [float(np.linalg.norm(j.descriptor - portrait.descriptor)) for j in judged if j and portrait]
         entry = {"follow": follow(driver, out_signals), "identity_mean": float(np.mean(ident)),
                  "identity_max": float(np.max(ident)), "frames": len(frames),
-                 "judged": int(sum(j is not None for j in judged)), "render_s": seconds}
+                 "judged": int(sum(j is not None for j in judged)), "render_s": seconds,
+                 "uncovered_edges": uncovered_edges(rendered)}
         results[target.name] = entry
         if keep is not None:
-            keep[target.name] = (frames, at_rest, out_signals)
+            keep[target.name] = rendered
         log.info("%s: %s", target.name, json.dumps(entry))
     return results
 
@@ -267,7 +320,8 @@ def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder:
     from engine.warp import WarpConfig
 
     target = write_image(folder / "first_frame.png", frames[0])
-    outputs, at_rest, _ = render_outputs(target, clip, folder)
+    rendered = render_outputs(target, clip, folder)
+    outputs, at_rest = rendered.frames, rendered.at_rest
     config = WarpConfig()
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         mesh = detector.detect(frames[0])
@@ -277,8 +331,10 @@ def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder:
     reals = [cv2.warpAffine(f, window.matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
              for f in frames]
     if keep is not None:
-        keep["self"] = (outputs, reals)
-    return {"warp": compare(judge, outputs, reals), "still": compare(judge, [at_rest] * len(reals), reals)}
+        keep["self"] = rendered
+        keep["self_real"] = reals
+    return {"warp": compare(judge, outputs, reals), "still": compare(judge, [at_rest] * len(reals), reals),
+            "uncovered_edges": uncovered_edges(rendered)}
 
 
 def ceiling(driver_4x: list[dict], driver_3x: list[dict]) -> dict[str, float]:
@@ -286,21 +342,53 @@ def ceiling(driver_4x: list[dict], driver_3x: list[dict]) -> dict[str, float]:
 
 
 def table(report: dict) -> str:
-    lines = ["| target | " + " | ".join(f"{s} r / gain" for s in SIGNALS) + " | identity mean (max) |",
-             "|---" * (len(SIGNALS) + 2) + "|"]
+    lines = ["| target | " + " | ".join(f"{s} r / gain" for s in SIGNALS) + " | identity mean (max) | "
+             "uncovered edges mean (worst) |", "|---" * (len(SIGNALS) + 3) + "|"]
     for name, entry in report["cross"].items():
         cells = [f"{entry['follow'][s]['r']:.2f} / {entry['follow'][s]['gain']:.2f}" for s in SIGNALS]
+        edges = entry["uncovered_edges"]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry['identity_mean']:.3f} "
-                     f"({entry['identity_max']:.3f}) |")
+                     f"({entry['identity_max']:.3f}) | {edges['ratio_mean']:.2f} ({edges['ratio_worst_frame']:.2f}"
+                     f" @{edges['worst_frame']}) |")
     lines.append("| judge ceiling (4x vs 3x) | " + " | ".join(f"{report['ceiling'][s]:.2f}" for s in SIGNALS)
-                 + " | |")
+                 + " | | |")
     if "self" in report:
         lines += ["", "| self-reenactment | expression error (/iod) | placed error (/iod) | PSNR face (dB) | "
                   "identity |", "|---|---|---|---|---|"]
-        for name, e in report["self"].items():
+        for name in ("warp", "still"):
+            e = report["self"][name]
             lines.append(f"| {name} | {e['expression_error']:.4f} | {e['placed_error']:.4f} | "
                          f"{e['psnr_face_db']:.2f} | {e['identity']:.3f} |")
+        edges = report["self"]["uncovered_edges"]
+        lines.append(f"\nself-reenactment uncovered edges: mean {edges['ratio_mean']:.2f}, worst frame "
+                     f"{edges['worst_frame']}: {edges['ratio_worst_frame']:.2f}")
     return "\n".join(lines)
+
+
+def save_strips(keep: dict, folder: Path, label: str) -> list[Path]:
+    """For the portrait and the self-reenactment: the frames with the most uncovered background (the three
+    largest head turns, at least 8 frames apart), [at rest | output] (self: [real | output]) per frame."""
+    saved = []
+    for name, rendered in keep.items():
+        if not isinstance(rendered, Rendered):
+            continue
+        rest = rendered.rest_alpha > 0.02
+        areas = np.array([int((rest & (a < 13)).sum()) for a in rendered.alphas])
+        picks: list[int] = []
+        for k in np.argsort(-areas):
+            if all(abs(int(k) - p) >= 8 for p in picks):
+                picks.append(int(k))
+            if len(picks) == 3:
+                break
+        left = keep.get("self_real") if name == "self" else None
+        tiles = [np.hstack([left[k] if left is not None else rendered.at_rest, rendered.frames[k]])
+                 for k in sorted(picks)]
+        strip = cv2.resize(np.vstack(tiles), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        path = folder / f"quality_strip_{Path(name).stem}_{label}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        saved.append(path)
+        log.info("strip %s: frames %s", path, sorted(picks))
+    return saved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="*", default=None,
                         help="portrait files (default: the fixture portrait and aligned faces)")
     parser.add_argument("--no-self", action="store_true", help="skip the self-reenactment")
+    parser.add_argument("--media", type=Path, default=None,
+                        help="write strips of the biggest head turns here (quality_strip_<target>_<label>.jpg)")
+    parser.add_argument("--label", default="now", help="the strips' name suffix (e.g. before, after)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     missing = judge_available()
@@ -328,9 +419,15 @@ def main(argv: list[str] | None = None) -> int:
         d4 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, DRIVER_UPSCALE)]
         d3 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, CEILING_UPSCALE)]
         report["ceiling"] = ceiling(d4, d3)
-        report["cross"] = cross(judge, targets, clip, d4, folder)
+        keep: dict | None = {} if args.media else None
+        report["cross"] = cross(judge, targets, clip, d4, folder, keep)
+        if keep is not None:  # strips only of the first portrait and the self-reenactment (memory)
+            keep = {k: v for k, v in keep.items() if k == targets[0].name}
         if not args.no_self:
-            report["self"] = self_reenactment(judge, frames, clip, folder)
+            report["self"] = self_reenactment(judge, frames, clip, folder, keep)
+        if args.media and keep is not None:
+            args.media.mkdir(parents=True, exist_ok=True)
+            report["strips"] = [p.name for p in save_strips(keep, args.media, args.label)]
     print(table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

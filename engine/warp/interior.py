@@ -18,6 +18,7 @@ UPPER_LIDS = ((33, 246, 161, 160, 159, 158, 157, 173, 133), (362, 398, 384, 385,
 BROWS = (52, 282)
 TEETH = np.array([236.0, 230.0, 218.0])  # a light, warm off-white before matching the portrait
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
+LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
 
 
 def _smoothstep(x: np.ndarray | float) -> np.ndarray | float:
@@ -56,7 +57,12 @@ class FacePainter:
         for k in range(2):
             eye_w = float(np.linalg.norm(p[EYE_CORNERS[k][0]] - p[EYE_CORNERS[k][1]]))
             mid = p[UPPER_LIDS[k][4]]
-            lid = _disc_pixels(image, mid + 0.4 * (p[BROWS[k]] - mid), 0.08 * eye_w)
+            # lid skin: the skin between the lid and the brow, its middle-to-bright part (not the crease,
+            # lashes or eyeshadow, which read as an open eye when painted over a closed one, nor highlights)
+            lid = _disc_pixels(image, mid + 0.5 * (p[BROWS[k]] - mid), 0.14 * eye_w)
+            if len(lid) >= 8:
+                lum = lid @ np.array([0.3, 0.59, 0.11])
+                lid = lid[(lum >= np.percentile(lum, 45)) & (lum <= np.percentile(lum, 75))]
             margin = np.concatenate([_disc_pixels(image, p[i], 0.06 * eye_w) for i in UPPER_LIDS[k][2:7]])
             lum = margin @ np.array([0.3, 0.59, 0.11])
             self.lids.append(np.median(lid, 0).astype(np.float32) if len(lid) else self.lip)
@@ -157,7 +163,14 @@ class FacePainter:
         lash = cv2.GaussianBlur(lash, (0, 0), 0.7)
         roi = image[y0:y1, x0:x1].astype(np.float32)
         a = (skin * strength)[..., None]
-        out = roi + (self.lids[eye] - roi) * a
+        # the closed lid is shaded towards its lash line: 1 at the open lid's place, LID_SHADE at the lashes
+        near = np.zeros(shape, np.float32)
+        cv2.polylines(near, [np.round((lid - origin) * 16).astype(np.int32)], False, 1.0,
+                      max(int(round(0.25 * height)), 1), cv2.LINE_AA, 4)
+        near = cv2.GaussianBlur(near, (0, 0), max(0.15 * height, 0.7))
+        near = near / max(float(near.max()), 1e-6)
+        colour = self.lids[eye] * (1 - (1 - LID_SHADE) * near)[..., None]
+        out = roi + (colour - roi) * a
         la = (lash * 0.85 * strength)[..., None]
         out = out + (self.lashes[eye] - out) * la
         image[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
