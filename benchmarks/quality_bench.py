@@ -257,7 +257,7 @@ def judge_sequence(judge: Judge, frames: list[np.ndarray], upscale: float = 1.0,
 
 
 def cross(judge: Judge, targets: list[Path], clip: Path, driver: list[dict], folder: Path,
-          keep: dict | None = None) -> dict:
+          media: tuple[Path, str] | None = None) -> dict:
     results = {}
     for target in targets:
         rendered = render_outputs(target, clip, folder)
@@ -271,9 +271,9 @@ def cross(judge: Judge, targets: list[Path], clip: Path, driver: list[dict], fol
                  "identity_max": float(np.max(ident)), "frames": len(frames),
                  "judged": int(sum(j is not None for j in judged)), "render_s": seconds,
                  "uncovered_edges": uncovered_edges(rendered)}
+        if media is not None:
+            entry["strip"] = save_strip(rendered, None, media[0] / f"quality_strip_{target.stem}_{media[1]}.jpg")
         results[target.name] = entry
-        if keep is not None:
-            keep[target.name] = rendered
         log.info("%s: %s", target.name, json.dumps(entry))
     return results
 
@@ -313,7 +313,7 @@ def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) ->
 
 
 def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder: Path,
-                     keep: dict | None = None) -> dict:
+                     media: tuple[Path, str] | None = None) -> dict:
     from engine.face.framing import framing_window
     from engine.face.landmarks import FaceMeshDetector, MeshConfig
     from engine.media.video_io import write_image
@@ -330,11 +330,11 @@ def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder:
     size = (window.out_width, window.out_height)
     reals = [cv2.warpAffine(f, window.matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
              for f in frames]
-    if keep is not None:
-        keep["self"] = rendered
-        keep["self_real"] = reals
-    return {"warp": compare(judge, outputs, reals), "still": compare(judge, [at_rest] * len(reals), reals),
-            "uncovered_edges": uncovered_edges(rendered)}
+    result = {"warp": compare(judge, outputs, reals), "still": compare(judge, [at_rest] * len(reals), reals),
+              "uncovered_edges": uncovered_edges(rendered)}
+    if media is not None:
+        result["strip"] = save_strip(rendered, reals, media[0] / f"quality_strip_self_{media[1]}.jpg")
+    return result
 
 
 def ceiling(driver_4x: list[dict], driver_3x: list[dict]) -> dict[str, float]:
@@ -365,30 +365,23 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def save_strips(keep: dict, folder: Path, label: str) -> list[Path]:
-    """For the portrait and the self-reenactment: the frames with the most uncovered background (the three
-    largest head turns, at least 8 frames apart), [at rest | output] (self: [real | output]) per frame."""
-    saved = []
-    for name, rendered in keep.items():
-        if not isinstance(rendered, Rendered):
-            continue
-        rest = rendered.rest_alpha > 0.02
-        areas = np.array([int((rest & (a < 13)).sum()) for a in rendered.alphas])
-        picks: list[int] = []
-        for k in np.argsort(-areas):
-            if all(abs(int(k) - p) >= 8 for p in picks):
-                picks.append(int(k))
-            if len(picks) == 3:
-                break
-        left = keep.get("self_real") if name == "self" else None
-        tiles = [np.hstack([left[k] if left is not None else rendered.at_rest, rendered.frames[k]])
-                 for k in sorted(picks)]
-        strip = cv2.resize(np.vstack(tiles), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-        path = folder / f"quality_strip_{Path(name).stem}_{label}.jpg"
-        cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-        saved.append(path)
-        log.info("strip %s: frames %s", path, sorted(picks))
-    return saved
+def save_strip(rendered: Rendered, reals: list[np.ndarray] | None, path: Path) -> dict:
+    """The three frames with the most uncovered background (head turns, at least 8 frames apart) as rows of
+    [at rest | output] (self-reenactment: [real frame | output]), half size, as a JPEG."""
+    rest = rendered.rest_alpha > 0.02
+    areas = np.array([int((rest & (a < 13)).sum()) for a in rendered.alphas])
+    picks: list[int] = []
+    for k in np.argsort(-areas):
+        if all(abs(int(k) - p) >= 8 for p in picks):
+            picks.append(int(k))
+        if len(picks) == 3:
+            break
+    picks.sort()
+    tiles = [np.hstack([reals[k] if reals is not None else rendered.at_rest, rendered.frames[k]]) for k in picks]
+    strip = cv2.resize(np.vstack(tiles), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    return {"file": path.name, "frames": picks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,15 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         d4 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, DRIVER_UPSCALE)]
         d3 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, CEILING_UPSCALE)]
         report["ceiling"] = ceiling(d4, d3)
-        keep: dict | None = {} if args.media else None
-        report["cross"] = cross(judge, targets, clip, d4, folder, keep)
-        if keep is not None:  # strips only of the first portrait and the self-reenactment (memory)
-            keep = {k: v for k, v in keep.items() if k == targets[0].name}
+        media = (args.media, args.label) if args.media else None
+        report["cross"] = cross(judge, targets, clip, d4, folder, media)
         if not args.no_self:
-            report["self"] = self_reenactment(judge, frames, clip, folder, keep)
-        if args.media and keep is not None:
-            args.media.mkdir(parents=True, exist_ok=True)
-            report["strips"] = [p.name for p in save_strips(keep, args.media, args.label)]
+            report["self"] = self_reenactment(judge, frames, clip, folder, media)
     print(table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,9 @@ LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 # upper lid margin corner to corner, and the lower brow point above each eye (image left, then right)
 UPPER_LIDS = ((33, 246, 161, 160, 159, 158, 157, 173, 133), (362, 398, 384, 385, 386, 387, 388, 466, 263))
 BROWS = (52, 282)
-TEETH = np.array([236.0, 230.0, 218.0])  # a light, warm off-white before matching the portrait
+TEETH = np.array([238.0, 230.0, 212.0])  # a light, warm ivory before matching the portrait
+TEETH_ACROSS = 4.0  # upper teeth showing across the mouth opening
+MOUTH_SOFTNESS = 0.012  # blur of the drawn mouth interior, in mouth widths
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
 LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
 
@@ -125,13 +127,19 @@ class FacePainter:
         # tongue: lighter, low in the mouth, only when it is well open
         tongue = _smoothstep((t - 0.62) / 0.3) * (1 - side**2) * _smoothstep((opening - 0.25) / 0.25)
         colour += (self.lip * 0.72 - colour) * tongue[..., None]
-        # upper teeth hang from the upper lip, receding into shadow at the corners
+        # upper teeth hang from the upper lip, receding into shadow at the corners; each tooth's lower edge
+        # is rounded (the band's edge scalloped), the seams between them darker, the front ones the longest
         teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
-        teeth = _smoothstep((teeth_depth - t) / 0.06) * (1 - _smoothstep((side - 0.55) / 0.4))
-        gaps = 1 - 0.07 * np.maximum(np.cos(2 * np.pi * 4.5 * (u - 0.5)), 0) ** 8  # faint seams between teeth
-        light = gaps * (0.82 + 0.18 * (1 - side)) * (1 - 0.25 * _smoothstep((0.05 - t) / 0.05))  # lip shadow on top
+        phase = np.cos(2 * np.pi * TEETH_ACROSS * (u - 0.5))  # 1 in the middle of a tooth, -1 at a seam
+        edge = teeth_depth * (1 - 0.25 * side**2) - 0.04 * (1 - phase) * teeth_depth
+        teeth = _smoothstep((edge - t) / 0.08) * (1 - _smoothstep((side - 0.5) / 0.45))
+        seams = 1 - 0.16 * np.clip(-phase, 0, 1) ** 3
+        under_lip = 1 - 0.3 * _smoothstep((0.08 - t) / 0.08)  # the upper lip's shadow on their roots
+        light = seams * under_lip * (0.78 + 0.22 * (1 - side) ** 2)
         tooth = self.teeth * light[..., None]
         colour += (tooth - colour) * teeth[..., None]
+        # as sharp as the portrait's own lips: the drawn mouth is softened by a blur scaled to the mouth
+        colour = cv2.GaussianBlur(colour, (0, 0), max(MOUTH_SOFTNESS * width, 0.5))
         alpha = (mask * strength)[..., None]
         roi = image[y0:y1, x0:x1].astype(np.float32)
         image[y0:y1, x0:x1] = np.clip(roi + (colour - roi) * alpha, 0, 255).astype(np.uint8)
