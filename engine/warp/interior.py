@@ -21,6 +21,9 @@ TEETH_ACROSS = 4.0  # upper teeth showing across the mouth opening
 MOUTH_SOFTNESS = 0.012  # blur of the drawn mouth interior, in mouth widths
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
 LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
+# how far above the open upper lid (in its opening) a closing lid is painted: over the lashes and the crease,
+# which left in place above a closed lid drew the outline of an open eye (so dlib saw one)
+LID_REACH = 0.4
 
 
 def _smoothstep(x: np.ndarray | float) -> np.ndarray | float:
@@ -155,7 +158,7 @@ class FacePainter:
         strength = float(_smoothstep((drop / height - 0.15) / 0.35))
         if strength <= 0:
             return
-        top = top - 0.15 * opening  # reach over the lashes where the open lid was
+        top = top - LID_REACH * opening  # reach over the lashes and the crease above the open lid
         eye_w = float(np.linalg.norm(lid[0] - lid[-1]))
         box = _roi(np.concatenate([top, lid]), 0.12 * eye_w + 2, (image.shape[1], image.shape[0]))
         if box is None:
@@ -178,6 +181,19 @@ class FacePainter:
         near = cv2.GaussianBlur(near, (0, 0), max(0.15 * height, 0.7))
         near = near / max(float(near.max()), 1e-6)
         colour = self.lids[eye] * (1 - (1 - LID_SHADE) * near)[..., None]
+        # at its top the lid takes the colour of the skin just above it, column by column, so the painted
+        # lid has no upper edge (a flat patch with an edge reads as the outline of an open eye)
+        rows = np.arange(shape[0], dtype=np.float64)
+        xs = top[:, 0] - x0
+        order = np.argsort(xs)
+        y_top = np.interp(np.arange(shape[1]), xs[order], top[order, 1] - y0)  # [w] the top line per column
+        y_lid = np.interp(np.arange(shape[1]), xs[order], lid[order, 1] - y0)
+        above = np.clip(np.round(y_top - 0.1 * height).astype(int), 0, shape[0] - 1)
+        over = roi[above, np.arange(shape[1])]  # [w, 3] the skin just above the lid
+        over = cv2.GaussianBlur(over[None], (0, 0), max(0.06 * eye_w, 0.7))[0]
+        depth = (rows[:, None] - y_top[None]) / np.maximum(y_lid - y_top, 1.0)[None]  # 0 top … 1 lash line
+        blend = _smoothstep(depth / 0.6)[..., None].astype(np.float32)
+        colour = over[None] + (colour - over[None]) * blend
         out = roi + (colour - roi) * a
         la = (lash * 0.85 * strength)[..., None]
         out = out + (self.lashes[eye] - out) * la
