@@ -39,6 +39,7 @@ LID_SHARE_OPEN = (0.35, 0.15)
 # expression is scaled up accordingly, more when closing than when opening, so that blinks close.
 LID_GAIN_CLOSE = 1.8
 LID_GAIN_OPEN = 1.3
+LID_STILL = 0.08  # changes of the eye opening below this share of it pass unscaled (the tracking's jitter)
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,10 @@ class MotionTransfer:
             rest = (to_t.scale * (self.neutral[lower] - self.neutral[upper]) @ to_t.rotation.T)[:2]
             now = rest + expression[lower, :2] - expression[upper, :2]  # the driver's mid-lid gap, target axes
             opening = float(now @ rest / max(float(rest @ rest), 1e-9))  # 1 at neutral, 0 shut
-            wide = float(np.clip((opening - 0.95) / 0.1, 0.0, 1.0))
-            boost = LID_GAIN_CLOSE + (LID_GAIN_OPEN - LID_GAIN_CLOSE) * wide * wide * (3 - 2 * wide)
+            change = abs(opening - 1.0)
+            # the gain applies beyond LID_STILL only: the lids' jitter about the neutral is not amplified
+            lid_gain = LID_GAIN_CLOSE if opening < 1.0 else LID_GAIN_OPEN
+            boost = 1.0 if change <= LID_STILL else (LID_STILL + (change - LID_STILL) * lid_gain) / change
             expression[list(ring)] *= gain * boost
 
 
