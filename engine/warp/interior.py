@@ -160,7 +160,9 @@ class FacePainter:
             return
         top = top - LID_REACH * opening  # reach over the lashes and the crease above the open lid
         eye_w = float(np.linalg.norm(lid[0] - lid[-1]))
-        box = _roi(np.concatenate([top, lid]), 0.12 * eye_w + 2, (image.shape[1], image.shape[0]))
+        lower_lid = moved[[low for _, low in LID_PAIRS[7 * eye:7 * eye + 7]]]  # now
+        box = _roi(np.concatenate([top, lid, lower_lid + 0.3 * opening]), 0.12 * eye_w + 2,
+                   (image.shape[1], image.shape[0]))
         if box is None:
             return
         x0, y0, x1, y1 = box
@@ -192,8 +194,14 @@ class FacePainter:
         over = roi[above, np.arange(shape[1])]  # [w, 3] the skin just above the lid
         over = cv2.GaussianBlur(over[None], (0, 0), max(0.06 * eye_w, 0.7))[0]
         depth = (rows[:, None] - y_top[None]) / np.maximum(y_lid - y_top, 1.0)[None]  # 0 top … 1 lash line
-        blend = _smoothstep(depth / 0.6)[..., None].astype(np.float32)
-        colour = over[None] + (colour - over[None]) * blend
+        # towards the lash line, the skin just under the lower lid (the cheek's skin, never eyeshadow or white)
+        xl = lower_lid[:, 0] - x0
+        order = np.argsort(xl)
+        y_under = np.interp(np.arange(shape[1]), xl[order], lower_lid[order, 1] - y0) + 0.25 * height
+        below = np.clip(np.round(y_under).astype(int), 0, shape[0] - 1)
+        under = cv2.GaussianBlur(roi[below, np.arange(shape[1])][None], (0, 0), max(0.06 * eye_w, 0.7))[0]
+        skin_tone = over[None] + (under[None] - over[None]) * np.clip(depth, 0, 1)[..., None].astype(np.float32)
+        colour = skin_tone * (colour / np.maximum(self.lids[eye], 1.0))  # the lid's shading on the skin around it
         out = roi + (colour - roi) * a
         la = (lash * 0.85 * strength)[..., None]
         out = out + (self.lashes[eye] - out) * la
