@@ -62,8 +62,8 @@ class FacePainter:
         for k in range(2):
             eye_w = float(np.linalg.norm(p[EYE_CORNERS[k][0]] - p[EYE_CORNERS[k][1]]))
             mid = p[UPPER_LIDS[k][4]]
-            # lid skin: the skin between the lid and the brow, its middle-to-bright part (not the crease,
-            # lashes or eyeshadow, which read as an open eye when painted over a closed one, nor highlights)
+            # lid skin (the skin tone the teeth are matched to): the skin between the lid and the brow, its
+            # middle-to-bright part (not the crease, lashes or eyeshadow, nor highlights)
             lid = _disc_pixels(image, mid + 0.5 * (p[BROWS[k]] - mid), 0.14 * eye_w)
             if len(lid) >= 8:
                 lum = lid @ np.array([0.3, 0.59, 0.11])
@@ -176,13 +176,13 @@ class FacePainter:
         lash = cv2.GaussianBlur(lash, (0, 0), 0.7)
         roi = image[y0:y1, x0:x1].astype(np.float32)
         a = (skin * strength)[..., None]
-        # the closed lid is shaded towards its lash line: 1 at the open lid's place, LID_SHADE at the lashes
+        # the closed lid is the skin around it, shaded towards its lash line: 1 at the top, LID_SHADE at the lashes
         near = np.zeros(shape, np.float32)
         cv2.polylines(near, [np.round((lid - origin) * 16).astype(np.int32)], False, 1.0,
                       max(int(round(0.25 * height)), 1), cv2.LINE_AA, 4)
         near = cv2.GaussianBlur(near, (0, 0), max(0.15 * height, 0.7))
         near = near / max(float(near.max()), 1e-6)
-        colour = self.lids[eye] * (1 - (1 - LID_SHADE) * near)[..., None]
+        shade = (1 - (1 - LID_SHADE) * near)[..., None]
         # at its top the lid takes the colour of the skin just above it, column by column, so the painted
         # lid has no upper edge (a flat patch with an edge reads as the outline of an open eye)
         rows = np.arange(shape[0], dtype=np.float64)
@@ -201,7 +201,7 @@ class FacePainter:
         below = np.clip(np.round(y_under).astype(int), 0, shape[0] - 1)
         under = cv2.GaussianBlur(roi[below, np.arange(shape[1])][None], (0, 0), max(0.06 * eye_w, 0.7))[0]
         skin_tone = over[None] + (under[None] - over[None]) * np.clip(depth, 0, 1)[..., None].astype(np.float32)
-        colour = skin_tone * (colour / np.maximum(self.lids[eye], 1.0))  # the lid's shading on the skin around it
+        colour = skin_tone * shade
         out = roi + (colour - roi) * a
         la = (lash * 0.85 * strength)[..., None]
         out = out + (self.lashes[eye] - out) * la
