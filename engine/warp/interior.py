@@ -16,8 +16,14 @@ LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 # upper lid margin corner to corner, and the lower brow point above each eye (image left, then right)
 UPPER_LIDS = ((33, 246, 161, 160, 159, 158, 157, 173, 133), (362, 398, 384, 385, 386, 387, 388, 466, 263))
 BROWS = (52, 282)
-TEETH = np.array([236.0, 230.0, 218.0])  # a light, warm off-white before matching the portrait
+TEETH = np.array([238.0, 230.0, 212.0])  # a light, warm ivory before matching the portrait
+TEETH_ACROSS = 4.0  # upper teeth showing across the mouth opening
+MOUTH_SOFTNESS = 0.012  # blur of the drawn mouth interior, in mouth widths
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
+LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
+# how far above the open upper lid (in its opening) a closing lid is painted: over the lashes and the crease,
+# which left in place above a closed lid drew the outline of an open eye (so dlib saw one)
+LID_REACH = 0.4
 
 
 def _smoothstep(x: np.ndarray | float) -> np.ndarray | float:
@@ -56,7 +62,12 @@ class FacePainter:
         for k in range(2):
             eye_w = float(np.linalg.norm(p[EYE_CORNERS[k][0]] - p[EYE_CORNERS[k][1]]))
             mid = p[UPPER_LIDS[k][4]]
-            lid = _disc_pixels(image, mid + 0.4 * (p[BROWS[k]] - mid), 0.08 * eye_w)
+            # lid skin (the skin tone the teeth are matched to): the skin between the lid and the brow, its
+            # middle-to-bright part (not the crease, lashes or eyeshadow, nor highlights)
+            lid = _disc_pixels(image, mid + 0.5 * (p[BROWS[k]] - mid), 0.14 * eye_w)
+            if len(lid) >= 8:
+                lum = lid @ np.array([0.3, 0.59, 0.11])
+                lid = lid[(lum >= np.percentile(lum, 45)) & (lum <= np.percentile(lum, 75))]
             margin = np.concatenate([_disc_pixels(image, p[i], 0.06 * eye_w) for i in UPPER_LIDS[k][2:7]])
             lum = margin @ np.array([0.3, 0.59, 0.11])
             self.lids.append(np.median(lid, 0).astype(np.float32) if len(lid) else self.lip)
@@ -119,13 +130,19 @@ class FacePainter:
         # tongue: lighter, low in the mouth, only when it is well open
         tongue = _smoothstep((t - 0.62) / 0.3) * (1 - side**2) * _smoothstep((opening - 0.25) / 0.25)
         colour += (self.lip * 0.72 - colour) * tongue[..., None]
-        # upper teeth hang from the upper lip, receding into shadow at the corners
+        # upper teeth hang from the upper lip, receding into shadow at the corners; each tooth's lower edge
+        # is rounded (the band's edge scalloped), the seams between them darker, the front ones the longest
         teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
-        teeth = _smoothstep((teeth_depth - t) / 0.06) * (1 - _smoothstep((side - 0.55) / 0.4))
-        gaps = 1 - 0.07 * np.maximum(np.cos(2 * np.pi * 4.5 * (u - 0.5)), 0) ** 8  # faint seams between teeth
-        light = gaps * (0.82 + 0.18 * (1 - side)) * (1 - 0.25 * _smoothstep((0.05 - t) / 0.05))  # lip shadow on top
+        phase = np.cos(2 * np.pi * TEETH_ACROSS * (u - 0.5))  # 1 in the middle of a tooth, -1 at a seam
+        edge = teeth_depth * (1 - 0.25 * side**2) - 0.04 * (1 - phase) * teeth_depth
+        teeth = _smoothstep((edge - t) / 0.08) * (1 - _smoothstep((side - 0.5) / 0.45))
+        seams = 1 - 0.16 * np.clip(-phase, 0, 1) ** 3
+        under_lip = 1 - 0.3 * _smoothstep((0.08 - t) / 0.08)  # the upper lip's shadow on their roots
+        light = seams * under_lip * (0.78 + 0.22 * (1 - side) ** 2)
         tooth = self.teeth * light[..., None]
         colour += (tooth - colour) * teeth[..., None]
+        # as sharp as the portrait's own lips: the drawn mouth is softened by a blur scaled to the mouth
+        colour = cv2.GaussianBlur(colour, (0, 0), max(MOUTH_SOFTNESS * width, 0.5))
         alpha = (mask * strength)[..., None]
         roi = image[y0:y1, x0:x1].astype(np.float32)
         image[y0:y1, x0:x1] = np.clip(roi + (colour - roi) * alpha, 0, 255).astype(np.uint8)
@@ -141,9 +158,11 @@ class FacePainter:
         strength = float(_smoothstep((drop / height - 0.15) / 0.35))
         if strength <= 0:
             return
-        top = top - 0.15 * opening  # reach over the lashes where the open lid was
+        top = top - LID_REACH * opening  # reach over the lashes and the crease above the open lid
         eye_w = float(np.linalg.norm(lid[0] - lid[-1]))
-        box = _roi(np.concatenate([top, lid]), 0.12 * eye_w + 2, (image.shape[1], image.shape[0]))
+        lower_lid = moved[[low for _, low in LID_PAIRS[7 * eye:7 * eye + 7]]]  # now
+        box = _roi(np.concatenate([top, lid, lower_lid + 0.3 * opening]), 0.12 * eye_w + 2,
+                   (image.shape[1], image.shape[0]))
         if box is None:
             return
         x0, y0, x1, y1 = box
@@ -157,7 +176,33 @@ class FacePainter:
         lash = cv2.GaussianBlur(lash, (0, 0), 0.7)
         roi = image[y0:y1, x0:x1].astype(np.float32)
         a = (skin * strength)[..., None]
-        out = roi + (self.lids[eye] - roi) * a
+        # the closed lid is the skin around it, shaded towards its lash line: 1 at the top, LID_SHADE at the lashes
+        near = np.zeros(shape, np.float32)
+        cv2.polylines(near, [np.round((lid - origin) * 16).astype(np.int32)], False, 1.0,
+                      max(int(round(0.25 * height)), 1), cv2.LINE_AA, 4)
+        near = cv2.GaussianBlur(near, (0, 0), max(0.15 * height, 0.7))
+        near = near / max(float(near.max()), 1e-6)
+        shade = (1 - (1 - LID_SHADE) * near)[..., None]
+        # at its top the lid takes the colour of the skin just above it, column by column, so the painted
+        # lid has no upper edge (a flat patch with an edge reads as the outline of an open eye)
+        rows = np.arange(shape[0], dtype=np.float64)
+        xs = top[:, 0] - x0
+        order = np.argsort(xs)
+        y_top = np.interp(np.arange(shape[1]), xs[order], top[order, 1] - y0)  # [w] the top line per column
+        y_lid = np.interp(np.arange(shape[1]), xs[order], lid[order, 1] - y0)
+        above = np.clip(np.round(y_top - 0.1 * height).astype(int), 0, shape[0] - 1)
+        over = roi[above, np.arange(shape[1])]  # [w, 3] the skin just above the lid
+        over = cv2.GaussianBlur(over[None], (0, 0), max(0.06 * eye_w, 0.7))[0]
+        depth = (rows[:, None] - y_top[None]) / np.maximum(y_lid - y_top, 1.0)[None]  # 0 top … 1 lash line
+        # towards the lash line, the skin just under the lower lid (the cheek's skin, never eyeshadow or white)
+        xl = lower_lid[:, 0] - x0
+        order = np.argsort(xl)
+        y_under = np.interp(np.arange(shape[1]), xl[order], lower_lid[order, 1] - y0) + 0.25 * height
+        below = np.clip(np.round(y_under).astype(int), 0, shape[0] - 1)
+        under = cv2.GaussianBlur(roi[below, np.arange(shape[1])][None], (0, 0), max(0.06 * eye_w, 0.7))[0]
+        skin_tone = over[None] + (under[None] - over[None]) * np.clip(depth, 0, 1)[..., None].astype(np.float32)
+        colour = skin_tone * shade
+        out = roi + (colour - roi) * a
         la = (lash * 0.85 * strength)[..., None]
         out = out + (self.lashes[eye] - out) * la
         image[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)

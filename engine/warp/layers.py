@@ -1,8 +1,8 @@
 """Person and background as two layers: the background stays still, the warped person is laid over it.
 
 Prepared once per target: MediaPipe's selfie segmentation (in the wheel) gives the person's alpha,
-joined with the face oval of the mesh (a painted face the segmenter misses stays in) and hardened to
-a thin soft edge; the background plate B is the portrait with the person (grown by PLATE_GROW of the
+joined with the face oval of the mesh (a painted face the segmenter misses stays in), hardened to
+a thin soft edge and grown by a soft fringe band (the rim of hair it leaves out); the background plate B is the portrait with the person (grown by PLATE_GROW of the
 image) filled in from the background around it. On the soft edge the portrait I mixes both, so the
 person's own colour is un-mixed there (matting, see prepare_layers). Per frame the person's alpha
 goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
@@ -25,6 +25,7 @@ PLATE_RAMP = 0.3  # the plate turns from the portrait's own pixels into the fill
 PLATE_GROW = 0.03  # the hole filled in the plate: the person grown by this share of the image side
 INPAINT_SIDE = 128  # cv2.inpaint runs at this size (it is slow on large holes); the fill is blurry anyway
 EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft edge; fainter parts stay still)
+FRINGE = 0.012  # the person's alpha is grown by a soft band this share of the image side (with_fringe)
 
 
 @dataclass
@@ -55,7 +56,18 @@ def person_alpha(image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     # only what is connected to the face: stray specks of background the segmenter half-believes in stay still
     _, labels = cv2.connectedComponents((alpha > 0).astype(np.uint8), connectivity=8)
     keep = np.unique(labels[face > 0.5])
-    return alpha * np.isin(labels, keep[keep > 0])
+    return with_fringe(alpha * np.isin(labels, keep[keep > 0]))
+
+
+def with_fringe(alpha: np.ndarray, share: float = FRINGE) -> np.ndarray:
+    """`alpha` [h, w] with a soft band `share` of the image side wide added around the person (where it is
+    at least half there): the dark rim of hair and shoulders that the segmentation leaves out then moves
+    with the person instead of staying in the plate, where it was the old outline beside a turned head."""
+    r = max(int(round(share * max(alpha.shape))), 1)
+    core = (alpha >= 0.5).astype(np.uint8)
+    band = cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    band = cv2.GaussianBlur(band.astype(np.float32), (0, 0), r / 2)
+    return np.maximum(alpha, np.clip(2 * band - 1, 0.0, 1.0))
 
 
 def grown(mask: np.ndarray, grow: float = PLATE_GROW) -> np.ndarray:

@@ -20,6 +20,8 @@ UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14  # centre of the inner lip contour
 LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
 LID_PAIRS = ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154), (173, 155),
              (466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382))
+BROW_POINTS = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55,  # image-left brow: upper edge, lower edge
+               300, 293, 334, 296, 336, 276, 283, 282, 295, 285)  # image-right brow
 MOUTH_CORNERS = (61, 291)  # outer mouth corners
 EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) mid-lid points of each eye
 EYE_CORNERS = ((33, 133), (362, 263))  # (outer, inner) of the left eye; (inner, outer) of the right eye

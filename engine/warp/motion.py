@@ -34,6 +34,12 @@ from engine.warp.retarget import Retargeting
 # eye offset: share of a lid pair's rest gap that the upper / the lower lid moves (closing, opening)
 LID_SHARE_CLOSE = (0.8, 0.2)
 LID_SHARE_OPEN = (0.35, 0.15)
+# MediaPipe's lids travel only part of the way: on the fixture clip a shut driver eye (judged by dlib)
+# still reads about half its neutral gap, and a wide-open one a little less than it is. The lid
+# expression is scaled up accordingly, more when closing than when opening, so that blinks close.
+LID_GAIN_CLOSE = 1.8
+LID_GAIN_OPEN = 1.3
+LID_STILL = 0.08  # changes of the eye opening below this share of it pass unscaled (the tracking's jitter)
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,19 @@ class MotionTransfer:
         return Motion(animated, posed, gaze)
 
     def _scale_lids(self, expression: np.ndarray) -> None:
-        for ring, gain in zip((EYE_LEFT_RING, EYE_RIGHT_RING), self._eye_gain):
-            expression[list(ring)] *= gain
+        """Lid motion in the target's eye size, and with MediaPipe's shortfall made up (LID_GAIN_*)."""
+        assert self.neutral is not None and self._to_target is not None
+        to_t = self._to_target
+        for ring, lids, gain in zip((EYE_LEFT_RING, EYE_RIGHT_RING), EYE_LIDS, self._eye_gain):
+            upper, lower = lids
+            rest = (to_t.scale * (self.neutral[lower] - self.neutral[upper]) @ to_t.rotation.T)[:2]
+            now = rest + expression[lower, :2] - expression[upper, :2]  # the driver's mid-lid gap, target axes
+            opening = float(now @ rest / max(float(rest @ rest), 1e-9))  # 1 at neutral, 0 shut
+            change = abs(opening - 1.0)
+            # the gain applies beyond LID_STILL only: the lids' jitter about the neutral is not amplified
+            lid_gain = LID_GAIN_CLOSE if opening < 1.0 else LID_GAIN_OPEN
+            boost = 1.0 if change <= LID_STILL else (LID_STILL + (change - LID_STILL) * lid_gain) / change
+            expression[list(ring)] *= gain * boost
 
 
 PAIRS = np.array(LIP_PAIRS + LID_PAIRS)  # [K, 2] (upper, lower)

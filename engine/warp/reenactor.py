@@ -22,8 +22,8 @@ from engine.face.framing import Framing, frame_target
 from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
 from engine.warp.layers import Layers, prepare_layers
-from engine.warp.mesh import EYE_OUTER_CORNERS, FACE_OVAL, N_MESH, RIGID, ControlPoints, build_control_points, \
-    edges_of, open_contours
+from engine.warp.mesh import BROW_POINTS, EYE_LEFT_RING, EYE_OUTER_CORNERS, EYE_RIGHT_RING, FACE_OVAL, N_MESH, RIGID, \
+    ControlPoints, build_control_points, edges_of, open_contours
 from engine.warp.motion import Motion, MotionTransfer, fit_similarity
 from engine.warp.retarget import Retargeting
 from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
@@ -35,6 +35,8 @@ FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per 
 # detection sits a few percent of a face width away from where its tracking then settles.
 NEUTRAL_FRAMES = 4
 RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
+FEATURE_SMOOTHING = 0.3  # the lids' and brows' share of the landmark smoothing strength (LandmarkSmoother)
+FEATURES = np.array(EYE_LEFT_RING + EYE_RIGHT_RING + BROW_POINTS)
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,23 @@ class PreparedTarget:
 
 class LandmarkSmoother:
     """One-Euro filter on driver meshes, in units of the face's eye-corner distance (so any camera size
-    smooths alike), on a frame clock of FRAME_RATE."""
+    smooths alike), on a frame clock of FRAME_RATE.
+
+    Lids and brows get FEATURE_SMOOTHING of the strength: a blink lasts 2–4 frames and moves a lid by only
+    ~0.1 eye distance, too slow for the filter's speed term, so at the full strength it arrived half closed;
+    brows lost a tenth of their correlation with the driver (benchmarks/quality_bench)."""
 
     def __init__(self, strength: float) -> None:
         self._filter = OneEuroFilter(OneEuroConfig.from_strength(strength)) if strength > 0 else None
+        self._lid_filter = OneEuroFilter(OneEuroConfig.from_strength(strength * FEATURE_SMOOTHING)) \
+            if strength > 0 else None
         self._unit = 1.0
         self._frames = 0
 
     def reset(self) -> None:
-        if self._filter is not None:
+        if self._filter is not None and self._lid_filter is not None:
             self._filter.reset()
+            self._lid_filter.reset()
         self._frames = 0
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
@@ -110,7 +119,10 @@ class LandmarkSmoother:
             self._unit = max(float(np.linalg.norm(points[a, :2] - points[b, :2])), 1.0)
         t = self._frames / FRAME_RATE
         self._frames += 1
-        return self._filter(points / self._unit, t) * self._unit
+        out = self._filter(points / self._unit, t)
+        assert self._lid_filter is not None
+        out[FEATURES] = self._lid_filter(points[FEATURES] / self._unit, t)
+        return out * self._unit
 
 
 class WarpReenactor:
