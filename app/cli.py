@@ -24,6 +24,7 @@ COMMANDS = (
     "render",
     "bench",
     "train",
+    "serve",
 )
 
 log = logging.getLogger("mimic")

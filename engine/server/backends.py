@@ -1,0 +1,115 @@
+"""What the server runs: the landmark warp (one reenactor per session) or the paper's model (one loaded
+model shared by every session, frames of several sessions batched through it)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from engine.errors import MimicError
+from engine.reenactor import DriveResult, ProgressFn, Reenactor, apply_option
+from engine.server.scheduler import Job
+
+log = logging.getLogger(__name__)
+
+# protocol option name → the reenactors' own option names (engine.reenactor.Configurable)
+PAPER_OPTIONS = {"expression": "paper_expression", "smoothing": "paper_smoothing", "paste_back": "paper_paste_back",
+                 "motion": "paper_motion"}
+
+
+class ServerBackend(Protocol):
+    batched: bool
+
+    def describe(self) -> str:
+        ...
+
+    def new_reenactor(self) -> Reenactor:
+        """A reenactor of a new session (no target yet); shares the loaded model where there is one."""
+        ...
+
+    def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
+        """Apply one protocol option (engine.server.protocol.OPTIONS); whether this reenactor takes it."""
+        ...
+
+    def run(self, jobs: list[Job]) -> list[DriveResult | MimicError]:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def drive_each(jobs: list[Job]) -> list[DriveResult | MimicError]:
+    """One drive() per job, a failure confined to its own session."""
+    results: list[DriveResult | MimicError] = []
+    for job in jobs:
+        try:
+            results.append(job.reenactor.drive(job.frame))
+        except MimicError as exc:
+            results.append(exc)
+        except Exception as exc:  # a bug in one session's frame must not fail the others
+            log.exception("drive failed")
+            results.append(MimicError(f"reenactor failed: {exc}"))
+    return results
+
+
+@dataclass
+class WarpBackend:
+    """The landmark warp: per session its own reenactor (its own MediaPipe graph and smoothing)."""
+
+    output_size: int = 512
+    batched: bool = False
+
+    def describe(self) -> str:
+        from engine.warp import WarpReenactor
+
+        return f"{WarpReenactor.name} · CPU · OpenCV"
+
+    def new_reenactor(self) -> Reenactor:
+        from engine.warp import WarpConfig, WarpReenactor
+
+        return WarpReenactor(WarpConfig(output_size=self.output_size))
+
+    def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
+        return apply_option(reenactor, name, value)
+
+    def run(self, jobs: list[Job]) -> list[DriveResult | MimicError]:
+        return drive_each(jobs)
+
+    def close(self) -> None:
+        return None
+
+
+class PaperBackend:
+    """The paper's model, loaded once; each session's reenactor is a fork sharing its networks.
+
+    batched: several sessions' frames go through E_m → folded map → G together (engine.stylegan.batch);
+    otherwise one at a time (the baseline of benchmarks/server_bench.py)."""
+
+    def __init__(self, pack: Path, runtime: str = "auto", device: str = "auto", precision: str = "auto",
+                 batched: bool = True, progress: ProgressFn | None = None, options=None) -> None:
+        from engine.stylegan import StyleGANReenactor
+
+        kwargs = {} if options is None else {"options": options}
+        self.shared = StyleGANReenactor.from_pack(Path(pack), runtime=runtime, device=device,
+                                                  precision=precision, progress=progress, **kwargs)
+        self.batched = batched
+
+    def describe(self) -> str:
+        return self.shared.describe()
+
+    def new_reenactor(self) -> Reenactor:
+        return self.shared.fork()
+
+    def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
+        return name in PAPER_OPTIONS and apply_option(reenactor, PAPER_OPTIONS[name], value)
+
+    def run(self, jobs: list[Job]) -> list[DriveResult | MimicError]:
+        if not self.batched or len(jobs) == 1:
+            return drive_each(jobs)
+        from engine.stylegan.batch import drive_batch
+
+        return drive_batch([job.reenactor for job in jobs], [job.frame for job in jobs])
+
+    def close(self) -> None:
+        self.shared.close()
