@@ -106,3 +106,44 @@ class Collector:
             raise AssertionError(f"gave up waiting for {what} after {timeout:g} s: {len(self.outputs)} outputs, "
                                  f"messages {[m.get('type') for m in self.messages[-5:]]}, "
                                  f"errors {[m.get('message') for m in self.of('error')[-3:]]}") from None
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    """A raw YUV4MPEG2 (4:2:0) clip: Chromium's fake camera plays it in a loop."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+class ServeProcess:
+    """`python -m app serve …` as a subprocess, until the line that says where it listens."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        self.process = subprocess.Popen([sys.executable, "-m", "app", "serve", *args], cwd=root,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.process.poll() is None:
+            line = self.process.stdout.readline()
+            self.lines.append(line)
+            if line.startswith(("listening on", "open ")):
+                return
+        raise AssertionError("serve did not start: " + "".join(self.lines)[-2000:])
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM) and return everything it printed."""
+        self.process.terminate()
+        rest, _ = self.process.communicate(timeout=30)
+        return "".join(self.lines) + rest

@@ -20,6 +20,7 @@ PAPER_OPTIONS = {"expression": "paper_expression", "smoothing": "paper_smoothing
 
 class ServerBackend(Protocol):
     batched: bool
+    options: tuple[str, ...]  # the protocol options its reenactors take (the page shows only these)
 
     def describe(self) -> str:
         ...
@@ -59,6 +60,7 @@ class WarpBackend:
 
     output_size: int = 512
     batched: bool = False
+    options: tuple[str, ...] = ("expression", "smoothing", "head", "eyes", "mouth", "eye_contact")
 
     def describe(self) -> str:
         from engine.warp import WarpReenactor
@@ -94,6 +96,7 @@ class PaperBackend:
         self.shared = StyleGANReenactor.from_pack(Path(pack), runtime=runtime, device=device,
                                                   precision=precision, progress=progress, **kwargs)
         self.batched = batched
+        self.options = tuple(PAPER_OPTIONS)
 
     def describe(self) -> str:
         return self.shared.describe()

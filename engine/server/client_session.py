@@ -64,7 +64,7 @@ class ClientSession:
         self.channel = channel
         channel.on("message", self._message)
         self.send(protocol.reply("hello", session=self.id, reenactor=self.backend.describe(),
-                                 options=list(protocol.OPTIONS)))
+                                 options=list(self.backend.options)))
 
     def _arrived(self, frame) -> None:
         now = time.monotonic()
@@ -173,7 +173,6 @@ class ClientSession:
         if self.closed:
             return
         self.closed = True
-        self.scheduler.remove(self)
         self.output.stop()
         for task in self._tasks:
             task.cancel()
@@ -181,6 +180,7 @@ class ClientSession:
             await self.pc.close()
         except Exception:
             log.debug("closing the peer connection failed", exc_info=True)
+        await self.loop.run_in_executor(None, self.scheduler.remove, self)  # no drive() of it runs after this
         await self.loop.run_in_executor(None, self.reenactor.close)
         self.on_closed(self)
 

@@ -113,6 +113,7 @@ class Scheduler:
         self._stop = False
         self._next = 0  # where the next round starts (round robin)
         self._thread: threading.Thread | None = None
+        self._running = threading.Lock()  # held while a round runs
         self.rounds = 0
         self.batch_sizes: dict[int, int] = {}  # batch size → rounds run with it
 
@@ -132,9 +133,13 @@ class Scheduler:
             self._clients.append(client)
 
     def remove(self, client: Client) -> None:
+        """Stop serving `client`; returns once no round drives its reenactor any more (blocks: call it
+        off the event loop), so the reenactor may then be closed."""
         with self._cond:
             if client in self._clients:
                 self._clients.remove(client)
+        with self._running:
+            return
 
     def notify(self) -> None:
         """A frame arrived (any thread)."""
@@ -164,7 +169,11 @@ class Scheduler:
                             ready = self._ready()
                 chosen = ready[: self.batch.max_batch]
                 self._next = (self._clients.index(chosen[-1]) + 1) % len(self._clients)
-            self._run(chosen)
+                self._running.acquire()  # before the list lock is released: remove() waits for this round
+            try:
+                self._run(chosen)
+            finally:
+                self._running.release()
 
     def _run(self, clients: list[Client]) -> None:
         jobs = []
