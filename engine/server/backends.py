@@ -95,7 +95,10 @@ class PaperBackend:
         kwargs = {} if options is None else {"options": options}
         self.shared = StyleGANReenactor.from_pack(Path(pack), runtime=runtime, device=device,
                                                   precision=precision, progress=progress, **kwargs)
-        self.batched = batched
+        self.batched = batched and self.shared.batches
+        if batched and not self.batched:
+            log.warning("batching needs the eager runtime (%s builds one-frame graphs): serving one frame at "
+                        "a time", self.shared.runtime.name)
         self.options = tuple(PAPER_OPTIONS)
 
     def describe(self) -> str:

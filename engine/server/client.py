@@ -48,6 +48,7 @@ class FrameTrack(MediaStreamTrack):
         self.frames = frames
         self.fps = fps
         self.sent: dict[int, float] = {}
+        self.paused = False  # True: no frame leaves (a stalled client)
         self._n = 0
         self._t0: float | None = None
 
@@ -56,6 +57,9 @@ class FrameTrack(MediaStreamTrack):
             self._t0 = time.monotonic()
         due = self._t0 + self._n / self.fps
         await asyncio.sleep(max(0.0, due - time.monotonic()))
+        while self.paused:
+            await asyncio.sleep(0.05)
+            self._t0 = time.monotonic() - self._n / self.fps  # resume at the camera's rate, not in a burst
         try:
             image = next(self.frames)
         except StopIteration:

@@ -46,6 +46,7 @@ class ClientSession:
         self._tasks: list[asyncio.Task] = []
         self._arrivals: collections.deque[float] = collections.deque()
         self.last_activity = time.monotonic()
+        self.last_arrival = 0.0  # the newest camera frame (monotonic s)
         self.created = time.monotonic()
         self.frames_in = 0
         self.refused_frames = 0  # over the frame size or rate limits
@@ -80,6 +81,7 @@ class ClientSession:
             self._refuse(f"more than {self.limits.max_frame_rate:g} frames/s: the extra frames are dropped")
             return
         self._arrivals.append(now)
+        self.last_arrival = now
         self.slot.put(Arrival(frame, frame.pts, now))
         self.scheduler.notify()
 

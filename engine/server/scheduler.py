@@ -24,6 +24,7 @@ from engine.server.config import BatchSettings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STREAMING_WINDOW_S = 0.1  # a session whose last frame is older than this is not waited for (stalled)
 
 
 class Slot(Generic[T]):
@@ -75,6 +76,7 @@ class Client(Protocol):
     """What the scheduler needs of a session."""
 
     slot: Slot[Arrival]
+    last_arrival: float  # monotonic s of its newest frame (0: none yet)
 
     def ready_reenactor(self) -> Reenactor | None:
         """Its reenactor once its target is set (None: not yet; its frames wait in the slot)."""
@@ -161,7 +163,9 @@ class Scheduler:
                 if not ready:
                     continue
                 if self.backend.batched and len(ready) < self.batch.max_batch:
-                    waiting = sum(1 for c in self._clients if c.ready_reenactor() is not None)
+                    now = time.monotonic()
+                    waiting = sum(1 for c in self._clients if c.ready_reenactor() is not None
+                                  and now - c.last_arrival < STREAMING_WINDOW_S)
                     if len(ready) < waiting:  # others may be a frame away: give them a few ms
                         deadline = time.monotonic() + self.batch.wait_ms / 1000.0
                         while len(ready) < waiting and (left := deadline - time.monotonic()) > 0:
