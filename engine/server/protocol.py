@@ -10,7 +10,10 @@ Server → client:
     {"type": "hello", "session": ID, "reenactor": LINE, "options": [...]}
     {"type": "ok", "of": TYPE}  |  {"type": "error", "message": ONE_LINE}  |  {"type": "pong", "t": T}
     {"type": "stats", "in_pts": P, "out_pts": Q, "stages_ms": {...}, "queue_ms": Q, "server_ms": S,
-     "dropped": N, "processed": N, "face": bool}            one per output frame
+     "out_wait_ms": W, "dropped": N, "processed": N, "face": bool}      one per output frame:
+        in_pts: the camera frame it came from (the client's pts); out_pts: this output's pts;
+        queue_ms: arrival → taken by the model; server_ms: arrival → output ready; out_wait_ms: ready →
+        taken by the encoder; dropped: camera frames skipped so far (a newer one came first, or limits)
 A malformed message gets an error reply; it never ends the session.
 """
 from __future__ import annotations

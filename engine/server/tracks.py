@@ -30,7 +30,7 @@ class OutputTrack(MediaStreamTrack):
 
     def __init__(self, on_sent: Callable[[dict[str, Any], int], None] | None = None) -> None:
         super().__init__()
-        self._item: tuple[np.ndarray, dict[str, Any]] | None = None
+        self._item: tuple[np.ndarray, dict[str, Any], float] | None = None
         self._event = asyncio.Event()
         self._t0: float | None = None
         self._last_pts = -1
@@ -41,7 +41,7 @@ class OutputTrack(MediaStreamTrack):
     def push(self, image: np.ndarray, stats: dict[str, Any]) -> None:
         if self._item is not None:
             self.dropped += 1
-        self._item = (image, stats)
+        self._item = (image, stats, time.monotonic())
         self._event.set()
 
     async def recv(self) -> av.VideoFrame:
@@ -55,8 +55,9 @@ class OutputTrack(MediaStreamTrack):
                 continue
         if self.readyState != "live":
             raise MediaStreamError
-        (image, stats), self._item = self._item, None
+        (image, stats, pushed), self._item = self._item, None
         now = time.monotonic()
+        stats = {**stats, "out_wait_ms": round((now - pushed) * 1000, 2)}  # ready → taken by the encoder
         if self._t0 is None:
             self._t0 = now
         pts = max(round((now - self._t0) * VIDEO_CLOCK), self._last_pts + 1)
