@@ -147,3 +147,51 @@ class ServeProcess:
         self.process.terminate()
         rest, _ = self.process.communicate(timeout=30)
         return "".join(self.lines) + rest
+
+
+class ServerThread:
+    """A MimicServer on its own event loop thread (for clients that block, like RemoteReenactor)."""
+
+    def __init__(self, portrait: Path | None, port: int = 0, **limits: Any) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = port
+        self._portrait, self._limits = portrait, limits
+        self.server = None
+        self.start()
+
+    def start(self) -> None:
+        from engine.media.video_io import read_image
+        from engine.reenactor import TargetSpec
+        from engine.server.backends import WarpBackend
+        from engine.server.config import Limits, ServerConfig
+        from engine.server.signalling import MimicServer
+
+        portrait = self._portrait
+        target = TargetSpec.from_image(read_image(portrait), portrait) if portrait is not None else None
+        config = ServerConfig(port=self.port, limits=replace(Limits(), **self._limits))
+
+        async def start():
+            server = MimicServer(config, TOKEN, WarpBackend(output_size=256), target)
+            await server.start()
+            return server
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(60)
+        self.port = self.server.port
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(60)
+            self.server = None
+
+    def close(self) -> None:
+        self.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

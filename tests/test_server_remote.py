@@ -1,0 +1,68 @@
+"""The desktop app's side: RemoteReenactor (a live server behind the Reenactor interface) and
+`python -m app --remote URL`."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiortc", reason="the remote mode needs aiortc (requirements.txt)")
+
+from tests.server_support import TOKEN, ServerThread, clip_frames, need_network  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def drive_until(reenactor, frames, outputs: int, limit_s: float = 120.0):
+    """Drive at the camera's pace until `outputs` results came back (MimicErrors counted, not raised)."""
+    from engine.errors import MimicError
+
+    results, errors, k = [], [], 0
+    deadline = time.monotonic() + limit_s
+    while len(results) < outputs and time.monotonic() < deadline:
+        try:
+            results.append(reenactor.drive(frames[k % len(frames)]))
+        except MimicError as exc:
+            errors.append(str(exc))
+            time.sleep(0.2)
+        k += 1
+        time.sleep(1 / 30)
+    assert len(results) >= outputs, f"{len(results)} outputs; errors {errors[-3:]}"
+    return results, errors
+
+
+def test_remote_reenactor_animates_reconnects_and_reports_a_wrong_token(clip: Path, portrait: Path) -> None:
+    need_network()
+    from engine.errors import MimicError
+    from engine.reenactor import Reenactor, TargetSpec, apply_option
+    from engine.server.remote_reenactor import RemoteReenactor
+    from engine.media.video_io import read_image
+
+    frames = clip_frames(clip)
+    server = ServerThread(None)
+    try:
+        with pytest.raises(MimicError, match="wrong token"):
+            RemoteReenactor(server.url, "wrong-token-0123456789")
+        remote = RemoteReenactor(server.url, TOKEN)
+        try:
+            assert isinstance(remote, Reenactor)
+            assert remote.describe().startswith("remote · Landmark warp")
+            remote.set_target(TargetSpec.from_image(read_image(portrait), portrait))
+            assert apply_option(remote, "expression", 0.8) and not apply_option(remote, "no such option", 1)
+            results, _ = drive_until(remote, frames, 15)
+            assert results[-1].image.shape == (256, 256, 3) and any(r.face_found for r in results)
+            assert remote.latency_ms is not None and "round_trip" in results[-1].timings_ms
+            server.stop()  # the server goes away …
+            with pytest.raises(MimicError, match="lost the connection|no output"):
+                for frame in frames[:200]:
+                    remote.drive(frame)
+            server.start()  # … and comes back on the same port: the remote reconnects, target included
+            results, errors = drive_until(remote, frames, 10)
+            assert results[-1].image.shape == (256, 256, 3)
+            assert all("\n" not in e for e in errors)
+        finally:
+            remote.close()
+    finally:
+        server.close()
