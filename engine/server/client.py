@@ -106,6 +106,7 @@ class RemoteClient:
         self.session_id: str | None = None
         self.hello: dict[str, Any] | None = None
         self._opened = asyncio.Event()
+        self._greeted = asyncio.Event()  # the server's hello arrived
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -113,7 +114,8 @@ class RemoteClient:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def connect(self, track: MediaStreamTrack) -> None:
-        """Offer `track`, receive the portrait; returns once the data channel is open."""
+        """Offer `track`, receive the portrait; returns once the data channel is open and the server's hello
+        (its reenactor line and options) is in `hello`."""
         pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel = pc.createDataChannel("control")
         self.channel.on("open", self._opened.set)
@@ -127,6 +129,7 @@ class RemoteClient:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         try:
             await asyncio.wait_for(self._opened.wait(), self.timeout_s)
+            await asyncio.wait_for(self._greeted.wait(), self.timeout_s)
         except asyncio.TimeoutError:
             await self.close()
             raise MimicError(f"no connection to {self.url} within {self.timeout_s:g} s (blocked UDP?)") from None
@@ -165,6 +168,7 @@ class RemoteClient:
             return
         if message.get("type") == "hello":
             self.hello = message
+            self._greeted.set()
         if self.on_message is not None:
             self.on_message(message)
 

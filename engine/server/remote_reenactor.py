@@ -4,8 +4,10 @@ snapshots and virtual camera run on the remote output exactly as on a local one.
     drive(frame) ──▶ PushTrack (newest frame only) ──WebRTC──▶ server ──WebRTC──▶ newest output ──▶ drive returns it
 
 drive() is pipelined: it hands the frame over and returns the newest output that came back since the
-previous call (waiting for one when none has yet), so the app gets the server's frame rate with one
-network round trip of latency. The network runs on an event loop of its own thread. A lost connection
+previous call, waiting at most PACE_S for one; when none came it raises NotReady, which the live loop
+skips silently (each WebRTC receiver releases a frame only once the next one arrives, so waiting for
+the output of this very frame would stall). The app gets the server's frame rate with one network
+round trip of latency. The network runs on an event loop of its own thread. A lost connection
 is one MimicError line per drive() (the live loop reports it once and keeps going) while it reconnects
 in the background; a wrong token says so.
 """
@@ -23,19 +25,21 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack
 
-from engine.errors import MimicError
+from engine.errors import MimicError, NotReady
 from engine.reenactor import DriveResult, ProgressFn, TargetSpec
 from engine.server.client import Output, RefusedError, RemoteClient
 from engine.server.tracks import TIME_BASE, VIDEO_CLOCK
 
 log = logging.getLogger(__name__)
 
+PACE_S = 0.05  # drive() waits at most this long for a new output (about one camera interval and a half)
 OUTPUT_WAIT_S = 2.0  # drive() waits at most this long for a new output before it reports a stall
+FIRST_OUTPUT_WAIT_S = 30.0  # … and this long for the very first (the server may be preparing the target)
 RECONNECT_S = 3.0  # between reconnection attempts
-# the app's option names (engine.session / the panels) → the protocol's (engine.server.protocol.OPTIONS)
-APP_OPTIONS = {"paper_paste_back": "paste_back", "paper_motion": "motion", "paper_smoothing": "smoothing",
-               "paper_expression": "expression", "expression": "expression", "head": "head", "eyes": "eyes",
-               "mouth": "mouth", "eye_contact": "eye_contact", "smoothing": "smoothing"}
+# the app's option names (the panels of each reenactor) → the protocol's (engine.server.protocol.OPTIONS)
+PAPER_APP_OPTIONS = {"paper_paste_back": "paste_back", "paper_motion": "motion", "paper_smoothing": "smoothing",
+                     "paper_expression": "expression"}
+WARP_APP_OPTIONS = {name: name for name in ("expression", "head", "eyes", "mouth", "eye_contact", "smoothing")}
 
 
 class PushTrack(MediaStreamTrack):
@@ -84,7 +88,7 @@ class PushTrack(MediaStreamTrack):
 class RemoteReenactor:
     """The reenactor of a Mimic server (python -m app serve) at `url`, authorised by `token`."""
 
-    name = "remote"
+    name = "remote"  # then the server's reenactor name, so the app shows that reenactor's controls
 
     def __init__(self, url: str, token: str, timeout_s: float = 20.0, cafile: Path | None = None) -> None:
         self.url = url
@@ -105,9 +109,12 @@ class RemoteReenactor:
         self._client: RemoteClient | None = None
         self._track: PushTrack | None = None
         self._options: dict[str, Any] = {}
+        self._takes: set[str] = set()
         self._target: TargetSpec | None = None
         self._closed = False
         self._reconnecting = False
+        self._connected_at = time.monotonic()
+        self._last_fresh: float | None = None  # when drive() last returned a new output
         self._call(self._connect())
 
     # ------------------------------------------------------------------ the network (its own loop)
@@ -132,9 +139,13 @@ class RemoteReenactor:
                 raise MimicError(f"the server at {self.url} refused the token (wrong token)") from None
             raise
         self._client, self._track = client, track
+        self._connected_at, self._last_fresh = time.monotonic(), None
         self.server_line = (client.hello or {}).get("reenactor", "?")
+        self.name = self.server_line.split(" · ")[0]
+        self._takes = set((client.hello or {}).get("options", []))  # the options the server's reenactor takes
         for name, value in self._options.items():
-            client.send({"type": "set", "name": name, "value": value})
+            if name in self._takes:
+                client.send({"type": "set", "name": name, "value": value})
 
     def _received(self, output: Output) -> None:
         with self._cond:
@@ -228,8 +239,9 @@ class RemoteReenactor:
             raise MimicError(str(exc).split(": ", 1)[-1]) from None
 
     def set_option(self, name: str, value: Any) -> bool:
-        protocol_name = APP_OPTIONS.get(name)
-        if protocol_name is None:
+        names = PAPER_APP_OPTIONS if "paste_back" in self._takes else WARP_APP_OPTIONS  # the server's model's panel
+        protocol_name = names.get(name)
+        if protocol_name is None or protocol_name not in self._takes:
             return False
         self._options[protocol_name] = value
         client = self._client
@@ -249,31 +261,43 @@ class RemoteReenactor:
         t = time.perf_counter()
         h, w = frame.shape[:2]
         self._track.push(np.ascontiguousarray(frame[: h - h % 2, : w - w % 2]))  # 4:2:0 needs even sides
+        pushed = time.monotonic()
         with self._cond:
-            fresh = self._cond.wait_for(lambda: self._output is not None and self._output.pts != self._returned_pts,
-                                        OUTPUT_WAIT_S)
+            fresh = self._cond.wait_for(lambda: self._closed or (self._output is not None
+                                                                 and self._output.pts != self._returned_pts), PACE_S)
             output = self._output
+        if self._closed:
+            raise MimicError("the remote session is closed")
         if not fresh or output is None:
+            last = self._last_fresh or self._connected_at
+            limit = OUTPUT_WAIT_S if self._last_fresh else FIRST_OUTPUT_WAIT_S
+            if time.monotonic() - last <= limit:
+                raise NotReady("waiting for the server's next output")
             if self._last_error:
                 raise MimicError(f"server: {self._last_error}")
-            raise MimicError(f"no output from {self.url} for {OUTPUT_WAIT_S:g} s")
+            raise MimicError(f"no output from {self.url} for {limit:g} s")
+        self._last_fresh = time.monotonic()
         self._returned_pts = output.pts
         stats = next((self._stats[p] for p in (output.pts, output.pts - 1, output.pts + 1) if p in self._stats), None)
         timings = {"remote": (time.perf_counter() - t) * 1000}
+        lag_ms = 0.0
         if stats is not None:
             sent = self._track.sent_at(stats.get("in_pts"))
             if sent is not None:
                 self.latency_ms = (output.received - sent) * 1000
                 timings["round_trip"] = self.latency_ms
+                lag_ms = max(0.0, (pushed - sent) * 1000)
             timings["server"] = float(stats.get("server_ms", 0.0))
             self._face = bool(stats.get("face", True))
         self._last_error = None
-        return DriveResult(image=output.image, face_found=self._face, timings_ms=timings)
+        return DriveResult(image=output.image, face_found=self._face, timings_ms=timings, lag_ms=lag_ms)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        with self._cond:
+            self._cond.notify_all()  # a drive() waiting for an output returns now
         client = self._client
         if client is not None:
             try:
