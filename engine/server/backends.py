@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engine.errors import MimicError
-from engine.reenactor import DriveResult, ProgressFn, Reenactor, apply_option
+from engine.reenactor import DriveResult, ProgressFn, Reenactor, TargetSpec, apply_option
 from engine.server.scheduler import Job
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,13 @@ class ServerBackend(Protocol):
         ...
 
     def new_reenactor(self) -> Reenactor:
-        """A reenactor of a new session (no target yet); shares the loaded model where there is one."""
+        """A reenactor of a new session; shares the loaded model where there is one. It comes with the
+        default target when `prepare_default` returned True, else with none yet."""
+        ...
+
+    def prepare_default(self, target: TargetSpec) -> bool:
+        """Prepare the target every new session starts with, once (blocking); whether new reenactors
+        come with it ready (else each session sets it itself)."""
         ...
 
     def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
@@ -72,6 +78,9 @@ class WarpBackend:
 
         return WarpReenactor(WarpConfig(output_size=self.output_size))
 
+    def prepare_default(self, target: TargetSpec) -> bool:
+        return False  # a prepared warp target holds per-session motion state: each session prepares its own
+
     def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
         return apply_option(reenactor, name, value)
 
@@ -95,6 +104,7 @@ class PaperBackend:
         kwargs = {} if options is None else {"options": options}
         self.shared = StyleGANReenactor.from_pack(Path(pack), runtime=runtime, device=device,
                                                   precision=precision, progress=progress, **kwargs)
+        self.template = None  # a fork holding the default target (prepare_default)
         self.batched = batched and self.shared.batches
         if batched and not self.batched:
             log.warning("batching needs the eager runtime (%s builds one-frame graphs): serving one frame at "
@@ -105,7 +115,14 @@ class PaperBackend:
         return self.shared.describe()
 
     def new_reenactor(self) -> Reenactor:
-        return self.shared.fork()
+        template = self.template
+        return template.fork(same_target=True) if template is not None else self.shared.fork()
+
+    def prepare_default(self, target: TargetSpec) -> bool:
+        template = self.shared.fork()
+        template.set_target(target)  # the inversion, once for every session
+        self.template = template
+        return True
 
     def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
         return name in PAPER_OPTIONS and apply_option(reenactor, PAPER_OPTIONS[name], value)

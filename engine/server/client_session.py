@@ -136,6 +136,10 @@ class ClientSession:
         self.scheduler.notify()
         return None
 
+    def target_ready(self) -> None:
+        """Its reenactor came with a target (the server's default, prepared once)."""
+        self._target_ready = True
+
     def send(self, text: str) -> None:
         channel = self.channel
         if channel is not None and channel.readyState == "open":

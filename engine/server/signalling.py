@@ -59,6 +59,7 @@ class MimicServer:
         self._rate = RateLimiter(config.limits.sessions_per_minute)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._default_ready = False  # new sessions' reenactors come with the default target
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -73,6 +74,10 @@ class MimicServer:
         return app
 
     async def start(self) -> None:
+        self._default_ready = False
+        if self.default_target is not None:  # prepared once where the backend can share it (an inversion)
+            self._default_ready = await asyncio.get_running_loop().run_in_executor(
+                None, self.backend.prepare_default, self.default_target)
         self.scheduler.start()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
@@ -191,7 +196,9 @@ class MimicServer:
         self.sessions[session.id] = session
         self.scheduler.add(session)
         loop.create_task(session.watch())
-        if self.default_target is not None:
+        if self._default_ready:
+            session.target_ready()
+        elif self.default_target is not None:
             loop.create_task(session.set_target(self.default_target))
         log.info("session %s from %s (%d open)", session.id, address, len(self.sessions))
         return session

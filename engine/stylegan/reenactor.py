@@ -129,14 +129,20 @@ class StyleGANReenactor:
         weights_id = str(manifest.get("content_hash") or manifest.get("hashes") or Path(path).name)
         return cls(model, inverter, weights_id, choice, options, progress)
 
-    def fork(self) -> "StyleGANReenactor":
-        """A reenactor sharing this one's networks (E_m, the folded mapping, G, and the identity encoder)
-        with a target, motion state, aligner and paste-back of its own: one per client
-        of the server (engine/server), so one loaded model serves them all."""
+    def fork(self, same_target: bool = False) -> "StyleGANReenactor":
+        """A reenactor sharing this one's networks (E_m, the folded mapping, G and the identity encoder)
+        with a motion state and aligner of its own, and its own target: none yet, or with `same_target`
+        this one's (no second inversion; its neutral is taken afresh). One per client of the server
+        (engine/server), so one loaded model serves them all."""
         other = copy.copy(self)
-        other.motion = FeatureMotion(self.options.motion_config)
         other._heap = GrowthGuard()
-        other._aligner = other._constant = other._paste = other._portrait = other._rest = other._last = None
+        other._aligner = other._last = None
+        if same_target:
+            other.motion = self.motion.reconfigured(self.options.motion_config)
+            other.motion.reset_neutral()
+        else:
+            other.motion = FeatureMotion(self.options.motion_config)
+            other._constant = other._paste = other._portrait = other._rest = None
         return other
 
     @property
