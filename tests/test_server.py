@@ -243,3 +243,58 @@ def test_serve_contract_port_token_file_target(clip: Path, portrait: Path, tmp_p
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output[-2000:]
     assert TOKEN not in output and "Traceback" not in output
+
+
+def test_tls_signalling_with_a_certificate(tmp_path: Path) -> None:
+    """--tls-cert/--tls-key: the signalling is HTTPS; a client that trusts the certificate gets in, one
+    that does not is refused by TLS itself; a non-loopback host is allowed only with TLS."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from engine.errors import MimicError
+    from engine.server.backends import WarpBackend
+    from engine.server.client import RemoteClient
+    from engine.server.config import ServerConfig
+    from engine.server.security import check_bind
+    from engine.server.signalling import MimicServer
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    with pytest.raises(MimicError, match="without TLS"):
+        check_bind(ServerConfig(host="0.0.0.0"))
+    check_bind(ServerConfig(host="0.0.0.0", tls_cert=cert_file, tls_key=key_file))  # allowed with TLS
+
+    async def main():
+        server = MimicServer(ServerConfig(host="localhost", port=0, tls_cert=cert_file, tls_key=key_file), TOKEN,
+                             WarpBackend())
+        await server.start()
+        try:
+            url = server.url
+            trusted = await RemoteClient(url, TOKEN, cafile=cert_file).request("GET", "/status")
+            try:
+                await RemoteClient(url, TOKEN).request("GET", "/status")  # the system's CAs: not this one
+                untrusted = "accepted"
+            except MimicError as exc:
+                untrusted = str(exc)
+        finally:
+            await server.stop()
+        return url, trusted, untrusted
+
+    url, trusted, untrusted = asyncio.run(main())
+    assert url.startswith("https://localhost:")
+    assert trusted["sessions"] == 0
+    assert "certificate" in untrusted.lower() or "ssl" in untrusted.lower(), untrusted
