@@ -1,6 +1,7 @@
 """The Mimic server's figures (docs/remote.md): batching, glass-to-glass latency, codec cost.
 
     python -m benchmarks.server_bench batching [--sessions 1 2 4 8] [--seconds 20] [--config 256]
+    python -m benchmarks.server_bench interleaved [--sessions 2 4 8] [--repeats 3] [--config 256]
     python -m benchmarks.server_bench latency  [--seconds 300]
     python -m benchmarks.server_bench codecs
     (each takes --json FILE; `all` runs the three)
@@ -184,6 +185,56 @@ def bench_batching(sessions: list[int], rounds: int, config: str, device: str, p
     return rows
 
 
+def bench_interleaved(sessions: list[int], repeats: int, config: str, device: str, precision: str) -> list[dict]:
+    """The batching gain on a machine whose speed drifts (shared cores): for each N, `repeats` times in
+    a row, N sessions' frames one at a time, then the same N frames as one batch (engine.stylegan.batch);
+    the ratio of each pair, so both sides of a ratio saw the same load. Reports the median ratio."""
+    import cv2
+
+    from engine.media.video_io import read_image
+    from engine.runtime.runtimes import cache_dir
+    from engine.server.backends import PaperBackend, drive_each
+    from engine.server.scheduler import Arrival, Job
+    from engine.stylegan.batch import drive_batch
+    from engine.stylegan.reenactor import StyleGANOptions
+
+    pack = random_pack(config, cache_dir() / "bench-packs")
+    options = StyleGANOptions(aligned_input=True, paste_back=False, motion="absolute", smoothing=0.0)
+    backend = PaperBackend(pack, runtime="eager", device=device, precision=precision, options=options)
+    shared = backend.shared
+    size = shared.input_size
+    faces = [cv2.resize(read_image(FIXTURES / "aligned" / f"{i}.png"), (size, size), interpolation=cv2.INTER_AREA)
+             for i in range(6)]
+    template = shared.fork()
+    template.set_identity(np.random.default_rng(0).normal(size=(shared.n_latent, shared.style_dim))
+                          .astype(np.float32) * 0.5)
+    rows = []
+    for n in sessions:
+        forks = [template.fork(same_target=True) for _ in range(n)]
+        frames = [faces[i % len(faces)] for i in range(n)]
+        jobs = [Job(None, r, f, Arrival(f, 0, 0.0), 0.0) for r, f in zip(forks, frames)]
+        drive_batch(forks, frames)  # warm-up of this batch size
+        singles, batches = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            drive_each(jobs)
+            singles.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            drive_batch(forks, frames)
+            batches.append(time.perf_counter() - t)
+        ratios = [a / b for a, b in zip(singles, batches)]
+        row = {"sessions": n, "one_at_a_time_s": singles, "batched_s": batches, "ratios": ratios,
+               "speedup_median": statistics.median(ratios),
+               "fps_one_at_a_time_median": n / statistics.median(singles),
+               "fps_batched_median": n / statistics.median(batches)}
+        rows.append(row)
+        print(f"  {n} session(s): {n} frames one at a time {statistics.median(singles):.2f} s, as one batch "
+              f"{statistics.median(batches):.2f} s (medians of {repeats}); batched / one at a time "
+              f"{row['speedup_median']:.2f}x (pairs: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+    backend.close()
+    return rows
+
+
 # ----------------------------------------------------------------------------------------- latency
 
 
@@ -328,7 +379,8 @@ def bench_codecs(sizes=(512, 1024), frames_n: int = 60) -> list[dict]:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("batching", "latency", "codecs", "all"))
+    parser.add_argument("what", choices=("batching", "interleaved", "latency", "codecs", "all"))
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved: pairs per session count")
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, help="latency: the whole run (default 300); batching: the "
                         "longest wait for one case (default 1200)")
@@ -342,6 +394,9 @@ def main() -> None:
     args = parser.parse_args()
     import os
 
+    from engine.runtime.memory import keep_freed_memory
+
+    keep_freed_memory()  # the allocator the app and the server run with (before any thread starts)
     print(f"CPU threads: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
     report = {}
     if args.what in ("codecs", "all"):
@@ -352,6 +407,10 @@ def main() -> None:
               f"wait {args.wait_ms:g} ms):")
         report["batching"] = bench_batching(args.sessions, args.rounds, args.config, args.device,
                                             args.precision, args.wait_ms, args.seconds or 1200.0)
+    if args.what in ("interleaved", "all"):
+        print(f"batching, interleaved pairs ({args.config} config, random paper-format pack, eager {args.precision}):")
+        report["interleaved"] = bench_interleaved(args.sessions, args.repeats, args.config, args.device,
+                                                  args.precision)
     if args.what in ("latency", "all"):
         print("glass-to-glass on this machine (landmark warp):")
         report["latency"] = bench_latency(args.seconds or 300.0)
