@@ -113,3 +113,46 @@ def test_python_m_app_remote_runs_the_window_on_the_servers_output(clip: Path, p
     refused = subprocess.run([sys.executable, "-m", "app", "--remote", "http://127.0.0.1:9", "--weights", "x.pt"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+
+
+def test_file_remote_server_dialog_switches_the_window_to_a_server_and_back(qtbot, clip: Path, settings) -> None:
+    """File → Remote server…: address and token (remembered) → the window animates on the server; a
+    wrong token is a notice and the running model stays; Use landmark warp comes back to this machine."""
+    need_network()
+    from PyQt6.QtWidgets import QDialogButtonBox
+
+    from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
+
+    server = ServerThread(None)
+    window = MainWindow(LaunchOptions(source=str(clip)), settings, reenactor_factory_for("eager", "cpu"))
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=60_000)
+        panel = window.model_panel
+
+        def connect(token: str) -> None:
+            panel.remote_dialog()
+            dialog = panel.remote
+            dialog.url_edit.setText(server.url)
+            dialog.token_edit.setText(token)
+            dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+
+        connect("wrong-token-0123456789")
+        qtbot.waitUntil(lambda: window.session.state.loading is None, timeout=60_000)
+        assert not window.session.state.reenactor.describe().startswith("remote")  # the local one stays
+        connect(TOKEN)
+        qtbot.waitUntil(lambda: window.session.state.reenactor.describe().startswith("remote · Landmark warp"),
+                        timeout=60_000)
+        assert settings.remote_url == server.url and settings.remote_token == TOKEN
+        from PyQt6.QtWidgets import QLabel
+
+        qtbot.waitUntil(lambda: any(label.text().startswith("remote · Landmark warp")
+                                    for label in window.statusBar().findChildren(QLabel)), timeout=60_000)
+        assert any(a.text() == "Remote server…" for m in window.menuBar().actions() for a in m.menu().actions())
+        panel._load_local(None)
+        qtbot.waitUntil(lambda: window.session.state.reenactor is not None and
+                        not window.session.state.reenactor.describe().startswith("remote"), timeout=60_000)
+    finally:
+        window.close()
+        server.close()

@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
     factory = reenactor_factory_for(args.runtime, args.device, args.precision)
     if args.remote is not None:
-        factory = remote_factory(args.remote, _remote_token(args))
+        from engine.server.remote_reenactor import RemoteFactory
+
+        factory = RemoteFactory(args.remote, _remote_token(args), local=factory)
     elif args.token_file is not None:
         raise MediaError("--token-file goes with --remote URL")
     return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target,
@@ -62,16 +64,3 @@ def _remote_token(args: argparse.Namespace) -> str:
     if generated:
         raise MimicError(f"--remote needs the server's token: --token-file FILE or ${TOKEN_ENV}")
     return token
-
-
-def remote_factory(url: str, token: str):
-    """A reenactor factory that ignores model packs: every reenactor is the server at `url`."""
-
-    def create(weights: Path | None, progress=None):
-        from engine.server.remote_reenactor import RemoteReenactor  # the network stack: on a worker thread
-
-        if progress is not None:
-            progress(0.0, f"connecting to {url}")
-        return RemoteReenactor(url, token)
-
-    return create

@@ -306,3 +306,18 @@ class RemoteReenactor:
                 log.debug("closing the remote session failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+class RemoteFactory:
+    """A reenactor factory (the app's `factory(weights, progress)`) whose reenactors are the server at
+    `url`: model packs are the server's business. `local` is the factory to go back to."""
+
+    def __init__(self, url: str, token: str, local=None) -> None:
+        self.url = url
+        self._token = token
+        self.local = local
+
+    def __call__(self, weights: Path | None = None, progress: ProgressFn | None = None) -> RemoteReenactor:
+        if progress is not None:
+            progress(0.0, f"connecting to {self.url}")
+        return RemoteReenactor(self.url, self._token)
