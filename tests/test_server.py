@@ -298,3 +298,31 @@ def test_tls_signalling_with_a_certificate(tmp_path: Path) -> None:
     assert url.startswith("https://localhost:")
     assert trusted["sessions"] == 0
     assert "certificate" in untrusted.lower() or "ssl" in untrusted.lower(), untrusted
+
+
+def test_an_idle_session_is_closed_and_its_place_freed() -> None:
+    """A client that sends no frame and no message for idle_timeout_s loses its session (and its slot
+    under max_sessions)."""
+    need_network()
+    from engine.server.client import FrameTrack, RemoteClient
+
+    async def main():
+        async with running_server(None, idle_timeout_s=1.0, max_sessions=1) as server:
+            track = FrameTrack(looping([np.zeros((64, 64, 3), np.uint8)]))
+            track.paused = True  # connected, then silent
+            client = RemoteClient(server.url, TOKEN)
+            await client.connect(track)
+            opened = len(server.sessions)
+            for _ in range(100):
+                if not server.sessions:
+                    break
+                await asyncio.sleep(0.1)
+            left = len(server.sessions)
+            again = RemoteClient(server.url, TOKEN)  # the freed place takes a new client
+            await again.connect(FrameTrack(looping([np.zeros((64, 64, 3), np.uint8)])))
+            await again.close()
+            await client.close()
+            return opened, left
+
+    opened, left = asyncio.run(main())
+    assert (opened, left) == (1, 0)
