@@ -47,6 +47,7 @@ def test_two_peers_stream_the_animated_portrait(clip: Path, portrait: Path) -> N
     got, track = asyncio.run(main())
     hello = got.of("hello")[0]
     assert "Landmark warp" in hello["reenactor"] and "expression" in hello["options"]
+    assert hello["targets"] == ["image"] and "paste_back" not in hello["options"]
     images = [o.image for o in got.outputs]
     assert images[-1].shape == (256, 256, 3)  # the framed portrait, not the 176x144 camera
     import cv2

@@ -21,6 +21,7 @@ PAPER_OPTIONS = {"expression": "paper_expression", "smoothing": "paper_smoothing
 class ServerBackend(Protocol):
     batched: bool
     options: tuple[str, ...]  # the protocol options its reenactors take (the page shows only these)
+    targets: tuple[str, ...]  # the target kinds its reenactors take: "image", "latent", "random"
 
     def describe(self) -> str:
         ...
@@ -67,6 +68,7 @@ class WarpBackend:
     output_size: int = 512
     batched: bool = False
     options: tuple[str, ...] = ("expression", "smoothing", "head", "eyes", "mouth", "eye_contact")
+    targets: tuple[str, ...] = ("image",)
 
     def describe(self) -> str:
         from engine.warp import WarpReenactor
@@ -110,6 +112,7 @@ class PaperBackend:
             log.warning("batching needs the eager runtime (%s builds one-frame graphs): serving one frame at "
                         "a time", self.shared.runtime.name)
         self.options = tuple(PAPER_OPTIONS)
+        self.targets = ("image", "latent", "random")
 
     def describe(self) -> str:
         return self.shared.describe()

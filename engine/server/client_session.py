@@ -65,7 +65,7 @@ class ClientSession:
         self.channel = channel
         channel.on("message", self._message)
         self.send(protocol.reply("hello", session=self.id, reenactor=self.backend.describe(),
-                                 options=list(self.backend.options)))
+                                 options=list(self.backend.options), targets=list(self.backend.targets)))
 
     def _arrived(self, frame) -> None:
         now = time.monotonic()

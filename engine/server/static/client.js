@@ -72,6 +72,8 @@ function message(m) {
     document.querySelectorAll("[data-option]").forEach((el) => {  // only the controls this reenactor takes
       el.closest("label").hidden = !m.options.includes(el.dataset.option);
     });
+    $("latent").closest("label").hidden = !m.targets.includes("latent");
+    $("random").hidden = !m.targets.includes("random");
   }
   else if (m.type === "error") status(m.message, true);
   else if (m.type === "pong") state.rtt = performance.now() - m.t;
@@ -113,6 +115,10 @@ function wire() {
   $("portrait").onchange = () => upload($("portrait"), "image");
   $("latent").onchange = () => upload($("latent"), "latent");
   $("neutral").onclick = () => send({ type: "neutral" });
+  $("random").onclick = () => {
+    status("Inventing a face…");
+    send({ type: "target", kind: "random", seed: Math.floor(Math.random() * 2147483647) });
+  };
   document.querySelectorAll("[data-option]").forEach((el) => {
     el.addEventListener("change", () => {
       const value = el.type === "checkbox" ? el.checked : el.type === "range" ? Number(el.value) : el.value;
