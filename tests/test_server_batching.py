@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
 

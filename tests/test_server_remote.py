@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("aiortc", reason="the remote mode needs aiortc (requirements.txt)")

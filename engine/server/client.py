@@ -8,7 +8,6 @@ Used by the desktop app's remote mode, the tests and benchmarks/server_bench.py.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import logging
 import ssl

@@ -14,7 +14,6 @@ in the background; a wrong token says so.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import threading
 import time
