@@ -219,6 +219,12 @@ def test_serve_contract_port_token_file_target(clip: Path, portrait: Path, tmp_p
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0
     assert refused.stderr.strip().count("\n") == 0 and refused.stderr.startswith("error: refusing to listen")
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((256, 256, 3), 128, np.uint8))
+    faceless = subprocess.run([sys.executable, "-m", "app", "serve", "--port", "0", "--target",
+                               str(tmp_path / "wall.png")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert faceless.returncode != 0 and "error: no face found in the target image" in faceless.stderr
     server = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port), "--token-file",
                                str(token_file), "--target", str(portrait)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -81,7 +81,14 @@ class WarpBackend:
         return WarpReenactor(WarpConfig(output_size=self.output_size))
 
     def prepare_default(self, target: TargetSpec) -> bool:
-        return False  # a prepared warp target holds per-session motion state: each session prepares its own
+        """Checked once at start (a portrait without a face is an error now, not in every session); a
+        prepared warp target holds per-session motion state, so each session prepares its own."""
+        probe = self.new_reenactor()
+        try:
+            probe.set_target(target)
+        finally:
+            probe.close()
+        return False
 
     def set_option(self, reenactor: Reenactor, name: str, value: object) -> bool:
         return apply_option(reenactor, name, value)
