@@ -23,8 +23,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    max_batch: int = 4  # frames of different sessions run through the paper model at once
-    wait_ms: float = 4.0  # how long the scheduler waits for more sessions' frames once one is ready
+    # frames of different sessions run through the paper model at once: 2 measured 1.21–1.26x one at a
+    # time on a 2-core CPU, 4 between 0.87x and 1.75x with the load (docs/remote.md); a GPU: measure
+    max_batch: int = 2
+    # how long the scheduler waits for more sessions' frames once one is ready: at most about one
+    # camera interval's worth of spread between sessions' frames matters, and only for fast models
+    wait_ms: float = 4.0
 
 
 @dataclass(frozen=True)
