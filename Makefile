@@ -1,5 +1,5 @@
 # Mimic — the two quick-start commands are `make run` and `make test`.
-.PHONY: run test bench dist dist-onefile
+.PHONY: run test bench serve dist dist-onefile
 
 run:            ## set up .venv and launch the app
 	bash scripts/setup.sh app
@@ -12,6 +12,10 @@ test:           ## set up .venv (+ system packages) and run every test
 bench:          ## per-stage speed of every runtime on this machine
 	bash scripts/setup.sh app
 	.venv/bin/python -m app bench $(ARGS)
+
+serve:          ## the reenactor as a WebRTC server (browser page at /), e.g. ARGS="--target portrait.png"
+	bash scripts/setup.sh app
+	.venv/bin/python -m app serve $(ARGS)
 
 dist:           ## standalone one-folder app under dist/mimic, then its smoke test
 	bash scripts/setup.sh dist

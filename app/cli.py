@@ -26,6 +26,7 @@ COMMANDS = (
     "render",
     "bench",
     "train",
+    "serve",
 )
 
 log = logging.getLogger("mimic")

@@ -388,8 +388,17 @@ def asset_datas(root: Path = ROOT) -> list[tuple[str, str]]:
             for p in sorted(base.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
 
 
+PACKAGE_DATA_DIRS = ("engine/server/static",)  # first-party files read with importlib.resources
+
+
+def package_datas(root: Path = ROOT) -> list[tuple[str, str]]:
+    """First-party data files next to their modules (the server's browser page)."""
+    return [(str(p), folder) for folder in PACKAGE_DATA_DIRS for p in sorted((root / folder).glob("*"))
+            if p.is_file()]
+
+
 def datas(root: Path = ROOT) -> list[tuple[str, str]]:
-    return mediapipe_datas() + asset_datas(root)
+    return mediapipe_datas() + asset_datas(root) + package_datas(root)
 
 
 def data_destinations(entries: list[tuple[str, str]]) -> list[str]:

@@ -31,3 +31,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (MimicError, CheckpointError, Uns
 
 class Cancelled(MimicError):
     """The user cancelled a long operation (e.g. inverting a target)."""
+
+
+class NotReady(MimicError):
+    """No new output yet (a remote reenactor whose next frame is still on its way): the live loop
+    skips the frame silently instead of reporting an error."""

@@ -24,7 +24,7 @@ from typing import Callable, Generic, Protocol, TypeVar
 import numpy as np
 
 from engine.media.camera import FrameSource, SourceStatus
-from engine.errors import MimicError
+from engine.errors import MimicError, NotReady
 from engine.reenactor import DriveResult, Reenactor
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ class LiveResult:
 
     @property
     def latency_ms(self) -> float:
-        """End to end: capture → output ready."""
-        return (self.done_at - self.captured_at) * 1000.0
+        """End to end: capture → output ready (plus the reenactor's frames in flight, DriveResult.lag_ms)."""
+        return (self.done_at - self.captured_at) * 1000.0 + self.result.lag_ms
 
     @property
     def queue_ms(self) -> float:
@@ -370,6 +370,8 @@ class LivePipeline:
                 self._neutral.clear()
                 reenactor.reset_neutral()
             return reenactor.drive(frame)
+        except NotReady:  # nothing new yet (a remote reenactor): the next frame, no error
+            return None
         except MimicError as exc:
             self._report_error(str(exc))
         except Exception as exc:  # a bug in a reenactor must not kill the live loop

@@ -56,6 +56,8 @@ class DriveResult:
     face_found: bool  # False: the driver had no face; `image` holds the last good output
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage, e.g. {"align": 3.1, "G": 900.0}
     driver_landmarks: np.ndarray | None = None  # [N, 2] driver landmarks in input-frame pixels (overlay)
+    lag_ms: float = 0.0  # the output shows a driving frame handed in this long before this one (a remote
+    # reenactor's frames in flight); the live loop adds it to the latency
 
 
 @runtime_checkable

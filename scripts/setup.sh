@@ -61,11 +61,11 @@ if [ "${MIMIC_SETUP_DRY_RUN:-}" = 1 ]; then
 fi
 
 # System packages. Sound (every mode): PortAudio, and ALSA's bridge to the desktop's PulseAudio/PipeWire.
-# Tests: Qt's xcb platform (real windows, Xvfb screenshots; offscreen needs none) and a PulseAudio server
-# that the audio tests start privately.
+# Tests: Qt's xcb platform (real windows, Xvfb screenshots; offscreen needs none), a PulseAudio server
+# that the audio tests start privately, and Debian's chromium (the server's browser page, driven by Playwright).
 sys_pkgs="libportaudio2 libasound2-plugins"
 if [ "$what" != app ]; then
-  sys_pkgs="$sys_pkgs xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-cursor0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils"
+  sys_pkgs="$sys_pkgs xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-cursor0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1 libdbus-1-3 pulseaudio pulseaudio-utils chromium"
 fi
 if command -v apt-get >/dev/null 2>&1; then
   missing=$(for p in $sys_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)

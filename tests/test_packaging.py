@@ -265,6 +265,11 @@ def test_assets_folder_is_bundled(spec_run: dict, tmp_path: Path) -> None:
     assert real <= _data_destinations(spec_run)
 
 
+def test_server_page_is_bundled(spec_run: dict) -> None:
+    """`mimic serve` reads its page with importlib.resources: the files go in beside the modules."""
+    assert {"engine/server/static/index.html", "engine/server/static/client.js"} <= _data_destinations(spec_run)
+
+
 def test_manifest_lists_what_the_bundle_check_expects(spec_run: dict) -> None:
     manifest = json.loads((spec_run["work"] / bc.MANIFEST_NAME).read_text())
     assert manifest["first_party"] == bc.first_party_modules(ROOT)

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", metavar="DEVICE|none", help="sound for recordings: a microphone (name, part of it, "
                    "index or 'default'), 'source' (the --source video's own track) or 'none'; default: the last "
                    "one used, else the default microphone")
+    p.add_argument("--remote", metavar="URL", help="animate on a Mimic server (python -m app serve) instead of "
+                   "this machine; its token from --token-file or $MIMIC_SERVER_TOKEN")
+    p.add_argument("--token-file", type=Path, metavar="FILE", help="with --remote: the file holding the server's token")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window as PNG once the output is "
                    "live (or the driver, without a target), then quit")
     p.set_defaults(func=run)
@@ -43,5 +46,25 @@ def run(args: argparse.Namespace) -> int:
         raise MediaError(f"model pack not found: {args.weights}")
     source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
     factory = reenactor_factory_for(args.runtime, args.device, args.precision, not args.no_cuda_graphs)
+    if args.remote is not None:
+        from engine.server.remote_reenactor import RemoteFactory
+
+        factory = RemoteFactory(args.remote, _remote_token(args), local=factory)
+    elif args.token_file is not None:
+        raise MediaError("--token-file goes with --remote URL")
     return run_gui(LaunchOptions(source=source, weights=args.weights, target=args.target,
                                  screenshot=args.screenshot, audio=args.audio), factory)
+
+
+def _remote_token(args: argparse.Namespace) -> str:
+    from engine.errors import MimicError
+    from engine.server.security import TOKEN_ENV, read_token
+
+    if args.weights is not None:
+        raise MimicError("--remote and --weights exclude each other: the server runs the model")
+    if not args.remote.startswith(("http://", "https://")):
+        raise MimicError(f"--remote takes the server's address, e.g. http://127.0.0.1:8443 (got {args.remote!r})")
+    token, generated = read_token(args.token_file)
+    if generated:
+        raise MimicError(f"--remote needs the server's token: --token-file FILE or ${TOKEN_ENV}")
+    return token

@@ -34,6 +34,7 @@ class WindowActions:
     random: QAction
     load_pack: QAction
     use_warp: QAction
+    remote: QAction
     import_weights: QAction
     open_video: QAction
     output_dir: QAction
@@ -54,6 +55,7 @@ class WindowActions:
             random=a("Random identity", tip="Invent a new face (needs a model pack)"),
             load_pack=a("Load model pack…", ("Ctrl+L",)),
             use_warp=a("Use landmark warp (no weights)"),
+            remote=a("Remote server…", tip="Animate on a Mimic server (python -m app serve) instead of this machine"),
             import_weights=a("Import original weights…"),
             open_video=a("Use video file as source…"),
             output_dir=a("Output folder…"),
@@ -67,7 +69,7 @@ class WindowActions:
         """File, View and Record menus of a QMainWindow."""
         menu = owner.menuBar()
         file_menu = menu.addMenu("&File")
-        for act in (self.open_target, self.open_video, None, self.load_pack, self.import_weights, self.use_warp,
+        for act in (self.open_target, self.open_video, None, self.load_pack, self.import_weights, self.use_warp, self.remote,
                     None, self.output_dir, None, self.quit):
             file_menu.addSeparator() if act is None else file_menu.addAction(act)
         view_menu = menu.addMenu("&View")

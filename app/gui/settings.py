@@ -107,6 +107,24 @@ class AppSettings:
 
     # -- recording
     @property
+    def remote_url(self) -> str:
+        """The last Mimic server connected to (Model → Remote server…)."""
+        return self._get("remote/url", "http://127.0.0.1:8443", str)
+
+    @remote_url.setter
+    def remote_url(self, value: str) -> None:
+        self.store.setValue("remote/url", value)
+
+    @property
+    def remote_token(self) -> str:
+        """Its token (kept in the settings file, readable by this user only on a shared machine)."""
+        return self._get("remote/token", "", str)
+
+    @remote_token.setter
+    def remote_token(self, value: str) -> None:
+        self.store.setValue("remote/token", value)
+
+    @property
     def output_dir(self) -> Path:
         value = self._get("record/output_dir", "", str)
         return Path(value) if value else default_output_dir()

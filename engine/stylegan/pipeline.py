@@ -9,6 +9,7 @@ which speaks tensors; this module turns images into its tensors and its tensors 
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -74,6 +75,34 @@ class StyleGANReenactor:
         release_freed_memory()  # the reader's buffers
         weights_id = str(manifest.get("content_hash") or manifest.get("hashes") or Path(path).name)
         return cls(model, inverter, weights_id, choice, options, progress, cuda_graphs)
+
+    def fork(self, same_target: bool = False) -> "StyleGANReenactor":
+        """A reenactor sharing this one's networks (E_m, the folded mapping, G and the identity encoder)
+        with a motion state and aligner of its own, and its own target: none yet, or with `same_target`
+        this one's (no second inversion; its neutral is taken afresh). One per client of the server
+        (engine/server), so one loaded model serves them all."""
+        other = copy.copy(self)
+        other._heap = GrowthGuard()
+        other._aligner = other._last = None
+        if same_target:
+            other.motion = self.motion.reconfigured(self.options.motion_config)
+            other.motion.reset_neutral()
+        else:
+            other.motion = FeatureMotion(self.options.motion_config)
+            other._constant = other._paste = other._portrait = other._rest = None
+        return other
+
+    @property
+    def batches(self) -> bool:
+        """Whether E_m and G take several frames at once: the eager runtime's modules take any batch; the
+        built graphs (compile, onnx, tensorrt) and captured CUDA graphs have static shapes of one frame."""
+        return self.runtime.name == "eager" and not self.cuda_graphs
+
+    def batch_graphs(self) -> tuple:
+        """(E_m features, G) for [B, …] inputs, B any (needs `batches`)."""
+        if not self.batches:
+            raise MimicError(f"batches need the eager runtime (runtime {self.runtime.name} runs one frame at a time)")
+        return self.networks.graphs
 
     @property
     def cuda_graphs(self) -> bool:
@@ -166,6 +195,19 @@ class StyleGANReenactor:
         if self._constant is None:
             raise MimicError("no target set: choose a portrait, a latent or a random identity first")
         timings: dict[str, float] = {}
+        driving, landmarks = self.align_driver(frame, timings)
+        if driving is None:
+            return self._no_face(timings)
+        image = self.render(driving, timings)
+        self._last = image
+        return DriveResult(image=image, face_found=True, timings_ms=timings, driver_landmarks=landmarks)
+
+    # -- the stages, one at a time (drive) or several sessions at once (engine.stylegan.batch) ----------
+
+    def align_driver(self, frame: np.ndarray, timings: dict[str, float]) -> tuple[torch.Tensor | None, Any]:
+        """The driving crop [1, 3, S, S] in [-1, 1] and its landmarks, or (None, None) when no face."""
+        if self._constant is None:
+            raise MimicError("no target set: choose a portrait, a latent or a random identity first")
         t0 = time.perf_counter()
         landmarks = None
         if self.options.aligned_input:
@@ -175,13 +217,38 @@ class StyleGANReenactor:
             if aligned is None:
                 timings["align"] = _ms(t0)
                 self.motion.reset_track()
-                return self._no_face(timings)
+                return None, None
             crop, landmarks = aligned.image, aligned.landmarks
         timings["align"] = _ms(t0)
+        return to_tensor(crop, self.input_size), landmarks
 
-        image = self.render(to_tensor(crop, self.input_size), timings)
+    def moved_features(self, features: np.ndarray) -> np.ndarray:
+        """E_m's features [D] of this session's frame → after relative motion, gain and smoothing [D]."""
+        return self.motion(features)
+
+    @property
+    def mapping(self):
+        """The folded mapping (shared by every fork): f [B, D], c [B, nD] → W+ [B, n, D]."""
+        return self.networks.mapping
+
+    @property
+    def identity_constant(self) -> torch.Tensor:
+        """c(target) [1, nD] of the folded mapping."""
+        if self._constant is None:
+            raise MimicError("no target set: choose a portrait, a latent or a random identity first")
+        return self._constant
+
+    def finish(self, img: torch.Tensor, timings: dict[str, float], landmarks: Any = None) -> DriveResult:
+        """G's output [1, 3, H, W] → this session's output (pasted back or cropped)."""
+        t = time.perf_counter()
+        image = self._postprocess(img)
+        timings["paste" if self._paste is not None else "post"] = _ms(t)
         self._last = image
         return DriveResult(image=image, face_found=True, timings_ms=timings, driver_landmarks=landmarks)
+
+    def no_face(self, timings: dict[str, float]) -> DriveResult:
+        """The output of a frame without a face: the last output (or the target at rest)."""
+        return self._no_face(timings)
 
     # -- one frame through the networks -------------------------------------
 

@@ -70,6 +70,11 @@ class StyleGANWrapper:
                                  else self._map_and_generate)
 
     @property
+    def graphs(self) -> tuple:
+        """(E_m features, G) as built, never a captured CUDA graph (batches of any size on eager)."""
+        return self._features, self._generate
+
+    @property
     def device(self) -> torch.device:
         return self.mapping.fold_weight.device
 

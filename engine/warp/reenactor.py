@@ -196,7 +196,12 @@ class WarpReenactor:
 
     def set_option(self, name: str, value: Any) -> bool:
         """The app's retargeting controls: "expression", "head", "eyes", "mouth" (floats within
-        engine.warp.retarget.RANGES) and "eye_contact" (bool); other names are not the warp's."""
+        engine.warp.retarget.RANGES) and "eye_contact" (bool), and "smoothing" (0 … 1, the driver
+        landmarks' One-Euro strength); other names are not the warp's."""
+        if name == "smoothing":
+            strength = min(max(float(value), 0.0), 1.0)
+            self.config, self._smoother = replace(self.config, smoothing=strength), LandmarkSmoother(strength)
+            return True
         if name not in RETARGET_OPTIONS:
             return False
         kind = bool if name == "eye_contact" else float
