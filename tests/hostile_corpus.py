@@ -133,7 +133,8 @@ class AppForkServer:
         self.preload = preload  # more modules to import once, before the forks
 
     def __enter__(self) -> "AppForkServer":
-        self.process = subprocess.Popen([sys.executable, "-c", _SERVER, *self.preload], cwd=ROOT, env=_env(), stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-c", _SERVER, *self.preload], cwd=ROOT, env=_env(),
+                                        stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
         self.lock = threading.Lock()
         return self
@@ -329,7 +330,8 @@ def allocating_pickles() -> dict[str, bytes]:
         "numpy.ndarray((2**31,), uint8) by REDUCE": pickle.dumps(_Call(np.ndarray, (2**31,), np.dtype("u1")), 2),
         "numpy.ndarray, protocol 4": pickle.dumps(_Call(np.ndarray, (2**31,), np.dtype("u1")), 4),
         # cls, ((2**31,), "u1"), NEWOBJ: ndarray.__new__(ndarray, (2**31,), "u1")
-        "ndarray.__new__ by NEWOBJ": b"\x80\x02cnumpy\nndarray\n\x8a\x05\x00\x00\x00\x80\x00\x85X\x02\x00\x00\x00u1\x86\x81.",
+        "ndarray.__new__ by NEWOBJ":
+            b"\x80\x02cnumpy\nndarray\n\x8a\x05\x00\x00\x00\x80\x00\x85X\x02\x00\x00\x00u1\x86\x81.",
         "getattr(ndarray, '__new__')": pickle.dumps(_Call(np.ndarray.__new__, np.ndarray, (2**31,), "u1"), 2),
         "numpy.empty": pickle.dumps(_Call(np.empty, 2**31, "u1"), 2),
         "numpy.zeros of float64": pickle.dumps(_Call(np.zeros, (2**28,)), 2),

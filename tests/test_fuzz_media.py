@@ -6,7 +6,8 @@ Each case ends as a rendered file that plays to its end (exit 0; or exit 2 with 
 picture broke part-way and the frames before it were kept), or as exit 2 with one `error:` line — never a traceback,
 a hang, a leftover `.partial.mp4` or an unplayable file under the final name.
 
-MIMIC_FUZZ_MEDIA=N runs N cases (default 30: about 2 minutes on 2 busy cores); MIMIC_FUZZ_MEDIA_SEED picks the mutations.
+MIMIC_FUZZ_MEDIA=N runs N cases (default 30: 20 s on 2 quiet cores, about 2 minutes on busy ones);
+MIMIC_FUZZ_MEDIA_SEED picks the mutations.
 """
 from __future__ import annotations
 
