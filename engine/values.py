@@ -115,6 +115,12 @@ RETARGETING = {"expression": EXPRESSION, "head": HEAD, "eyes": EYES, "mouth": MO
 CAMERA_INDEX = Kind("a camera index", 0, 63, whole=True)
 FPS = Kind("frames per second", 0.01, 240.0)
 
+# -- the server (python -m app serve)
+PORT = Kind("a port", 0, 65535, whole=True)  # 0: any free one
+SESSIONS = Kind("a number of sessions", 1, 256, whole=True)
+BATCH = Kind("a batch size", 1, 64, whole=True)
+BATCH_WAIT_MS = Kind("a wait in milliseconds", 0.0, 1000.0)
+
 # -- benchmarks
 REPEATS = Kind("a number of repeats", 1, 1000, whole=True)
 THREADS = Kind("a number of threads", 1, 1024, whole=True)

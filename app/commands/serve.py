@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine import values
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from engine.server.config import DEFAULT_PORT, BatchSettings, Limits
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other "
                    "needs --tls-cert and --tls-key)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free one)")
+    p.add_argument("--port", type=values.PORT, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free one)")
     p.add_argument("--token-file", type=Path, metavar="FILE", help="read the token from FILE (default: "
                    "$MIMIC_SERVER_TOKEN, else a new one printed once)")
     p.add_argument("--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain (HTTPS signalling)")
@@ -31,12 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
-    p.add_argument("--size", type=int, default=512, help="landmark warp: output side in pixels (default 512)")
-    p.add_argument("--max-sessions", type=int, default=limits.max_sessions,
+    p.add_argument("--size", type=values.OUTPUT_SIZE, default=512, help="landmark warp: output side in pixels (default 512)")
+    p.add_argument("--max-sessions", type=values.SESSIONS, default=limits.max_sessions,
                    help=f"clients at once; more are refused with 503 (default {limits.max_sessions})")
-    p.add_argument("--batch", type=int, default=batch.max_batch, metavar="N",
+    p.add_argument("--batch", type=values.BATCH, default=batch.max_batch, metavar="N",
                    help=f"model packs: sessions' frames run together, at most N (default {batch.max_batch}; 1: none)")
-    p.add_argument("--batch-wait-ms", type=float, default=batch.wait_ms, metavar="MS",
+    p.add_argument("--batch-wait-ms", type=values.BATCH_WAIT_MS, default=batch.wait_ms, metavar="MS",
                    help=f"model packs: wait at most MS for more sessions' frames (default {batch.wait_ms:g})")
     p.set_defaults(func=run, parser=p)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from engine.errors import MimicError
-from engine.reenactor import DriveResult, ProgressFn, Reenactor, TargetSpec, apply_option
+from engine.reenactor import DriveResult, ProgressFn, Reenactor, ReenactorKind, TargetSpec, apply_option
 from engine.server.scheduler import Job
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ PAPER_OPTIONS = {"expression": "paper_expression", "smoothing": "paper_smoothing
 
 
 class ServerBackend(Protocol):
+    kind: ReenactorKind  # which reenactor it serves (the app shows that reenactor's controls)
     batched: bool
     options: tuple[str, ...]  # the protocol options its reenactors take (the page shows only these)
     targets: tuple[str, ...]  # the target kinds its reenactors take: "image", "latent", "random"
@@ -65,6 +66,7 @@ def drive_each(jobs: list[Job]) -> list[DriveResult | MimicError]:
 class WarpBackend:
     """The landmark warp: per session its own reenactor (its own MediaPipe graph and smoothing)."""
 
+    kind: ClassVar[ReenactorKind] = ReenactorKind.WARP
     output_size: int = 512
     batched: bool = False
     options: tuple[str, ...] = ("expression", "smoothing", "head", "eyes", "mouth", "eye_contact")
@@ -105,6 +107,8 @@ class PaperBackend:
 
     batched: several sessions' frames go through E_m → folded map → G together (engine.stylegan.batch);
     otherwise one at a time (the baseline of benchmarks/server_bench.py)."""
+
+    kind = ReenactorKind.STYLEGAN
 
     def __init__(self, pack: Path, runtime: str = "auto", device: str = "auto", precision: str = "auto",
                  batched: bool = True, progress: ProgressFn | None = None, options=None) -> None:

@@ -65,6 +65,7 @@ class ClientSession:
         self.channel = channel
         channel.on("message", self._message)
         self.send(protocol.reply("hello", session=self.id, reenactor=self.backend.describe(),
+                                 kind=self.backend.kind.value,
                                  options=list(self.backend.options), targets=list(self.backend.targets)))
 
     def _arrived(self, frame) -> None:

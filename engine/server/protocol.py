@@ -7,7 +7,7 @@ Client → server (JSON objects, at most Limits.max_control_bytes):
                                                   latents are uploaded with POST /target)
     {"type": "ping", "t": T}                      answered with {"type": "pong", "t": T} (round trip)
 Server → client:
-    {"type": "hello", "session": ID, "reenactor": LINE, "options": [...], "targets": [...]}
+    {"type": "hello", "session": ID, "reenactor": LINE, "kind": "warp"|"stylegan", "options": [...], "targets": [...]}
     {"type": "ok", "of": TYPE}  |  {"type": "error", "message": ONE_LINE}  |  {"type": "pong", "t": T}
     {"type": "stats", "in_pts": P, "out_pts": Q, "stages_ms": {...}, "queue_ms": Q, "server_ms": S,
      "out_wait_ms": W, "dropped": N, "processed": N, "face": bool}      one per output frame:

@@ -25,7 +25,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 
 from engine.errors import MimicError, NotReady
-from engine.reenactor import DriveResult, ProgressFn, TargetSpec
+from engine.reenactor import DriveResult, ProgressFn, ReenactorKind, TargetSpec
 from engine.server.client import Output, RefusedError, RemoteClient
 from engine.server.tracks import TIME_BASE, VIDEO_CLOCK
 
@@ -87,7 +87,8 @@ class PushTrack(MediaStreamTrack):
 class RemoteReenactor:
     """The reenactor of a Mimic server (python -m app serve) at `url`, authorised by `token`."""
 
-    name = "remote"  # then the server's reenactor name, so the app shows that reenactor's controls
+    name = "remote"  # then the server's reenactor name
+    kind = ReenactorKind.WARP  # then the server's reenactor kind, so the app shows that reenactor's controls
 
     def __init__(self, url: str, token: str, timeout_s: float = 20.0, cafile: Path | None = None) -> None:
         self.url = url
@@ -141,6 +142,10 @@ class RemoteReenactor:
         self._connected_at, self._last_fresh = time.monotonic(), None
         self.server_line = (client.hello or {}).get("reenactor", "?")
         self.name = self.server_line.split(" · ")[0]
+        try:
+            self.kind = ReenactorKind((client.hello or {}).get("kind", "warp"))
+        except ValueError:  # a server that names a kind this app does not know: no model controls apply
+            log.warning("the server's reenactor kind %r is unknown here", (client.hello or {}).get("kind"))
         self._takes = set((client.hello or {}).get("options", []))  # the options the server's reenactor takes
         for name, value in self._options.items():
             if name in self._takes:

@@ -122,6 +122,11 @@ class Session:
     def factory(self) -> ReenactorFactory:
         return self.animation.factory
 
+    @factory.setter
+    def factory(self, factory: ReenactorFactory) -> None:
+        """The factory the next load_model uses (this machine's, or a remote server's)."""
+        self.animation.factory = factory
+
     def join_retired(self, timeout: float | None = None) -> None:
         """Wait until every replaced reenactor has been closed."""
         self.animation.join_retired(timeout)
