@@ -48,7 +48,7 @@ class StyleGANReenactor:
         `cuda_graphs`: see StyleGANWrapper (--no-cuda-graphs turns them off)."""
         self.options = options
         self.networks = StyleGANWrapper(model, weights_id, runtime, progress, cuda_graphs)
-        self.runtime = self.networks.runtime  # as built: `auto` timed the candidates; the fp16 probe may have refused fp16
+        self.runtime = self.networks.runtime  # as built: `auto` timed it; the fp16 probe may have refused fp16
         self.input_size = self.networks.input_size
         self.n_latent, self.style_dim, self.g_size = self.networks.n_latent, self.networks.style_dim, self.networks.g_size
         self.identity = IdentityEncoder(inverter.eval().requires_grad_(False), weights_id,
