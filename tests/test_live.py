@@ -346,9 +346,14 @@ def test_a_stopped_recorder_is_freed_without_the_cycle_collector(tmp_path: Path)
     gc.disable()
     try:
         seen: list = []
-        recorder = Recorder(tmp_path / "rec.mp4", Layout.SIDE_BY_SIDE, (64, 64), driver_size=(80, 60),
-                            on_error=lambda message: seen.append((recorder, message)),
-                            on_notice=lambda message: seen.append((recorder, message)))
+
+        def start() -> Recorder:  # as engine.session.sharing starts one: its callbacks close over it
+            recorder = Recorder(tmp_path / "rec.mp4", Layout.SIDE_BY_SIDE, (64, 64), driver_size=(80, 60),
+                                on_error=lambda message: seen.append((recorder, message)),
+                                on_notice=lambda message: seen.append((recorder, message)))
+            return recorder
+
+        recorder = start()
         for i in range(5):
             while not recorder.submit(np.full((64, 64, 3), i, np.uint8), 10.0 + i / 30, np.zeros((60, 80, 3), np.uint8)):
                 time.sleep(0.005)
