@@ -354,8 +354,9 @@ def test_a_stopped_recorder_is_freed_without_the_cycle_collector(tmp_path: Path)
             return recorder
 
         recorder = start()
+        driver = np.zeros((60, 80, 3), np.uint8)
         for i in range(5):
-            while not recorder.submit(np.full((64, 64, 3), i, np.uint8), 10.0 + i / 30, np.zeros((60, 80, 3), np.uint8)):
+            while not recorder.submit(np.full((64, 64, 3), i, np.uint8), 10.0 + i / 30, driver):
                 time.sleep(0.005)
         assert recorder.stop().frames_written == 5
         alive = weakref.ref(recorder)
