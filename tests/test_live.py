@@ -1,12 +1,14 @@
 """engine.live / engine.media.camera / engine.media.recorder: latest-frame-wins scheduling, reconnects, threaded recording."""
 from __future__ import annotations
 
+import gc
 import shutil
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import av
@@ -334,6 +336,35 @@ def test_recorder_keeps_real_timing_and_counts_drops(tmp_path: Path) -> None:
         times = [float(f.time) for f in container.decode(stream)]
     assert times == pytest.approx([t - accepted[0] for t in accepted], abs=1e-4)
     assert not recorder.submit(np.zeros((64, 64, 3), np.uint8), t0)  # stopped: refused, never blocks
+
+
+def test_a_stopped_recorder_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    # The session's callbacks close over the recorder they are given to (to tell which recording failed). Once
+    # stopped, the recorder must not stay in that cycle: it holds its encoder's native memory, and the window's
+    # process grew by each recording until a rare full collection (docs/robustness.md, the soak).
+    gc.collect()
+    gc.disable()
+    try:
+        seen: list = []
+
+        def start() -> Recorder:  # as engine.session.sharing starts one: its callbacks close over it
+            recorder = Recorder(tmp_path / "rec.mp4", Layout.SIDE_BY_SIDE, (64, 64), driver_size=(80, 60),
+                                on_error=lambda message: seen.append((recorder, message)),
+                                on_notice=lambda message: seen.append((recorder, message)))
+            return recorder
+
+        recorder = start()
+        driver = np.zeros((60, 80, 3), np.uint8)
+        for i in range(5):
+            while not recorder.submit(np.full((64, 64, 3), i, np.uint8), 10.0 + i / 30, driver):
+                time.sleep(0.005)
+        assert recorder.stop().frames_written == 5
+        alive = weakref.ref(recorder)
+        del recorder
+        assert alive() is None, "the stopped recorder (and its encoder) outlived its last reference"
+        assert seen == []
+    finally:
+        gc.enable()
 
 
 def test_recorder_reports_disk_full_once_and_keeps_the_start(tmp_path: Path) -> None:
