@@ -38,6 +38,8 @@ from typing import Callable
 
 import torch
 
+from engine.runtime.cpu_precision import cpu_model
+
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("eager", "compile", "onnx", "tensorrt")
@@ -49,7 +51,7 @@ def machine_info(device: str) -> dict:
     """Device name, driver, versions: what the figures depend on."""
     info = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
             "cuda_runtime": torch.version.cuda, "cudnn": None, "driver": None, "gpu": None,
-            "cpu": _cpu_model(), "threads": torch.get_num_threads(), "numpy": _version("numpy"),
+            "cpu": cpu_model(), "threads": torch.get_num_threads(), "numpy": _version("numpy"),
             "onnxruntime": _version("onnxruntime"), "torch_tensorrt": _version("torch_tensorrt"),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     if device == "cuda":
@@ -83,16 +85,6 @@ def _nvidia_driver() -> str | None:
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _sync(device: str) -> None:
@@ -172,7 +164,7 @@ def bench_config(name: str, config, runtimes: list[str], precisions: list[str], 
     from benchmarks.pipeline_bench import count_flops
     from engine.runtime.fp16_probe import probe
     from engine.runtime.half_numerics import image_difference
-    from engine.runtime.runtimes import RuntimeChoice, runtime_status, select_runtime
+    from engine.runtime.runtimes import runtime_status, select_runtime
     from engine.stylegan.folding import FoldedMapping
     from models.paper import PaperModel
 

@@ -101,18 +101,15 @@ class BenchClient:
         self.latencies_ms.append((time.monotonic() - job.arrival.arrived) * 1000)
 
 
-def bench_batching(sessions: list[int], rounds: int, config: str, device: str, precision: str,
-                   wait_ms: float, limit_s: float) -> list[dict]:
-    """Each case: N sessions fed at 30 frames/s; after one warm-up round, `rounds` scheduler rounds are
-    timed (the server is saturated: every round finds a frame in every session's slot). frames/s =
-    frames output in those rounds / their time; latency = arrival → output ready, per frame."""
+
+def _paper_setup(config: str, device: str, precision: str):
+    """A random paper-format pack served eagerly (aligned inputs, absolute motion, no paste-back): the backend,
+    its shared reenactor, the six aligned fixture faces at its input size, and a fork holding a random identity."""
     import cv2
 
     from engine.media.video_io import read_image
     from engine.runtime.runtimes import cache_dir
     from engine.server.backends import PaperBackend
-    from engine.server.config import BatchSettings
-    from engine.server.scheduler import Arrival, Scheduler, Slot
     from engine.stylegan.reenactor import StyleGANOptions
 
     pack = random_pack(config, cache_dir() / "bench-packs")
@@ -125,6 +122,19 @@ def bench_batching(sessions: list[int], rounds: int, config: str, device: str, p
     template = shared.fork()
     template.set_identity(np.random.default_rng(0).normal(size=(shared.n_latent, shared.style_dim))
                           .astype(np.float32) * 0.5)
+    return backend, shared, faces, template
+
+
+def bench_batching(sessions: list[int], rounds: int, config: str, device: str, precision: str,
+                   wait_ms: float, limit_s: float) -> list[dict]:
+    """Each case: N sessions fed at 30 frames/s; after one warm-up round, `rounds` scheduler rounds are
+    timed (the server is saturated: every round finds a frame in every session's slot). frames/s =
+    frames output in those rounds / their time; latency = arrival → output ready, per frame."""
+
+    from engine.server.config import BatchSettings
+    from engine.server.scheduler import Arrival, Scheduler, Slot
+
+    backend, shared, faces, template = _paper_setup(config, device, precision)
     print(f"  {shared.describe()}", flush=True)
     rows = []
     for n in sessions:
@@ -189,25 +199,11 @@ def bench_interleaved(sessions: list[int], repeats: int, config: str, device: st
     """The batching gain on a machine whose speed drifts (shared cores): for each N, `repeats` times in
     a row, N sessions' frames one at a time, then the same N frames as one batch (engine.stylegan.batch);
     the ratio of each pair, so both sides of a ratio saw the same load. Reports the median ratio."""
-    import cv2
-
-    from engine.media.video_io import read_image
-    from engine.runtime.runtimes import cache_dir
-    from engine.server.backends import PaperBackend, drive_each
+    from engine.server.backends import drive_each
     from engine.server.scheduler import Arrival, Job
     from engine.stylegan.batch import drive_batch
-    from engine.stylegan.reenactor import StyleGANOptions
 
-    pack = random_pack(config, cache_dir() / "bench-packs")
-    options = StyleGANOptions(aligned_input=True, paste_back=False, motion="absolute", smoothing=0.0)
-    backend = PaperBackend(pack, runtime="eager", device=device, precision=precision, options=options)
-    shared = backend.shared
-    size = shared.input_size
-    faces = [cv2.resize(read_image(FIXTURES / "aligned" / f"{i}.png"), (size, size), interpolation=cv2.INTER_AREA)
-             for i in range(6)]
-    template = shared.fork()
-    template.set_identity(np.random.default_rng(0).normal(size=(shared.n_latent, shared.style_dim))
-                          .astype(np.float32) * 0.5)
+    backend, shared, faces, template = _paper_setup(config, device, precision)
     rows = []
     for n in sessions:
         forks = [template.fork(same_target=True) for _ in range(n)]
