@@ -84,6 +84,9 @@ def render_fps(pack: Path, source: Path, target: Path, runtime: str) -> dict:
 
 
 def child(args: argparse.Namespace) -> dict:
+    from engine.runtime.threads import reserve_cpu_for_live
+
+    reserve_cpu_for_live()  # as `python -m app gui` does, before torch loads
     if args.niceness is not None:
         import engine.live
 

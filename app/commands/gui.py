@@ -39,11 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from app.gui.app import run_gui
     from app.gui.main_window import LaunchOptions, reenactor_factory_for
     from engine.errors import MediaError
+    from engine.runtime.threads import reserve_cpu_for_live
 
     if args.source is not None and not args.source.is_file():
         raise MediaError(f"source video not found: {args.source}")
     if args.weights is not None and not args.weights.is_file():
         raise MediaError(f"model pack not found: {args.weights}")
+    reserve_cpu_for_live()  # before torch loads: the camera, face tracking and window keep a CPU
     source = str(args.source) if args.source is not None else str(args.camera) if args.camera is not None else None
     factory = reenactor_factory_for(args.runtime, args.device, args.precision, not args.no_cuda_graphs)
     if args.remote is not None:

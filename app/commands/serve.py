@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.runtime.threads import reserve_cpu_for_live
+
+    reserve_cpu_for_live()  # before torch loads: the codecs and signalling keep a CPU (engine/runtime/threads.py)
     import asyncio
     from dataclasses import replace
 
