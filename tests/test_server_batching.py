@@ -67,7 +67,7 @@ def test_server_batches_streaming_sessions_and_a_stalled_one_holds_nobody(pack: 
     frames = clip_frames(clip)
 
     async def main():
-        backend = PaperBackend(pack, runtime="eager", precision="fp32")
+        backend = PaperBackend(pack, runtime="eager", precision="fp32", batch=4)
         async with running_server(None, backend=backend) as server:
             server.default_target = TargetSpec.random(3)
             server.scheduler.batch = type(server.scheduler.batch)(max_batch=4, wait_ms=200)
@@ -96,3 +96,22 @@ def test_server_batches_streaming_sessions_and_a_stalled_one_holds_nobody(pack: 
     batch_stats = [m["stages_ms"].get("batch") for m in got[1].of("stats")]
     assert 2.0 in batch_stats
     assert got[0].outputs[-1].image.shape == got[1].outputs[-1].image.shape
+
+
+def test_batching_is_off_by_default_on_a_cpu(pack: Path) -> None:
+    """On a CPU batches measured no faster and made every session wait longer (docs/remote.md): `serve`
+    runs one frame at a time there unless --batch says otherwise; a GPU batches by default."""
+    from engine.server.backends import PaperBackend
+    from engine.server.config import default_batch
+
+    assert default_batch("cpu") == 1 and default_batch("cuda") > 1
+    backend = PaperBackend(pack, runtime="eager", precision="fp32")
+    try:
+        assert (backend.batch, backend.batched) == (1, False)
+    finally:
+        backend.close()
+    backend = PaperBackend(pack, runtime="eager", precision="fp32", batch=3)
+    try:
+        assert (backend.batch, backend.batched) == (3, True)
+    finally:
+        backend.close()

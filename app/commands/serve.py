@@ -9,7 +9,7 @@ from engine import values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from engine.server.config import DEFAULT_PORT, BatchSettings, Limits
+    from engine.server.config import CPU_BATCH, CUDA_BATCH, DEFAULT_PORT, BatchSettings, Limits
 
     limits, batch = Limits(), BatchSettings()
     p = sub.add_parser(
@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=values.OUTPUT_SIZE, default=512, help="landmark warp: output side in pixels (default 512)")
     p.add_argument("--max-sessions", type=values.SESSIONS, default=limits.max_sessions,
                    help=f"clients at once; more are refused with 503 (default {limits.max_sessions})")
-    p.add_argument("--batch", type=values.BATCH, default=batch.max_batch, metavar="N",
-                   help=f"model packs: sessions' frames run together, at most N (default {batch.max_batch}; 1: none)")
+    p.add_argument("--batch", type=values.BATCH, metavar="N",
+                   help=f"model packs: sessions' frames run together, at most N (default {CPU_BATCH} on a CPU, where "
+                   f"batching measured no faster; {CUDA_BATCH} on a GPU; 1: none; batches need --runtime eager)")
     p.add_argument("--batch-wait-ms", type=values.BATCH_WAIT_MS, default=batch.wait_ms, metavar="MS",
                    help=f"model packs: wait at most MS for more sessions' frames (default {batch.wait_ms:g})")
     p.set_defaults(func=run, parser=p)
@@ -53,19 +54,19 @@ def run(args: argparse.Namespace) -> int:
     from engine.errors import MimicError
     from engine.render import parse_target
     from engine.server.backends import PaperBackend, WarpBackend
-    from engine.server.config import BatchSettings, Limits, ServerConfig
+    from engine.server.config import CPU_BATCH, BatchSettings, Limits, ServerConfig
     from engine.server.security import check_bind, read_token
     from engine.server.signalling import MimicServer
 
     if not 0 <= args.port <= 65535:
         args.parser.error("--port must be 0 … 65535")
-    if not 1 <= args.max_sessions <= 256 or not 1 <= args.batch <= 64 or not 0 <= args.batch_wait_ms <= 1000:
+    if not 1 <= args.max_sessions <= 256 or not 1 <= (args.batch or 1) <= 64 or not 0 <= args.batch_wait_ms <= 1000:
         args.parser.error("--max-sessions 1 … 256, --batch 1 … 64, --batch-wait-ms 0 … 1000")
     if not 64 <= args.size <= 2048:
         args.parser.error("--size must be 64 … 2048")
     config = ServerConfig(host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
                           limits=replace(Limits(), max_sessions=args.max_sessions),
-                          batch=BatchSettings(max_batch=args.batch, wait_ms=args.batch_wait_ms))
+                          batch=BatchSettings(max_batch=args.batch or CPU_BATCH, wait_ms=args.batch_wait_ms))
     check_bind(config)  # before loading anything
     token, generated = read_token(args.token_file)
     target = parse_target(args.target) if args.target else None
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         backend = WarpBackend(output_size=args.size)
     else:
         backend = PaperBackend(args.weights, runtime=args.runtime, device=args.device, precision=args.precision,
-                               batched=args.batch > 1, progress=_progress())
+                               batch=args.batch, progress=_progress())
+        config = replace(config, batch=replace(config.batch, max_batch=backend.batch))
     server = MimicServer(config, token, backend, target)
     return asyncio.run(_serve(server, token if generated else None))
 

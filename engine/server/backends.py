@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 
 from engine.errors import MimicError
 from engine.reenactor import DriveResult, ProgressFn, Reenactor, ReenactorKind, TargetSpec, apply_option
+from engine.server.config import default_batch
 from engine.server.scheduler import Job
 
 log = logging.getLogger(__name__)
@@ -105,21 +106,24 @@ class WarpBackend:
 class PaperBackend:
     """The paper's model, loaded once; each session's reenactor is a fork sharing its networks.
 
-    batched: several sessions' frames go through E_m → folded map → G together (engine.stylegan.batch);
-    otherwise one at a time (the baseline of benchmarks/server_bench.py)."""
+    batch: at most this many sessions' frames per model run, by default per device (config.default_batch: one
+    on a CPU). batched (batch > 1 and the eager runtime): they go through E_m → folded map → G together
+    (engine.stylegan.batch); otherwise one at a time (the baseline of benchmarks/server_bench.py)."""
 
     kind = ReenactorKind.STYLEGAN
 
     def __init__(self, pack: Path, runtime: str = "auto", device: str = "auto", precision: str = "auto",
-                 batched: bool = True, progress: ProgressFn | None = None, options=None) -> None:
+                 batch: int | None = None, progress: ProgressFn | None = None, options=None) -> None:
         from engine.stylegan import StyleGANReenactor
 
         kwargs = {} if options is None else {"options": options}
         self.shared = StyleGANReenactor.from_pack(Path(pack), runtime=runtime, device=device,
                                                   precision=precision, progress=progress, **kwargs)
         self.template = None  # a fork holding the default target (prepare_default)
-        self.batched = batched and self.shared.batches
-        if batched and not self.batched:
+        given = batch is not None
+        self.batch = batch if given else default_batch(self.shared.runtime.device)  # at most, per model run
+        self.batched = self.batch > 1 and self.shared.batches
+        if given and self.batch > 1 and not self.batched:
             log.warning("batching needs the eager runtime (%s builds one-frame graphs): serving one frame at "
                         "a time", self.shared.runtime.name)
         self.options = tuple(PAPER_OPTIONS)

@@ -21,11 +21,22 @@ class Limits:
     idle_timeout_s: float = 30.0  # a connected session with no frame and no message for this long is closed
 
 
+# Sessions' frames run through the paper model at once, by default, per device (docs/remote.md). On a CPU the
+# 256 model's convolutions keep every core busy at one frame: batches of 2, 4 and 8 measured 0.73–1.19x the
+# frames/s of one at a time on a quiet 2-CPU Zen 5 and made each session wait 2–8x longer. A GPU is far from
+# busy at one 256² frame, which is what batching is for (not yet measured here: issue 24).
+CPU_BATCH = 1
+CUDA_BATCH = 4
+
+
+def default_batch(device: str) -> int:
+    """The batch size `serve` uses unless told (`--batch`): by the device the model runs on."""
+    return CUDA_BATCH if device == "cuda" else CPU_BATCH
+
+
 @dataclass(frozen=True)
 class BatchSettings:
-    # frames of different sessions run through the paper model at once: 2 measured 1.21–1.26x one at a
-    # time on a 2-core CPU, 4 between 0.87x and 1.75x with the load (docs/remote.md); a GPU: measure
-    max_batch: int = 2
+    max_batch: int = CPU_BATCH  # at most this many sessions' frames per model run (default_batch)
     # how long the scheduler waits for more sessions' frames once one is ready: at most about one
     # camera interval's worth of spread between sessions' frames matters, and only for fast models
     wait_ms: float = 4.0
