@@ -153,7 +153,14 @@ class LiveStats:
 
 
 class _Rate:
-    """Events per second and mean value over a sliding window."""
+    """Events per second and mean value over a sliding window.
+
+    The rate is taken between the window's first and last event, not up to `now`, so that where the
+    window's edges fall does not add or drop an event (a 29.97 fps file read as 30.5 fps): steady
+    events give their own rate. Once no event has come for twice their usual interval (at least
+    `STALL_S`), the time since the first one counts instead, so a stalled stream's rate falls."""
+
+    STALL_S = 0.25
 
     def __init__(self, window_s: float = 2.0) -> None:
         self.window_s = window_s
@@ -171,7 +178,9 @@ class _Rate:
             n = len(self._events)
             if n < 2:
                 return 0.0, (self._events[0][1] if n else 0.0)
-            span = max(now - self._events[0][0], 1e-6)
+            first, last = self._events[0][0], self._events[-1][0]
+            stalled = now - last > max(self.STALL_S, 2.0 * (last - first) / (n - 1))
+            span = max((now if stalled else last) - first, 1e-6)
             return (n - 1) / span, sum(v for _, v in self._events) / n
 
     def _trim(self, now: float) -> None:
@@ -304,7 +313,7 @@ class LivePipeline:
         capture_fps, _ = self._captures.read(now)
         fps, latency = self._outputs.read(now)
         return LiveStats(
-            fps=fps,
+            fps=min(fps, capture_fps) if capture_fps else fps,  # outputs are some of the captures: the rest is jitter
             capture_fps=capture_fps,
             latency_ms=latency,
             processed=self._processed,

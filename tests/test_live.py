@@ -403,3 +403,25 @@ def test_recorder_reports_disk_full_once_and_keeps_the_start(tmp_path: Path) -> 
         except av.error.InvalidDataError:
             pass  # cut off mid-fragment
     assert 30 <= decoded <= written
+
+
+def test_the_status_rate_never_exceeds_the_sources() -> None:
+    """A 29.97 fps file once read "30.5 fps" in the status bar: outputs finish with a jitter of their own, and
+    the rate counted up to `now` gains or loses an event where the window's edges fall. Captures come on the
+    file's clock and read as its rate; outputs, a subset of them, never read above it."""
+    from engine.live import LivePipeline
+
+    pipeline = LivePipeline(on_result=lambda result: None)
+    now = time.monotonic()
+    interval = 1 / 29.97
+    for k in range(59, -1, -1):  # 60 frames, the newest just captured
+        captured = now - 0.05 - k * interval
+        pipeline._captures.add(captured)
+        # the first output in the window finished late, the last one early: 59 intervals in less time
+        pipeline._outputs.add(captured + (0.035 if k == 59 else 0.005 if k == 0 else 0.02), 20.0)
+    stats = pipeline.stats()
+    assert 29.9 < stats.capture_fps <= 29.97 + 1e-6
+    assert stats.fps <= stats.capture_fps
+    time.sleep(0.6)  # nothing more comes: the rates fall instead of holding the last reading
+    stalled = pipeline.stats()
+    assert stalled.capture_fps < 29.0 and stalled.fps < 29.0

@@ -25,6 +25,7 @@ from app.gui.app import create_app
 from app.gui.main_window import MIN_SIZE, LaunchOptions, MainWindow
 from app.gui.settings import AppSettings
 from engine.media.video_io import H264Writer, VideoReader
+from engine.runtime.threads import reserve_cpu_for_live
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pack", type=Path, help="a model pack: also the paper model live (state-live-paper)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    reserve_cpu_for_live()  # as `python -m app gui` does; torch is not loaded yet
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="mimic-shots-"))
     no_face = faceless_clip(args.clip, tmp / "no-face.mp4")
