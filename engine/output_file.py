@@ -28,9 +28,9 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] | None = None, what
     for the message."""
     path = Path(path)
     target = f"{what} {path}" if what else str(path)
+    _check_target(path, target)  # first: a folder given for a file is named as one
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise OutputFileError(f"cannot write {target}: expected a {' / '.join(suffixes)} file")
-    _check_target(path, target)
     _probe(path.parent, target)
     return path
 
@@ -73,9 +73,9 @@ def replacing(path: Path | str, suffixes: tuple[str, ...] | None = None, what: s
     """Write to the yielded temporary path (same folder and suffix); it replaces `path` on success."""
     path = Path(path)
     target = f"{what} {path}" if what else str(path)
+    _check_target(path, target)  # first: a folder given for a file is named as one
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise OutputFileError(f"cannot write {target}: expected a {' / '.join(suffixes)} file")
-    _check_target(path, target)
     tmp = _temporary(path.parent, target, f".{path.stem[:40]}.", f".part{path.suffix}")  # tests writability too
     try:
         yield tmp

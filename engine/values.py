@@ -119,6 +119,7 @@ FPS = Kind("frames per second", 0.01, 240.0)
 PORT = Kind("a port", 0, 65535, whole=True)  # 0: any free one
 SESSIONS = Kind("a number of sessions", 1, 256, whole=True)
 BATCH = Kind("a batch size", 1, 64, whole=True)
+STREAM_SIZE = Kind("an output size", 64, 2048, whole=True, unit="pixels")  # `serve`: a video stream's side
 BATCH_WAIT_MS = Kind("a wait in milliseconds", 0.0, 1000.0)
 
 # -- benchmarks

@@ -102,3 +102,21 @@ def test_auto_times_the_packs_own_graphs_and_keeps_the_fastest(pack, fixtures_di
     assert main([*args, "-o", str(tmp_path / "three.png")]) == 0  # the verdict is kept: the same choice
     again = LINE.search(capsys.readouterr().out)
     assert again is not None and again[0] == first[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["generate", "--weights", "PACK", "--seed", "1", "-o", "OUT/g.xyz"], "error: cannot write image "),
+    (["generate", "--weights", "PACK", "--seed", "1", "-o", "OUT"], "error: cannot write image "),
+    (["serve", "--size", "3000"], "error: argument --size: expected an output size, a whole number from 64 to 2048"),
+    (["serve", "--port", "70000"], "error: argument --port: expected a port"),
+])
+def test_a_bad_value_is_one_error_line_without_the_usage_block(pack, tmp_path, args, message) -> None:
+    """A wrong output type or folder for `generate`, an out-of-range `serve --size`: one `error:` line
+    naming the whole path or the range, never argparse's usage block (that is for malformed command lines)."""
+    args = [a.replace("PACK", str(pack)).replace("OUT", str(tmp_path)) for a in args]
+    run = mimic(*args, cache=tmp_path / "cache")
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith(message), run.stderr
+    assert "usage:" not in run.stderr
+    if args[0] == "generate":
+        assert str(tmp_path) in run.stderr  # the path as given, not only its last part

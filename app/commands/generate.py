@@ -33,14 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.truncation is not None and args.latent is not None:
         args.parser.error("--truncation applies to --seed only")
-    if args.output.suffix.lower() not in IMAGE_SUFFIXES:
-        args.parser.error(f"-o {args.output.name}: expected an image file ({', '.join(IMAGE_SUFFIXES)})")
     from engine.output_file import check_output
     from engine.media.video_io import write_image
     from engine.stylegan.generate import generate
 
     truncation = 1.0 if args.truncation is None else args.truncation
-    check_output(args.output, what="image")  # before the work: a folder, a device or an unwritable place
+    check_output(args.output, IMAGE_SUFFIXES, "image")  # before the work: a wrong type, a folder, a device, no folder
     image = generate(args.weights, latent=args.latent, seed=args.seed, truncation=truncation,
                      noise=args.noise)
     write_image(args.output, image)

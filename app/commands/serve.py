@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="auto", help="auto, eager, compile, onnx, tensorrt (model packs only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (model packs only)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 (CPU), fp16 (CUDA)")
-    p.add_argument("--size", type=values.OUTPUT_SIZE, default=512, help="landmark warp: output side in pixels (default 512)")
+    p.add_argument("--size", type=values.STREAM_SIZE, default=512, help="landmark warp: output side in pixels (default 512)")
     p.add_argument("--max-sessions", type=values.SESSIONS, default=limits.max_sessions,
                    help=f"clients at once; more are refused with 503 (default {limits.max_sessions})")
     p.add_argument("--batch", type=values.BATCH, metavar="N",
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"batching measured no faster; {CUDA_BATCH} on a GPU; 1: none; batches need --runtime eager)")
     p.add_argument("--batch-wait-ms", type=values.BATCH_WAIT_MS, default=batch.wait_ms, metavar="MS",
                    help=f"model packs: wait at most MS for more sessions' frames (default {batch.wait_ms:g})")
-    p.set_defaults(func=run, parser=p)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,12 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from engine.server.security import check_bind, read_token
     from engine.server.signalling import MimicServer
 
-    if not 0 <= args.port <= 65535:
-        args.parser.error("--port must be 0 … 65535")
-    if not 1 <= args.max_sessions <= 256 or not 1 <= (args.batch or 1) <= 64 or not 0 <= args.batch_wait_ms <= 1000:
-        args.parser.error("--max-sessions 1 … 256, --batch 1 … 64, --batch-wait-ms 0 … 1000")
-    if not 64 <= args.size <= 2048:
-        args.parser.error("--size must be 64 … 2048")
     config = ServerConfig(host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
                           limits=replace(Limits(), max_sessions=args.max_sessions),
                           batch=BatchSettings(max_batch=args.batch or CPU_BATCH, wait_ms=args.batch_wait_ms))
