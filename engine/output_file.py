@@ -22,6 +22,10 @@ _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a device", stat.S_IFBLK: "a d
           stat.S_IFSOCK: "a socket"}
 
 
+# The image types the commands write (engine.media.video_io.write_image: OpenCV's encoders).
+IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
 def check_output(path: Path | str, suffixes: tuple[str, ...] | None = None, what: str = "") -> Path:
     """`path` if a command may write it (absent or a regular file, in a writable folder); OutputFileError if not.
     `suffixes`: the file types the command writes (".png", …), checked case-insensitively; `what`: "image", …

@@ -15,12 +15,13 @@ import numpy as np
 from engine.errors import MediaError
 from engine.output_file import check_output
 from engine.reenactor import Reenactor, TargetSpec
-from engine.media.video_io import DecodeError, H264Writer, VideoReader, read_image, sound_track_problem, write_image
+from engine.media.video_io import (IMAGE_SUFFIXES, DecodeError, H264Writer, VideoReader, read_image,
+                                   sound_track_problem, write_image)
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 LATENT_SUFFIXES = {".npy", ".pkl"}
+STILL_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".gif")  # drivers that are one picture; a GIF drives as a video
 VIDEO_SUFFIXES = {".mp4"}
 
 # frame_progress(frames done, frames expected or None)
@@ -52,7 +53,7 @@ def render(reenactor: Reenactor, driving: Path, output: Path, progress: FramePro
     """Reenact every frame of `driving` (video or image) into `output` (.mp4 or .png)."""
     driving, output = Path(driving), Path(output)
     check_render_output(driving, output)
-    if driving.suffix.lower() in IMAGE_SUFFIXES:
+    if driving.suffix.lower() in STILL_SUFFIXES:
         return _render_image(reenactor, driving, output)
     return _render_video(reenactor, driving, output, progress)
 
@@ -67,9 +68,9 @@ def check_render_output(driving: Path, output: Path) -> None:
             raise MediaError(f"cannot write {output}: it is a folder; give the path of an .mp4 or .png file")
         raise MediaError(f"cannot write {output}: expected an .mp4 (video) or .png (image) output")
     check_output(output)  # never over a device, FIFO or folder
-    if driving.suffix.lower() in IMAGE_SUFFIXES and suffix != ".png":
+    if driving.suffix.lower() in STILL_SUFFIXES and suffix != ".png":
         raise MediaError(f"{driving} is an image: write the result as a .png, not {output.name}")
-    if driving.suffix.lower() not in IMAGE_SUFFIXES and suffix == ".png":
+    if driving.suffix.lower() not in STILL_SUFFIXES and suffix == ".png":
         raise MediaError(f"{driving} is a video: write the result as an .mp4, not {output.name}")
 
 

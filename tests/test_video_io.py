@@ -220,6 +220,26 @@ def test_images_round_trip_with_unicode_paths(tmp_path: Path, fixtures_dir: Path
         read_image(tmp_path / "fake.png")
 
 
+def test_a_gif_portrait_is_read_as_its_first_frame(tmp_path: Path, fixtures_dir: Path) -> None:
+    """OpenCV's wheel reads no GIF; a GIF portrait (an animated one too) is its first frame, and the app's
+    target kinds and the file dialog take it. A damaged one is named as a GIF."""
+    from PIL import Image
+
+    from engine.session import target_kind
+
+    portrait = read_image(fixtures_dir / "portraits" / "astronaut.png")
+    first, second = Image.fromarray(portrait), Image.fromarray(255 - portrait)
+    first.save(tmp_path / "portrait.gif", save_all=True, append_images=[second], duration=100)
+    data = (tmp_path / "portrait.gif").read_bytes()
+    got = read_image(tmp_path / "portrait.gif")
+    assert got.shape == portrait.shape
+    assert np.abs(got.astype(int) - portrait).mean() < 8  # a 256-colour palette of the same picture
+    assert target_kind(tmp_path / "portrait.gif") == "image"
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) // 4])
+    with pytest.raises(MediaError, match=r"cut\.gif: a damaged or incomplete GIF file$"):
+        read_image(tmp_path / "cut.gif")
+
+
 @pytest.mark.parametrize(("source_name", "codec"), [("aac.mp4", "aac"), ("pcm.mkv", "pcm_s16le")])
 def test_audio_is_carried_from_the_source(tmp_path: Path, source_name: str, codec: str) -> None:
     source = tmp_path / source_name

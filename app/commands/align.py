@@ -7,7 +7,6 @@ from pathlib import Path
 
 from engine import values
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.face.align import align_face
     from engine.errors import NoFaceError
-    from engine.output_file import check_output, write_bytes
+    from engine.output_file import IMAGE_OUTPUT_SUFFIXES, check_output, write_bytes
     from engine.media.video_io import read_image, write_image
 
-    check_output(args.output, IMAGE_SUFFIXES, "image")  # before the work: a wrong type, a device, no folder
+    check_output(args.output, IMAGE_OUTPUT_SUFFIXES, "image")  # before the work: a wrong type, a device, no folder
     if args.json:
         check_output(args.json, what="crop quad")
     image = read_image(args.image)

@@ -7,7 +7,6 @@ from pathlib import Path
 from engine import values
 
 NOISE_MODES = ("const", "none", "random")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.truncation is not None and args.latent is not None:
         args.parser.error("--truncation applies to --seed only")
-    from engine.output_file import check_output
+    from engine.output_file import IMAGE_OUTPUT_SUFFIXES, check_output
     from engine.media.video_io import write_image
     from engine.stylegan.generate import generate
 
     truncation = 1.0 if args.truncation is None else args.truncation
-    check_output(args.output, IMAGE_SUFFIXES, "image")  # before the work: a wrong type, a folder, a device, no folder
+    check_output(args.output, IMAGE_OUTPUT_SUFFIXES, "image")  # before the work: a wrong type, a folder, a device, no folder
     image = generate(args.weights, latent=args.latent, seed=args.seed, truncation=truncation,
                      noise=args.noise)
     write_image(args.output, image)

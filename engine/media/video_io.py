@@ -75,22 +75,37 @@ def read_image(path: Path | str) -> np.ndarray:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     except cv2.error:
         image = None
+    if image is None and image_format(data) == "GIF":  # OpenCV's wheel reads no GIF
+        image = _first_gif_frame(data)
     if image is None:
         kind = image_format(data)
         if kind is not None:  # the signature says what it is: the rest is cut short or corrupt
             raise MediaError(f"cannot read image {path}: a damaged or incomplete {kind} file")
-        raise MediaError(f"cannot read image {path}: not an image file (expected PNG, JPEG, WebP, BMP or TIFF)")
+        raise MediaError(f"cannot read image {path}: not an image file (expected PNG, JPEG, WebP, BMP, TIFF or GIF)")
     check_picture_size(image.shape[1], image.shape[0], f"image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _first_gif_frame(data: bytes) -> np.ndarray | None:
+    """A GIF's first frame as BGR uint8 (Pillow; its size was checked from the header), None if it is damaged."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as gif:
+            return np.ascontiguousarray(np.asarray(gif.convert("RGB"))[:, :, ::-1])
+    except Exception:  # noqa: BLE001 - a damaged GIF: read_image says so in one line
+        return None
+
+
 # The first bytes of each image format read_image takes → its name.
-IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+# The image types read_image reads (a GIF: its first frame), by file name.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
                     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
 def image_format(data: bytes) -> str | None:
-    """"PNG", "JPEG", "WebP", "BMP" or "TIFF" from a file's first bytes, else None."""
+    """"PNG", "JPEG", "WebP", "BMP", "TIFF" or "GIF" from a file's first bytes, else None."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
     return next((name for signature, name in IMAGE_SIGNATURES if data.startswith(signature)), None)

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.errors import Cancelled, MediaError, MimicError
 from engine.media.camera import CameraInfo, FrameSource, SourceStatus, list_cameras, open_source
-from engine.media.video_io import read_image
+from engine.media.video_io import IMAGE_SUFFIXES, read_image
 from engine.reenactor import ProgressFn, Reenactor, TargetSpec, apply_option
 from engine.session.events import Notice, Part, TargetApplied, TargetRef
 from engine.session.state import SessionContext
@@ -20,7 +20,6 @@ from engine.tasks import Task
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 LATENT_SUFFIXES = {".npy", ".pkl"}
 
 # Builds a reenactor: the model pack, or None for the weights-free landmark warp (runs on a worker thread);

@@ -11,7 +11,7 @@ from app.gui.panels.base import Panel, PanelContext
 from app.gui.widgets import hint
 from engine.session import Event, Part, TargetApplied, TargetRef
 
-TARGET_FILTER = "Portraits and latents (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.npy *.pkl);;All files (*)"
+TARGET_FILTER = "Portraits and latents (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif *.npy *.pkl);;All files (*)"
 NEEDS_PACK = "Needs a model pack (File → Load model pack…)"
 
 
