@@ -225,8 +225,10 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="write the report here")
     args = p.parse_args()
     from engine.runtime.memory import keep_freed_memory
+    from engine.runtime.threads import reserve_cpu_for_live
 
     keep_freed_memory()  # as app.cli.main does, before the window's threads start
+    reserve_cpu_for_live()  # as `python -m app gui` does, before torch loads
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="mimic-soak-") as tmp:
         folder = args.keep or Path(tmp)
