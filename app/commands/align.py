@@ -8,7 +8,6 @@ from pathlib import Path
 from engine import values
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("align", help="FFHQ-align a portrait", description="Crop and rotate a portrait the way "
                        "FFHQ / StyleGAN encoders expect (MediaPipe landmarks, FFHQ recipe); with several "

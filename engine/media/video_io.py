@@ -97,11 +97,11 @@ def _first_gif_frame(data: bytes) -> np.ndarray | None:
         return None
 
 
-# The first bytes of each image format read_image takes → its name.
 # The image types read_image reads (a GIF: its first frame), by file name.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-                    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+# The first bytes of each image format read_image takes → its name.
+IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+                    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"))
 
 
 def image_format(data: bytes) -> str | None:
