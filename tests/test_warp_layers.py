@@ -10,7 +10,7 @@ import pytest
 from engine.reenactor import TargetSpec
 from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.layers import fill_background
+from engine.warp.layers import colour_matte, fill_background
 from engine.warp.mesh import FACE_OVAL
 from engine.warp.metrics import background_change
 from tests.support import MOUTH_OPEN_FRAME
@@ -65,6 +65,51 @@ def test_background_fills_continue_the_surroundings(method: str) -> None:
     assert np.array_equal(filled[~hole], image[~hole])
     error = np.abs(filled[hole].astype(np.float32) - image[hole].astype(np.float32)).mean()
     assert error < 25.0, error  # a smooth continuation, far from the magenta
+
+
+def test_the_colour_matte_takes_the_glow_the_segmentation_left_out() -> None:
+    """A blurred portrait's hair glows a few pixels beyond where the segmentation stops; read as a mix of
+    the person's colour and the background, that glow joins the person (so it moves with the head, instead
+    of staying in the plate as the old outline). Plain background and a look-alike object apart stay out."""
+    h, w = 64, 512  # the band reaches MATTE_BAND · 512 ≈ 15 px beyond the cut
+    background = np.full((h, w, 3), (40, 50, 70), np.float32)
+    hair = np.array((200, 170, 110), np.float32)
+    xx = np.arange(w, dtype=np.float32)
+    glow = np.clip((312 - xx) / 12, 0, 1)  # x < 300: the person; 300 … 312: a glow fading out
+    image = background + glow[None, :, None] * (hair - background)
+    image[:, 400:420] = hair  # something of the hair's colour, apart from the person
+    alpha = np.broadcast_to((xx < 300).astype(np.float32), (h, w)).copy()  # the segmentation: a hard cut
+    matte = colour_matte(np.round(image).astype(np.uint8), alpha, background)
+    inside = (xx >= 300) & (xx < 312)
+    assert np.abs(matte[:, inside] - glow[inside]).max() < 0.05  # the glow, as much as it is there
+    assert np.array_equal(matte[:, xx < 300], alpha[:, xx < 300])  # the segmentation's own alpha is kept
+    assert matte[:, 312:].max() == 0.0  # plain background, and the look-alike
+
+
+def test_a_turned_head_leaves_no_outline_in_the_background(fixtures_dir: Path, clip: list[np.ndarray],
+                                                           closing) -> None:
+    """aligned/3.png on the clip's biggest turn (frame 90): before the colour matte, the glow of her hair left
+    its old outline in the plate as a dark seam down the right side (edge energy 1.5x the background's own
+    where the head had been); now no more than the background's own."""
+    from engine.warp.layers import grown
+
+    warp = closing(WarpReenactor())
+    warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "aligned" / "3.png")))
+    rest_alpha = warp.target.layers.alpha
+    for frame in clip[:91]:
+        out = warp.drive(frame).image
+    moved = warp.person_alpha
+    near = grown(rest_alpha > 0.02, 0.03)
+    uncovered = near & (moved < 0.05) & ~grown(moved >= 0.05, 0.005)
+    ring = grown(rest_alpha > 0.02, 0.10) & ~near
+    assert uncovered.sum() > 500  # the head did turn away from here
+
+    def edges(image: np.ndarray) -> np.ndarray:
+        grey = image.astype(np.float32).mean(-1)
+        return np.hypot(*np.gradient(grey))
+
+    ratio = edges(out)[uncovered].mean() / edges(warp.target.image)[ring].mean()
+    assert ratio < 1.2, ratio
 
 
 def test_the_neck_follows_an_opening_jaw(fixtures_dir: Path, clip: list[np.ndarray], closing) -> None:

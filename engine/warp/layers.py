@@ -2,8 +2,10 @@
 
 Prepared once per target: MediaPipe's selfie segmentation (in the wheel) gives the person's alpha,
 joined with the face oval of the mesh (a painted face the segmenter misses stays in), hardened to
-a thin soft edge and grown by a soft fringe band (the rim of hair it leaves out); the background plate B is the portrait with the person (grown by PLATE_GROW of the
-image) filled in from the background around it. On the soft edge the portrait I mixes both, so the
+a thin soft edge and grown by a soft fringe band (the rim of hair it leaves out); the background plate B
+is the portrait with the person (grown by PLATE_GROW of the image) filled in from the background around
+it. Just outside the segmented edge a colour matte adds what is still a mix of the person and that fill
+(the glow of blurred hair, colour_matte). On the soft edge the portrait I mixes both, so the
 person's own colour is un-mixed there (matting, see prepare_layers). Per frame the person's alpha
 goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
 portrait, and nothing outside the person moves. (The alpha rides along as a 4th channel of the person,
@@ -26,6 +28,8 @@ PLATE_GROW = 0.03  # the hole filled in the plate: the person grown by this shar
 INPAINT_SIDE = 128  # cv2.inpaint runs at this size (it is slow on large holes); the fill is blurry anyway
 EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft edge; fainter parts stay still)
 FRINGE = 0.012  # the person's alpha is grown by a soft band this share of the image side (with_fringe)
+MATTE_BAND = 0.03  # beyond the segmentation's edge, the colour matte looks this share of the image side out
+MATTE_MIN_CONTRAST = 12.0  # person and background closer than this (RGB distance) say nothing about alpha
 
 
 @dataclass
@@ -115,6 +119,31 @@ def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.clip(fill, 0, 255).astype(np.uint8)
 
 
+def colour_matte(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """`alpha` [h, w] raised where the colours say the person is still partly there: in a band MATTE_BAND
+    wide outside its segmented edge, each pixel is read as a mix of the person's colour there (the person's
+    own colours pushed outward) and the filled background, I = a·P + (1 − a)·B, a the projection of I − B on
+    P − B. A blurred portrait's glow of hair over the background then moves with the person instead of
+    staying in the plate, where it was the old outline beside a turned head; plain background (I ≈ B) keeps
+    a ≈ 0 and stays still."""
+    core = alpha >= 0.5
+    band = grown(core, MATTE_BAND) & ~core
+    if not band.any():
+        return alpha
+    own = image.astype(np.float32)
+    person = fill_background(image, ~(alpha >= 0.95), "pyramid").astype(np.float32)  # its colours, outward
+    d, e = own - background, person - background
+    contrast = (e * e).sum(-1)
+    a = np.clip((d * e).sum(-1) / np.maximum(contrast, 1e-6), 0.0, 1.0)
+    a[contrast < MATTE_MIN_CONTRAST ** 2] = 0.0
+    a = np.where(band, a, 0.0).astype(np.float32)
+    # only what touches the person: a background object of the hair's colour further out stays still
+    _, labels = cv2.connectedComponents(((a > 0.05) | core).astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[core])
+    a *= np.isin(labels, keep[keep > 0])
+    return np.maximum(alpha, a)
+
+
 def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid") -> Layers:
     """The person's alpha, the plate B and the person's colours P.
 
@@ -125,6 +154,7 @@ def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid"
     """
     alpha = person_alpha(image, mesh)
     filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
+    alpha = colour_matte(image, alpha, filled)
     own = image.astype(np.float32)
     a = alpha[..., None]
     beta = np.minimum(a / PLATE_RAMP, 1.0)
