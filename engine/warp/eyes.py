@@ -4,7 +4,9 @@ Prepared once per target and eye: the iris disc (MediaPipe's iris centre and rim
 (the lid ring) as a soft mask, and an eyeball plate, the eye with its iris inpainted away. Per frame
 each iris is drawn at its rest place plus the driver's gaze change (engine.warp.gaze, in eye widths),
 clipped to the eye opening: where the shifted disc leaves the opening, lids cover it; where it
-uncovers iris that the lids hid at rest, the iris's own median colour fills in.
+uncovers iris that the lids hid at rest, the iris's own median colour fills in. An eye cannot turn its
+iris out of sight: a shift is shortened so that the iris centre stays KEEP_INSIDE of its radius inside
+the opening (or where it is at rest, if that is nearer the lids: a portrait looking sideways).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from engine.warp.mesh import EYE_LEFT_RING, EYE_RIGHT_RING
 
 MAX_SHIFT = (0.22, 0.10)  # |u|, |v| of the gaze change in eye widths (further would leave the eye opening)
 MIN_SHIFT_PX = 0.05  # below this the iris stays as it is (a still driver changes nothing)
+KEEP_INSIDE = 0.6  # a moved iris centre stays this share of the iris radius inside the eye opening
+SHIFT_STEPS = 8  # how finely a shift that would hide the iris is shortened
 
 
 @dataclass
@@ -31,6 +35,8 @@ class _Eye:
     opening: np.ndarray  # [h, w] float32 soft mask of the eye opening, box pixels
     plate: np.ndarray  # [h, w, 3] float32 the eye region with the iris inpainted away inside the opening
     iris: np.ndarray  # [h, w, 3] float32 the eye region, iris colour where the lids hide it
+    room: np.ndarray  # [h, w] float32 distance (pixels) to the edge of the eye opening, 0 outside it
+    keep: float  # the least room a moved iris centre may have (KEEP_INSIDE, or its room at rest)
     yy: np.ndarray  # [h, w] float32 row coordinates (box pixels)
     xx: np.ndarray  # [h, w] float32 column coordinates
 
@@ -47,7 +53,7 @@ class IrisMover:
         out = image
         for eye, (du, dv) in zip(self.eyes, gaze):
             du, dv = np.clip(du, -MAX_SHIFT[0], MAX_SHIFT[0]), np.clip(dv, -MAX_SHIFT[1], MAX_SHIFT[1])
-            shift = (du * eye.axis + dv * eye.normal) * eye.width
+            shift = _in_sight(eye, (du * eye.axis + dv * eye.normal) * eye.width)
             if float(np.hypot(*shift)) < MIN_SHIFT_PX:
                 continue
             if out is image:
@@ -81,8 +87,25 @@ def _prepare(image: np.ndarray, mesh: np.ndarray, eye: int) -> _Eye:
     seen = opening[..., None]
     iris = roi.astype(np.float32) * seen + colour.astype(np.float32) * (1 - seen)
     plate = roi.astype(np.float32) * (1 - seen) + plate.astype(np.float32) * seen
+    room = cv2.distanceTransform((opening > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    keep = min(KEEP_INSIDE * radius, _room_at(room, centre))
     return _Eye((int(x0), int(y0), int(x1), int(y1)), centre, radius, axis, normal, width, opening, plate, iris,
-                yy, xx)
+                room, keep, yy, xx)
+
+
+def _room_at(room: np.ndarray, point: np.ndarray) -> float:
+    """The eye opening's room (distance to its edge) at a point (box pixels; 0 outside the box)."""
+    x, y = int(round(point[0])), int(round(point[1]))
+    return float(room[y, x]) if 0 <= y < room.shape[0] and 0 <= x < room.shape[1] else 0.0
+
+
+def _in_sight(eye: _Eye, shift: np.ndarray) -> np.ndarray:
+    """`shift` (pixels), shortened as little as needed for the iris centre to keep `eye.keep` of room."""
+    for k in range(SHIFT_STEPS, 0, -1):
+        part = shift * (k / SHIFT_STEPS)
+        if _room_at(eye.room, eye.centre + part) >= eye.keep:
+            return part
+    return shift * 0.0
 
 
 def _draw(eye: _Eye, shift: np.ndarray) -> np.ndarray:
