@@ -174,7 +174,7 @@ def read_frames(path: Path, limit: int | None = None) -> tuple[list[np.ndarray],
 def write_clip(frames: list[np.ndarray], fps: float, path: Path) -> Path:
     from engine.media.video_io import H264Writer
 
-    with H264Writer(path, fps, (frames[0].shape[1], frames[0].shape[0])) as writer:
+    with H264Writer.constant_rate(path, fps, (frames[0].shape[1], frames[0].shape[0])) as writer:
         for frame in frames:
             writer.write(frame)
     return path
