@@ -70,11 +70,11 @@ def framing_window(image_size: tuple[int, int], points: np.ndarray, framing: Fra
 
 
 def frame_target(image: np.ndarray, points: np.ndarray, framing: Framing, size: int,
-                 face_fraction: float, frame_by: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 face_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """(output-sized image, mesh [478, 3] in its pixels) for the target portrait and its mesh (see
-    `framing_window`); `frame_by`: another mesh of the same face that places the window (default: `points`)."""
+    `framing_window`)."""
     h, w = image.shape[:2]
-    window = framing_window((w, h), points if frame_by is None else frame_by, framing, size, face_fraction)
+    window = framing_window((w, h), points, framing, size, face_fraction)
     sx, sy = window.scale
     mesh = np.asarray(points, np.float64).copy()
     mesh[:, 0] = (mesh[:, 0] + 0.5 - window.x0) * sx - 0.5

@@ -37,13 +37,6 @@ NEUTRAL_FRAMES = 4
 RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
 FEATURE_SMOOTHING = 0.3  # the lids' and brows' share of the landmark smoothing strength (LandmarkSmoother)
 FEATURES = np.array(EYE_LEFT_RING + EYE_RIGHT_RING + BROW_POINTS)
-# Frames the portrait is tracked for (the same image again and again) before its mesh is taken: the driver's
-# motion is measured between *tracked* meshes (its neutral is taken after NEUTRAL_FRAMES), and MediaPipe's first
-# detection sits off where tracking settles (lips and lids most: on the fixture clip's first frame the first
-# detection parts the lips by 0.15 of the mouth width, tracking by 0.09), so a first-detection target mesh put
-# the lips and lids where the driver's motion did not start from: they never met again (a mouth that stayed open).
-TARGET_SETTLE_FRAMES = NEUTRAL_FRAMES
-TARGET_SETTLE_RANGE = 0.1  # a tracked mesh further than this share of the face width from the detected one is not used
 
 
 @dataclass(frozen=True)
@@ -172,11 +165,10 @@ class WarpReenactor:
             mesh = detector.detect(target.image)
         if mesh is None:
             raise NoFaceError("no face found in the target image; try a frontal, well-lit portrait")
-        points = settled_mesh(target.image, mesh.points)
         if cancel is not None and cancel.is_set():
             raise Cancelled("setting the target was cancelled")
-        image, points = frame_target(target.image, points, self.config.framing, self.config.output_size,
-                                     self.config.face_fraction, frame_by=mesh.points)
+        image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
+                                     self.config.face_fraction)
         if progress:
             progress(0.3, "preparing the warp")
         prepared = PreparedTarget(image, points, self.config)
@@ -271,23 +263,6 @@ class WarpReenactor:
         if self._detector is not None:
             self._detector.close()
             self._detector = None
-
-
-def settled_mesh(image: np.ndarray, detected: np.ndarray) -> np.ndarray:
-    """The portrait's mesh [478, 3] as MediaPipe's tracking settles on it (TARGET_SETTLE_FRAMES of the same
-    image), measured the way the driver's neutral is; the detected mesh where tracking loses or leaves the face."""
-    width = max(float(np.ptp(detected[list(FACE_OVAL), 0])), 1.0)
-    settled = detected
-    with FaceMeshDetector(MeshConfig(static_images=False)) as tracker:
-        for _ in range(TARGET_SETTLE_FRAMES):
-            mesh = tracker.detect(image)
-            if mesh is None:
-                return detected
-            settled = mesh.points
-    shift = float(np.linalg.norm(settled[:, :2].mean(0) - detected[:, :2].mean(0)))
-    if shift > TARGET_SETTLE_RANGE * width:  # another face, or lost: keep the detection
-        return detected
-    return settled
 
 
 def _below_face(mesh_xy: np.ndarray, halo: np.ndarray) -> np.ndarray:
