@@ -12,7 +12,7 @@ from engine.reenactor import TargetSpec
 from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
-from engine.warp.mesh import LID_PAIRS
+from engine.warp.mesh import EYE_CORNERS, LID_PAIRS
 from engine.warp.metrics import pearson
 from engine.warp.reenactor import NEUTRAL_FRAMES
 from engine.warp.retarget import Retargeting
@@ -104,3 +104,29 @@ def test_a_turned_iris_stays_in_sight(fixtures_dir: Path, target: str, closing) 
             for dv in np.linspace(-MAX_SHIFT[1], MAX_SHIFT[1], 5):
                 shift = _in_sight(eye, (du * eye.axis + dv * eye.normal) * eye.width)
                 assert in_sight(shift) >= 0.6 * rest, (du, dv, in_sight(shift) / rest)
+
+
+def test_a_shut_lid_draws_a_lash_line_as_dark_as_the_lashes(fixtures_dir: Path, closing) -> None:
+    """The lid painted over a shut eye ends in a lash line thick and dark enough to read as shut (a hairline of
+    0.035 eye widths, blurred to half the lashes' darkness, read to dlib as the top of an open eye)."""
+    warp = closing(WarpReenactor())
+    warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
+    target = warp.target
+    posed = target.mesh[:, :2].copy()
+    shut = posed.copy()
+    for upper, lower in LID_PAIRS:  # both lids meet 0.8 of the way down
+        shut[upper] = shut[lower] = posed[upper] + 0.8 * (posed[lower] - posed[upper])
+    skin = np.array([200.0, 150.0, 130.0])
+    image = np.empty_like(target.image)
+    image[:] = skin.astype(np.uint8)
+    target.painter.paint(image, shut, posed)
+    luma = np.array([0.3, 0.59, 0.11])
+    for eye in range(2):
+        upper, _ = LID_PAIRS[7 * eye + 3]
+        corners = EYE_CORNERS[eye]
+        width = float(np.linalg.norm(posed[corners[0]] - posed[corners[1]]))
+        x, y = int(round(shut[upper, 0])), shut[upper, 1]
+        column = image[int(y - 0.3 * width):int(y + 0.3 * width), x].astype(np.float64) @ luma
+        lashes = float(target.painter.lashes[eye] @ luma)
+        ink = np.clip((skin @ luma - column) / (skin @ luma - lashes), 0.0, 1.0)  # 1 = as dark as the lashes
+        assert ink.max() > 0.8 and ink.sum() > 0.05 * width, (eye, ink.max(), ink.sum() / width)

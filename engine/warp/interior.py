@@ -24,6 +24,8 @@ LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
 # how far above the open upper lid (in its opening) a closing lid is painted: over the lashes and the crease,
 # which left in place above a closed lid drew the outline of an open eye (so dlib saw one)
 LID_REACH = 0.4
+LID_SAMPLE = 0.1  # how far above the painted lid (in its opening) its top colour is taken
+LASH_WIDTH = 0.06  # a closed lid's lash line, in eye widths (0.035 was a hairline dlib did not read as a shut eye)
 
 
 def _smoothstep(x: np.ndarray | float) -> np.ndarray | float:
@@ -171,7 +173,7 @@ class FacePainter:
         skin = cv2.GaussianBlur(_polygon_mask(np.concatenate([top, lid[::-1]]), shape, origin), (0, 0),
                                 max(0.04 * eye_w, 0.7))
         lash = np.zeros(shape, np.float32)
-        thickness = max(int(round(0.035 * eye_w * (0.6 + 0.4 * strength))), 1)
+        thickness = max(int(round(LASH_WIDTH * eye_w * (0.6 + 0.4 * strength))), 1)
         cv2.polylines(lash, [np.round((lid - origin) * 16).astype(np.int32)], False, 1.0, thickness, cv2.LINE_AA, 4)
         lash = cv2.GaussianBlur(lash, (0, 0), 0.7)
         roi = image[y0:y1, x0:x1].astype(np.float32)
@@ -190,7 +192,7 @@ class FacePainter:
         order = np.argsort(xs)
         y_top = np.interp(np.arange(shape[1]), xs[order], top[order, 1] - y0)  # [w] the top line per column
         y_lid = np.interp(np.arange(shape[1]), xs[order], lid[order, 1] - y0)
-        above = np.clip(np.round(y_top - 0.1 * height).astype(int), 0, shape[0] - 1)
+        above = np.clip(np.round(y_top - LID_SAMPLE * height).astype(int), 0, shape[0] - 1)
         over = roi[above, np.arange(shape[1])]  # [w, 3] the skin just above the lid
         over = cv2.GaussianBlur(over[None], (0, 0), max(0.06 * eye_w, 0.7))[0]
         depth = (rows[:, None] - y_top[None]) / np.maximum(y_lid - y_top, 1.0)[None]  # 0 top … 1 lash line
