@@ -14,7 +14,7 @@ import pytest
 
 from app.cli import main
 from engine.media.video_io import write_image
-from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+from tests.support import tiny_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:|WARNING: All log messages before absl|INFO: Created TensorFlow Lite)",
@@ -58,13 +58,7 @@ def test_a_faceless_target_is_named_on_one_clean_error_line(clip, tmp_path) -> N
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory) -> Path:
-    from engine.runtime.weights import import_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    model = tiny_paper()
-    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", tiny_inverter(model.decoder)),
-                   out=d / "tiny.safetensors")
-    return d / "tiny.safetensors"
+    return tiny_pack(tmp_path_factory.mktemp("weights"))[0]
 
 
 LINE = re.compile(r"^reenactor: StyleGAN2 \(paper\) · (\w+) · CPU · (\w+)(?: \([^)]*\))? — "

@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import QApplication
 from app.gui.main_window import LaunchOptions, MainWindow, reenactor_factory_for
 from app.gui.settings import AppSettings
 from engine.media.camera import VideoFileSource
-from tests.checkpoint_writers import tiny_inverter, tiny_paper, write_paper, write_restyle
+from tests.support import tiny_pack
 from tests.gui_support import keep_until_teardown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,13 +28,7 @@ LONG = 90_000  # ms: upper bound for waits on a busy machine, never a speed asse
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory) -> Path:
-    from engine.runtime.weights import import_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    model = tiny_paper()
-    import_weights(write_paper(d / "best_model.pt", model), write_restyle(d / "restyle.pt", tiny_inverter(model.decoder)),
-                   out=d / "tiny.safetensors")
-    return d / "tiny.safetensors"
+    return tiny_pack(tmp_path_factory.mktemp("weights"))[0]
 
 
 def open_window(qtbot, settings: AppSettings, options: LaunchOptions) -> MainWindow:
@@ -43,6 +37,15 @@ def open_window(qtbot, settings: AppSettings, options: LaunchOptions) -> MainWin
     keep_until_teardown(window)
     window.show()
     return window
+
+
+def error_banner_after(qtbot, window: MainWindow, action):
+    """Once the window is live, run `action` and wait for the error banner it raises; the banner."""
+    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
+    banner = window.view_panel.banner
+    action()
+    qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
+    return banner
 
 
 def test_a_launch_with_a_pack_and_a_target_animates_with_the_warp_until_the_pack_is_ready(
@@ -180,10 +183,7 @@ def test_a_text_file_as_pack_says_so_and_the_warp_clears_the_error(qtbot, settin
     text = tmp_path / "text.png"
     text.write_text("not a model\n")
     window = open_window(qtbot, settings, LaunchOptions(source=str(clip)))
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    banner = window.view_panel.banner
-    window.session.load_model(text)
-    qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
+    banner = error_banner_after(qtbot, window, lambda: window.session.load_model(text))
     assert "text.png is not a Mimic model pack" in banner.text and "PyTorch" not in banner.text
     window.acts.use_warp.trigger()
     qtbot.waitUntil(lambda: not window.session.busy and window.session.state.reenactor is not None, timeout=LONG)
@@ -195,10 +195,7 @@ def test_a_damaged_png_is_called_damaged(qtbot, settings, clip, portrait, tmp_pa
     cut = tmp_path / "cut.png"
     cut.write_bytes(portrait.read_bytes()[:30_000])
     window = open_window(qtbot, settings, LaunchOptions(source=str(clip)))
-    qtbot.waitUntil(lambda: window.session.state.reenactor is not None, timeout=LONG)
-    banner = window.view_panel.banner
-    window.session.choose_target_file(cut)
-    qtbot.waitUntil(lambda: banner.isVisible() and banner.kind == "error", timeout=LONG)
+    banner = error_banner_after(qtbot, window, lambda: window.session.choose_target_file(cut))
     assert "a damaged or incomplete PNG file" in banner.text and "not an image file" not in banner.text
 
 
