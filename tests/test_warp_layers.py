@@ -10,7 +10,7 @@ import pytest
 from engine.reenactor import TargetSpec
 from engine.media.video_io import VideoReader, read_image
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.layers import colour_matte, fill_background
+from engine.warp.layers import colour_matte, fill_background, prepare_layers, with_grain
 from engine.warp.mesh import FACE_OVAL
 from engine.warp.metrics import background_change
 from tests.support import MOUTH_OPEN_FRAME
@@ -65,6 +65,46 @@ def test_background_fills_continue_the_surroundings(method: str) -> None:
     assert np.array_equal(filled[~hole], image[~hole])
     error = np.abs(filled[hole].astype(np.float32) - image[hole].astype(np.float32)).mean()
     assert error < 25.0, error  # a smooth continuation, far from the magenta
+
+
+def test_the_plate_fill_carries_the_background_grain() -> None:
+    """A smooth fill of a textured background is a flat patch in the person's shape (the old outline once the
+    head moves away); with the background's grain copied in, the hole is as textured as its surroundings,
+    nothing of the person leaks in, and the pixels outside the hole are untouched."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 1.0, (256, 256, 3)).astype(np.float32)
+    import cv2
+
+    texture = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    image = np.clip(150 + 12 * texture / texture.std(), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:256, 0:256]
+    hole = (xx - 128) ** 2 + (yy - 150) ** 2 < 60**2
+    spoiled = image.copy()
+    spoiled[hole] = (255, 0, 255)
+    smooth = fill_background(spoiled, hole).astype(np.float32)
+    grained = with_grain(smooth, spoiled, hole)
+    assert np.array_equal(grained[~hole], smooth[~hole])
+    inner = (xx - 128) ** 2 + (yy - 150) ** 2 < 45**2  # clear of the fade-in at the hole's edge
+    detail = lambda img: img - cv2.GaussianBlur(img, (0, 0), 4.0)  # noqa: E731
+    own = detail(image.astype(np.float32))[~hole].std()
+    assert detail(smooth)[inner].std() < 0.3 * own  # the flat patch this replaces
+    assert 0.6 * own < detail(grained)[inner].std() < 1.4 * own
+    assert abs(float(grained[inner].mean()) - float(image[~hole].mean())) < 6.0  # no magenta, no shift
+
+
+@pytest.mark.parametrize("target", ["portraits/astronaut.png", "aligned/1.png", "aligned/4.png"])
+def test_the_layers_at_rest_are_the_portrait(fixtures_dir: Path, target: str) -> None:
+    """Person over plate at rest gives the portrait back: where the person's un-mixed colours would leave
+    0 … 255 (its faintest edge), the plate keeps the rest (before: up to 70 grey levels off on aligned/1)."""
+    from engine.face.landmarks import FaceMeshDetector, MeshConfig
+
+    image = read_image(fixtures_dir / target)
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        mesh = detector.detect(image)
+    layers = prepare_layers(image, mesh.points)
+    out, _ = layers.composite(layers.person)
+    error = np.abs(out.astype(np.int16) - image.astype(np.int16))
+    assert error.max() <= 3, error.max()
 
 
 def test_the_colour_matte_takes_the_glow_the_segmentation_left_out() -> None:

@@ -2,10 +2,12 @@
 
 Prepared once per target: MediaPipe's selfie segmentation (in the wheel) gives the person's alpha,
 joined with the face oval of the mesh (a painted face the segmenter misses stays in), hardened to
-a thin soft edge and grown by a soft fringe band (the rim of hair it leaves out); the background plate B
-is the portrait with the person (grown by PLATE_GROW of the image) filled in from the background around
-it. Just outside the segmented edge a colour matte adds what is still a mix of the person and that fill
-(the glow of blurred hair, colour_matte). On the soft edge the portrait I mixes both, so the
+a thin soft edge and grown by a soft fringe band (the rim of hair it leaves out). Just outside the
+segmented edge a colour matte adds what is still a mix of the person and the background around it
+(the glow of blurred hair, colour_matte). The background plate B is the portrait with the person
+(grown by PLATE_NEAR of the image) filled in from the background right around it, with the
+background's own grain copied in (with_grain), so a head that moves away uncovers no flat patch in
+its shape. On the soft edge the portrait I mixes both, so the
 person's own colour is un-mixed there (matting, see prepare_layers). Per frame the person's alpha
 goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
 portrait, and nothing outside the person moves. (The alpha rides along as a 4th channel of the person,
@@ -23,13 +25,18 @@ import numpy as np
 from engine.warp.mesh import FACE_OVAL
 
 Fill = Literal["pyramid", "telea"]
-PLATE_RAMP = 0.3  # the plate turns from the portrait's own pixels into the fill as α rises from 0 to this
-PLATE_GROW = 0.03  # the hole filled in the plate: the person grown by this share of the image side
+PLATE_RAMP = 0.1  # the plate turns from the portrait's own pixels into the fill as α rises from 0 to this
+PLATE_GROW = 0.03  # the colour matte's background estimate: the person grown by this share of the side, filled
+PLATE_NEAR = 0.01  # the plate's hole: the matted person grown by this share (past the photo's edge halo)
 INPAINT_SIDE = 128  # cv2.inpaint runs at this size (it is slow on large holes); the fill is blurry anyway
 EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft edge; fainter parts stay still)
 FRINGE = 0.012  # the person's alpha is grown by a soft band this share of the image side (with_fringe)
 MATTE_BAND = 0.03  # beyond the segmentation's edge, the colour matte looks this share of the image side out
 MATTE_MIN_CONTRAST = 12.0  # person and background closer than this (RGB distance) say nothing about alpha
+GRAIN_SCALE = 0.03  # the background's grain: what a blur of this share of the image side takes away
+GRAIN_FADE = 0.01  # the copied grain fades in over this share of the side, from the hole's edge inward
+GRAIN_LIMIT = 2.5  # copied grain is limited to this many times its median size (texture, not edges)
+GRAIN_SHIFTS = (0.35, 0.6, 0.9)  # where grain is copied from: these shares of the hole's size away, 12 ways
 
 
 @dataclass
@@ -119,6 +126,47 @@ def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.clip(fill, 0, 255).astype(np.uint8)
 
 
+def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`filled` [h, w, 3] float32 with the background's own grain added in the `hole`: a push-pull fill is
+    smooth, and where the head moves away a flat patch in its shape would be its outline again. The grain
+    (the known background minus its blur, GRAIN_SCALE) is copied from places of known background shifted
+    by GRAIN_SHIFTS of the hole's size (nearest first, each taking the hole pixels the nearer ones could
+    not, cross-faded), fading in from the hole's edge (GRAIN_FADE). Pixels no shift reaches stay smooth."""
+    h, w = hole.shape
+    side = max(h, w)
+    known = (~grown(hole, GRAIN_FADE)).astype(np.float32)  # clear of the person's edge
+    own = image.astype(np.float32)
+    sigma = max(GRAIN_SCALE * side, 1.0)
+    smooth = cv2.GaussianBlur(own * known[..., None], (0, 0), sigma) / \
+        np.maximum(cv2.GaussianBlur(known, (0, 0), sigma), 1e-3)[..., None]
+    grain = (own - smooth) * known[..., None]
+    # texture, not things: strong edges (a lamp, a door frame) copied elsewhere would be new objects
+    size_of = np.linalg.norm(grain, axis=-1)
+    limit = GRAIN_LIMIT * float(np.median(size_of[known > 0])) if known.any() else 0.0
+    grain *= (limit / np.maximum(size_of, limit, dtype=np.float32))[..., None]
+    ys, xs = np.nonzero(hole)
+    if len(ys) == 0:
+        return filled
+    size = float(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)
+    feather = max(0.008 * side, 1.0)
+    added = np.zeros_like(own)
+    left = np.ones((h, w), np.float32)  # how much of each pixel's grain is still to be found
+    for share in GRAIN_SHIFTS:
+        for angle in np.arange(12) * (np.pi / 6):
+            dx, dy = share * size * np.cos(angle), share * size * np.sin(angle)
+            shift = np.float32([[1, 0, dx], [0, 1, dy]])  # output pixel p samples p + (dx, dy)
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            valid = cv2.warpAffine(known, shift, (w, h), flags=flags, borderValue=0.0)
+            valid = cv2.GaussianBlur(cv2.erode(valid, np.ones((3, 3), np.uint8)), (0, 0), feather) * left
+            if valid.max() < 1e-3:
+                continue
+            added += valid[..., None] * cv2.warpAffine(grain, shift, (w, h), flags=flags, borderValue=0.0)
+            left -= valid
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
+    fade = np.clip(depth / max(GRAIN_FADE * side, 1.0), 0.0, 1.0)
+    return np.clip(filled + added * (fade * hole)[..., None], 0.0, 255.0)
+
+
 def colour_matte(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
     """`alpha` [h, w] raised where the colours say the person is still partly there: in a band MATTE_BAND
     wide outside its segmented edge, each pixel is read as a mix of the person's colour there (the person's
@@ -147,22 +195,29 @@ def colour_matte(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -
 def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid") -> Layers:
     """The person's alpha, the plate B and the person's colours P.
 
-    B = β·F + (1 − β)·I with F the filled background, I the portrait and β = min(α / PLATE_RAMP, 1):
-    the plate is the fill wherever the person is more than faint (no fringe of it stays behind when
-    it moves) and runs smoothly into the portrait's own background where α ends (no step). P un-mixes
-    I against B, P = (I − (1 − α)·B) / α (bounded: β/α ≤ 1/PLATE_RAMP), so α·P + (1 − α)·B = I at rest.
+    B = β·F + (1 − β)·I with F the filled background (grained), I the portrait and β = min(α / PLATE_RAMP, 1):
+    the plate is the fill wherever the person is more than faint (no fringe of it, nor the photo's light
+    halo around the hair, stays behind when it moves) and runs smoothly into the portrait's own background
+    where α ends (no step). P un-mixes I against B, P = (I − (1 − α)·B) / α; where that leaves 0 … 255
+    on the faintest edge, P is clipped and B takes the rest, (I − α·P) / (1 − α): α·P + (1 − α)·B = I at rest.
     """
     alpha = person_alpha(image, mesh)
     filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
     alpha = colour_matte(image, alpha, filled)
+    hole = grown(alpha > 0, PLATE_NEAR)
+    filled = with_grain(fill_background(image, hole, method).astype(np.float32), image, hole)
+    alpha = np.round(alpha * 255).astype(np.float32) / 255.0  # as stored, so that the rest is exact
     own = image.astype(np.float32)
     a = alpha[..., None]
     beta = np.minimum(a / PLATE_RAMP, 1.0)
     plate = beta * filled + (1 - beta) * own
-    person = (own - (1 - a) * plate) / np.maximum(a, 1e-3)
+    person = np.clip((own - (1 - a) * plate) / np.maximum(a, 1e-3), 0.0, 255.0)
+    # what the person's colours cannot carry (beyond 0 … 255 on its faintest edge) stays in the plate
+    faint = (alpha > 0) & (alpha < 1)
+    plate[faint] = ((own - a * person) / np.maximum(1 - a, 1e-3))[faint]
     some = alpha > 0
     colours = image.copy()
-    colours[some] = np.clip(person[some] + 0.5, 0, 255).astype(np.uint8)
+    colours[some] = np.round(person[some]).astype(np.uint8)
     alpha8 = np.round(alpha * 255).astype(np.uint8)
     plate8 = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
     return Layers(alpha8.astype(np.float32) / 255.0, np.dstack([plate8, alpha8]), np.dstack([colours, alpha8]))
