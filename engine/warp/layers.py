@@ -16,6 +16,7 @@ Where the person is cut by the frame edge the warp keeps the edge fixed, so the 
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -148,20 +149,23 @@ def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.nd
     if len(ys) == 0:
         return filled
     size = float(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)
-    feather = max(0.008 * side, 1.0)
+    # which shift serves which pixel is worked out at a quarter of the size (the cross-fades are smooth)
+    small = (max(w // 4, 1), max(h // 4, 1))
+    known_small = cv2.resize(known, small, interpolation=cv2.INTER_AREA)
+    hole_small = cv2.resize(hole.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    left = np.ones(small[::-1], np.float32)  # how much of each pixel's grain is still to be found
+    feather = max(0.002 * side, 0.5)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     added = np.zeros_like(own)
-    left = np.ones((h, w), np.float32)  # how much of each pixel's grain is still to be found
-    for share in GRAIN_SHIFTS:
-        for angle in np.arange(12) * (np.pi / 6):
-            dx, dy = share * size * np.cos(angle), share * size * np.sin(angle)
-            shift = np.float32([[1, 0, dx], [0, 1, dy]])  # output pixel p samples p + (dx, dy)
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            valid = cv2.warpAffine(known, shift, (w, h), flags=flags, borderValue=0.0)
-            valid = cv2.GaussianBlur(cv2.erode(valid, np.ones((3, 3), np.uint8)), (0, 0), feather) * left
-            if valid.max() < 1e-3:
-                continue
-            added += valid[..., None] * cv2.warpAffine(grain, shift, (w, h), flags=flags, borderValue=0.0)
-            left -= valid
+    for share, angle in itertools.product(GRAIN_SHIFTS, np.arange(12) * (np.pi / 6)):
+        dx, dy = share * size * np.cos(angle), share * size * np.sin(angle)  # pixel p takes p + (dx, dy)
+        valid = cv2.warpAffine(known_small, np.float32([[1, 0, dx / 4], [0, 1, dy / 4]]), small, flags=flags)
+        valid = cv2.GaussianBlur(cv2.erode(valid, np.ones((3, 3), np.uint8)), (0, 0), feather) * left
+        if (valid * hole_small).sum() < 0.002 * hole_small.sum():
+            continue
+        left -= valid
+        weight = cv2.resize(valid, (w, h), interpolation=cv2.INTER_LINEAR)
+        added += weight[..., None] * cv2.warpAffine(grain, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=flags)
     depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
     fade = np.clip(depth / max(GRAIN_FADE * side, 1.0), 0.0, 1.0)
     return np.clip(filled + added * (fade * hole)[..., None], 0.0, 255.0)
