@@ -231,23 +231,42 @@ def _grown(mask: np.ndarray, share: float) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
 
 
+def _grain(image: np.ndarray) -> np.ndarray:
+    """Fine detail (|grey − its blur|, σ 2 px): what a smooth fill lacks and the background has."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2.0))
+
+
 def uncovered_edges(rendered: Rendered) -> dict:
-    """Edge energy (mean Sobel magnitude) left where the head was at rest and has moved away (the person's
-    rest area grown by 3 % of the side, minus the person now), over the background's own edge energy (a
-    ring 3–10 % of the side around the person at rest, in the first output): 1 = nothing of the old
-    outline is left; per frame, and the frame with the most uncovered pixels."""
+    """Where the head was at rest and has moved away.
+
+    Edge energy (mean Sobel magnitude) in the band where the head was (the person's rest area grown by 3 % of
+    the side, minus the person now) over the background's own edge energy (a ring 3–10 % of the side around
+    the person at rest, in the first output): 1 = nothing of the old outline is left, above 1 an outline (or
+    a busy background), below 1 a smooth fill. And the grain (fine detail, `_grain`) of what the head
+    uncovered inside its old outline (at least 1 % of the side inside it) over the background ring's: near
+    1 the uncovered place looks like the background around it, near 0 it is a flat patch in the head's shape.
+    Per frame, the means, and the frame with the most uncovered pixels."""
     rest = rendered.rest_alpha > 0.02
     near = _grown(rest, 0.03)
     ring = _grown(rest, 0.10) & ~near
+    inside = ~_grown(~(rendered.rest_alpha >= 0.5), 0.01)
     own = float(_gradient(rendered.frames[0])[ring].mean()) if ring.any() else float("nan")
-    ratios, areas = [], []
+    own_grain = float(_grain(rendered.frames[0])[ring].mean()) if ring.any() else float("nan")
+    ratios, grains, areas = [], [], []
     for frame, alpha in zip(rendered.frames, rendered.alphas):
-        band = near & (alpha < 13) & ~_grown(alpha >= 13, 0.005)  # clear of the person's own (moved) edge
+        clear = (alpha < 13) & ~_grown(alpha >= 13, 0.005)  # clear of the person's own (moved) edge
+        band = near & clear
         areas.append(int(band.sum()) - int((near & ~rest).sum()))
         ratios.append(float(_gradient(frame)[band].mean()) / max(own, 1e-6) if band.sum() > 50 else float("nan"))
+        uncovered = inside & clear
+        grains.append(float(_grain(frame)[uncovered].mean()) / max(own_grain, 1e-6) if uncovered.sum() > 200
+                      else float("nan"))
     worst = int(np.argmax(areas))
     return {"ratio_mean": float(np.nanmean(ratios)), "ratio_worst_frame": ratios[worst], "worst_frame": worst,
-            "background_edge_energy": own}
+            "background_edge_energy": own,
+            "grain_mean": float(np.nanmean(grains)) if np.isfinite(grains).any() else float("nan"),
+            "grain_worst_frame": grains[worst], "background_grain": own_grain}
 
 
 def judge_sequence(judge: Judge, frames: list[np.ndarray], upscale: float = 1.0,
@@ -343,15 +362,15 @@ def ceiling(driver_4x: list[dict], driver_3x: list[dict]) -> dict[str, float]:
 
 def table(report: dict) -> str:
     lines = ["| target | " + " | ".join(f"{s} r / gain" for s in SIGNALS) + " | identity mean (max) | "
-             "uncovered edges mean (worst) |", "|---" * (len(SIGNALS) + 3) + "|"]
+             "uncovered edges mean (worst) | uncovered grain mean (worst) |", "|---" * (len(SIGNALS) + 4) + "|"]
     for name, entry in report["cross"].items():
         cells = [f"{entry['follow'][s]['r']:.2f} / {entry['follow'][s]['gain']:.2f}" for s in SIGNALS]
         edges = entry["uncovered_edges"]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry['identity_mean']:.3f} "
                      f"({entry['identity_max']:.3f}) | {edges['ratio_mean']:.2f} ({edges['ratio_worst_frame']:.2f}"
-                     f" @{edges['worst_frame']}) |")
+                     f" @{edges['worst_frame']}) | {edges['grain_mean']:.2f} ({edges['grain_worst_frame']:.2f}) |")
     lines.append("| judge ceiling (4x vs 3x) | " + " | ".join(f"{report['ceiling'][s]:.2f}" for s in SIGNALS)
-                 + " | | |")
+                 + " | | | |")
     if "self" in report:
         lines += ["", "| self-reenactment | expression error (/iod) | placed error (/iod) | PSNR face (dB) | "
                   "identity |", "|---|---|---|---|---|"]
@@ -361,7 +380,8 @@ def table(report: dict) -> str:
                          f"{e['psnr_face_db']:.2f} | {e['identity']:.3f} |")
         edges = report["self"]["uncovered_edges"]
         lines.append(f"\nself-reenactment uncovered edges: mean {edges['ratio_mean']:.2f}, worst frame "
-                     f"{edges['worst_frame']}: {edges['ratio_worst_frame']:.2f}")
+                     f"{edges['worst_frame']}: {edges['ratio_worst_frame']:.2f}; uncovered grain: mean "
+                     f"{edges['grain_mean']:.2f}, worst frame {edges['grain_worst_frame']:.2f}")
     return "\n".join(lines)
 
 

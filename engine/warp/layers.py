@@ -34,7 +34,7 @@ EDGE = (0.1, 0.6)  # segmentation scores mapped to alpha 0 … 1 (a thin soft ed
 FRINGE = 0.012  # the person's alpha is grown by a soft band this share of the image side (with_fringe)
 MATTE_BAND = 0.03  # beyond the segmentation's edge, the colour matte looks this share of the image side out
 MATTE_MIN_CONTRAST = 12.0  # person and background closer than this (RGB distance) say nothing about alpha
-GRAIN_SCALE = 0.03  # the background's grain: what a blur of this share of the image side takes away
+GRAIN_SCALE = 0.01  # the background's grain: what a blur of this share of the image side takes away
 GRAIN_FADE = 0.01  # the copied grain fades in over this share of the side, from the hole's edge inward
 GRAIN_LIMIT = 2.5  # copied grain is limited to this many times its median size (texture, not edges)
 GRAIN_SHIFTS = (0.35, 0.6, 0.9)  # where grain is copied from: these shares of the hole's size away, 12 ways
@@ -110,10 +110,15 @@ def fill_background(image: np.ndarray, hole: np.ndarray, method: Fill = "pyramid
 
 
 def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Push-pull: known pixels averaged down a Gaussian pyramid (weights alongside), then pulled back up,
-    each level keeping what it knows and taking the coarser level's estimate where it does not."""
+    return np.clip(push_pull(image.astype(np.float32), hole), 0, 255).astype(np.uint8)
+
+
+def push_pull(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """[h, w, c] float32 `values` filled in the `hole` (and kept elsewhere, up to smoothing of the known
+    values' own level): known pixels averaged down a Gaussian pyramid (weights alongside), then pulled back
+    up, each level keeping what it knows and taking the coarser level's estimate where it does not."""
     weight = (~hole).astype(np.float32)
-    colour = image.astype(np.float32) * weight[..., None]
+    colour = values * weight[..., None]
     levels = []
     while min(weight.shape) > 2:
         levels.append((colour, weight))
@@ -124,7 +129,7 @@ def _pyramid_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         up = cv2.pyrUp(fill, dstsize=(weight.shape[1], weight.shape[0]))
         trust = np.clip(weight * 2.0, 0.0, 1.0)[..., None]
         fill = colour / np.maximum(weight, 1e-6)[..., None] * trust + up * (1 - trust)
-    return np.clip(fill, 0, 255).astype(np.uint8)
+    return fill
 
 
 def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -166,6 +171,12 @@ def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.nd
         left -= valid
         weight = cv2.resize(valid, (w, h), interpolation=cv2.INTER_LINEAR)
         added += weight[..., None] * cv2.warpAffine(grain, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=flags)
+    # as much grain as the background right around the hole has (a plain wall beside the head stays plain)
+    reach = max(GRAIN_SCALE * side, 1.0)
+    energy = lambda x: cv2.GaussianBlur(x * x, (0, 0), reach)  # noqa: E731  local grain power per channel
+    around = push_pull(energy(grain) / np.maximum(cv2.GaussianBlur(known, (0, 0), reach), 1e-3)[..., None],
+                       known < 0.5)
+    added *= np.sqrt(np.clip(around, 0.0, None) / np.maximum(energy(added), 1e-6)).clip(0.0, 1.5)
     depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
     fade = np.clip(depth / max(GRAIN_FADE * side, 1.0), 0.0, 1.0)
     return np.clip(filled + added * (fade * hole)[..., None], 0.0, 255.0)
