@@ -214,7 +214,8 @@ def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid"
     the plate is the fill wherever the person is more than faint (no fringe of it, nor the photo's light
     halo around the hair, stays behind when it moves) and runs smoothly into the portrait's own background
     where α ends (no step). P un-mixes I against B, P = (I − (1 − α)·B) / α; where that leaves 0 … 255
-    on the faintest edge, P is clipped and B takes the rest, (I − α·P) / (1 − α): α·P + (1 − α)·B = I at rest.
+    on the faintest edge, P is clipped and B takes the rest, (I − α·P) / (1 − α): so α·P + (1 − α)·B = I
+    at rest.
     """
     alpha = person_alpha(image, mesh)
     filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
