@@ -207,30 +207,48 @@ def colour_matte(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -
     return np.maximum(alpha, a)
 
 
+def _enough_alpha(alpha: np.ndarray, own: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """`alpha` raised where the plate is the fill (α ≥ PLATE_RAMP) to the least α whose un-mixed person
+    colour P = (I − (1 − α)·F) / α stays within 0 … 255: a pixel brighter (or darker) than any mix of a
+    person colour and the fill is more person than the segmentation said. (Left as it was, P was clipped
+    and the portrait at rest came back up to 70 grey levels off at the person's edge.)"""
+    brighter = np.where(own > fill, (own - fill) / np.maximum(255.0 - fill, 1e-3), 0.0)
+    darker = np.where(own < fill, 1.0 - own / np.maximum(fill, 1e-3), 0.0)
+    need = np.maximum(brighter, darker).max(-1)
+    return np.where(alpha >= PLATE_RAMP, np.maximum(alpha, np.minimum(need, 1.0)), alpha).astype(np.float32)
+
+
 def prepare_layers(image: np.ndarray, mesh: np.ndarray, method: Fill = "pyramid") -> Layers:
     """The person's alpha, the plate B and the person's colours P.
 
     B = β·F + (1 − β)·I with F the filled background (grained), I the portrait and β = min(α / PLATE_RAMP, 1):
     the plate is the fill wherever the person is more than faint (no fringe of it, nor the photo's light
     halo around the hair, stays behind when it moves) and runs smoothly into the portrait's own background
-    where α ends (no step). P un-mixes I against B, P = (I − (1 − α)·B) / α; where that leaves 0 … 255
-    on the faintest edge, P is clipped and B takes the rest, (I − α·P) / (1 − α): so α·P + (1 − α)·B = I
-    at rest.
+    where α ends (no step). P un-mixes I against B, P = (I − (1 − α)·B) / α; where that would leave 0 … 255
+    on the faint edge, B moves towards I just enough (the same share in every channel): α·P + (1 − α)·B = I
+    at rest, and the plate holds no colour that is neither the fill's nor the portrait's.
     """
     alpha = person_alpha(image, mesh)
     filled = fill_background(image, grown(alpha > 0), method).astype(np.float32)
     alpha = colour_matte(image, alpha, filled)
     hole = grown(alpha > 0, PLATE_NEAR)
     filled = with_grain(fill_background(image, hole, method).astype(np.float32), image, hole)
-    alpha = np.round(alpha * 255).astype(np.float32) / 255.0  # as stored, so that the rest is exact
     own = image.astype(np.float32)
+    alpha = _enough_alpha(alpha, own, filled)
+    alpha = np.round(alpha * 255).astype(np.float32) / 255.0  # as stored, so that the rest is exact
     a = alpha[..., None]
     beta = np.minimum(a / PLATE_RAMP, 1.0)
     plate = beta * filled + (1 - beta) * own
-    person = np.clip((own - (1 - a) * plate) / np.maximum(a, 1e-3), 0.0, 255.0)
-    # what the person's colours cannot carry (beyond 0 … 255 on its faintest edge) stays in the plate
-    faint = (alpha > 0) & (alpha < 1)
-    plate[faint] = ((own - a * person) / np.maximum(1 - a, 1e-3))[faint]
+    # P(t) = P₀ − t·D for the plate B₀ + t·(I − B₀): where P₀ still leaves 0 … 255 (the faintest edge, where
+    # the plate is partly the portrait anyway), the plate moves towards the portrait's own pixel just enough,
+    # all channels alike (no new hue in the plate)
+    unmixed = (own - (1 - a) * plate) / np.maximum(a, 1e-3)
+    towards = (1 - a) * (own - plate) / np.maximum(a, 1e-3)
+    need = np.where(unmixed > 255.0, (unmixed - 255.0) / np.maximum(towards, 1e-6), 0.0)
+    need = np.maximum(need, np.where(unmixed < 0.0, unmixed / np.minimum(towards, -1e-6), 0.0))
+    t = np.clip(need.max(-1, keepdims=True), 0.0, 1.0)
+    plate = plate + t * (own - plate)
+    person = np.clip(unmixed - t * towards, 0.0, 255.0)
     some = alpha > 0
     colours = image.copy()
     colours[some] = np.round(person[some]).astype(np.uint8)
