@@ -188,3 +188,15 @@ def test_target_preparation_reports_progress(fixtures_dir: Path) -> None:
     fractions = [f for f, _ in steps]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     assert any("background" in m for _, m in steps)
+
+
+def test_a_flat_background_gets_no_grain_and_no_nan() -> None:
+    """A portrait on a perfectly flat background (a rendered or keyed one) has no grain to copy: the fill
+    stays the flat colour (no division by a zero grain size)."""
+    image = np.full((128, 128, 3), 120, np.uint8)
+    yy, xx = np.mgrid[0:128, 0:128]
+    hole = (xx - 64) ** 2 + (yy - 70) ** 2 < 30**2
+    image[hole] = (255, 0, 255)
+    grained = with_grain(fill_background(image, hole).astype(np.float32), image, hole)
+    assert np.isfinite(grained).all()
+    assert np.abs(grained[hole] - 120).max() <= 1.0

@@ -148,7 +148,7 @@ def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.nd
     grain = (own - smooth) * known[..., None]
     # texture, not things: strong edges (a lamp, a door frame) copied elsewhere would be new objects
     size_of = np.linalg.norm(grain, axis=-1)
-    limit = GRAIN_LIMIT * float(np.median(size_of[known > 0])) if known.any() else 0.0
+    limit = max(GRAIN_LIMIT * float(np.median(size_of[known > 0])) if known.any() else 0.0, 1e-6)
     grain *= (limit / np.maximum(size_of, limit, dtype=np.float32))[..., None]
     ys, xs = np.nonzero(hole)
     if len(ys) == 0:

@@ -117,7 +117,6 @@ class LandmarkSmoother:
         self._unit = 1.0
         self._frames = 0
         self._reference: np.ndarray | None = None  # the first mesh's rigid points, centred [R, 3]
-        self._centre = np.zeros(3)
 
     def reset(self) -> None:
         for f in (self._filter, self._lid_filter, self._pose_filter):
@@ -133,8 +132,7 @@ class LandmarkSmoother:
         if self._frames == 0:
             a, b = EYE_OUTER_CORNERS
             self._unit = max(float(np.linalg.norm(points[a, :2] - points[b, :2])), 1.0)
-            self._centre = rigid.mean(0)
-            self._reference = rigid - self._centre
+            self._reference = rigid - rigid.mean(0)
         assert self._reference is not None
         t = self._frames / FRAME_RATE
         self._frames += 1
