@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -73,8 +74,6 @@ def test_the_plate_fill_carries_the_background_grain() -> None:
     nothing of the person leaks in, and the pixels outside the hole are untouched."""
     rng = np.random.default_rng(0)
     noise = rng.normal(0.0, 1.0, (256, 256, 3)).astype(np.float32)
-    import cv2
-
     texture = cv2.GaussianBlur(noise, (0, 0), 1.0)
     image = np.clip(150 + 12 * texture / texture.std(), 0, 255).astype(np.uint8)
     yy, xx = np.mgrid[0:256, 0:256]
@@ -107,8 +106,6 @@ def test_the_layers_at_rest_are_the_portrait(fixtures_dir: Path, target: str) ->
     out, _ = layers.composite(layers.person)
     error = np.abs(out.astype(np.int16) - image.astype(np.int16))
     assert error.max() <= 3, error.max()
-    import cv2
-
     plate = layers.plate[..., :3]
     stray = np.abs(plate.astype(np.int16) - cv2.medianBlur(plate, 5).astype(np.int16)).max(-1)
     inside = (layers.alpha > 0.1) & (layers.alpha < 0.9)  # the soft edge, where the plate is the fill

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -177,8 +178,6 @@ def test_the_smoothing_follows_a_nod_and_still_calms_the_points(fixtures_dir: Pa
     over three frames has the nose tip at ≥ 0.88 of its travel on the nod's last frame (0.79 when every
     point was smoothed alike), while independent jitter of the points is still cut to ≤ 0.7 (0.62 before,
     0.64 now)."""
-    import cv2
-
     from engine.warp.mesh import EYE_OUTER_CORNERS, NOSE_TIP, RIGID
     from engine.warp.reenactor import LandmarkSmoother
 
