@@ -1,5 +1,6 @@
 """Person over a still background plate: the background does not move, the frame-edge cut stays, the fills
-fill, the neck follows the jaw, and target preparation reports progress."""
+fill (with the background's grain), the layers at rest are the portrait, the neck follows the jaw, and target
+preparation reports progress."""
 from __future__ import annotations
 
 from pathlib import Path
