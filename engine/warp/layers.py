@@ -138,6 +138,9 @@ def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.nd
     (the known background minus its blur, GRAIN_SCALE) is copied from places of known background shifted
     by GRAIN_SHIFTS of the hole's size (nearest first, each taking the hole pixels the nearer ones could
     not, cross-faded), fading in from the hole's edge (GRAIN_FADE). Pixels no shift reaches stay smooth."""
+    ys, xs = np.nonzero(hole)
+    if len(ys) == 0:
+        return filled
     h, w = hole.shape
     side = max(h, w)
     known = (~grown(hole, GRAIN_FADE)).astype(np.float32)  # clear of the person's edge
@@ -150,9 +153,6 @@ def with_grain(filled: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.nd
     size_of = np.linalg.norm(grain, axis=-1)
     limit = max(GRAIN_LIMIT * float(np.median(size_of[known > 0])) if known.any() else 0.0, 1e-6)
     grain *= (limit / np.maximum(size_of, limit, dtype=np.float32))[..., None]
-    ys, xs = np.nonzero(hole)
-    if len(ys) == 0:
-        return filled
     size = float(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)
     # which shift serves which pixel is worked out at a quarter of the size (the cross-fades are smooth)
     small = (max(w // 4, 1), max(h // 4, 1))

@@ -39,6 +39,7 @@ RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
 FEATURE_SMOOTHING = 0.3  # the lids', brows' and lips' share of the landmark smoothing strength (LandmarkSmoother)
 POSE_SMOOTHING = 0.6  # the head pose's share of it (LandmarkSmoother)
 FEATURES = np.array(EYE_LEFT_RING + EYE_RIGHT_RING + BROW_POINTS + INNER_LIPS + OUTER_LIPS)
+REST_OF_FACE = np.setdiff1d(np.arange(N_MESH), FEATURES)  # the points the full-strength filter takes
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ class LandmarkSmoother:
         pose = fit_similarity(self._reference, rigid - centre)
         expression = ((points - centre) @ pose.rotation) / pose.scale  # [478, 3] in the first mesh's pose
         unit = self._unit
-        out = self._filter(expression / unit, t)
+        out = np.empty_like(expression)
+        out[REST_OF_FACE] = self._filter(expression[REST_OF_FACE] / unit, t)
         out[FEATURES] = self._lid_filter(expression[FEATURES] / unit, t)
         rotation = cv2.Rodrigues(pose.rotation)[0].ravel()  # radians ≈ eye distances at the face's edge
         state = self._pose_filter(np.concatenate([rotation, [np.log(pose.scale)], centre / unit]), t)
