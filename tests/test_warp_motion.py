@@ -1,0 +1,68 @@
+"""Head pose transfer of the landmark warp (engine/warp/motion.py): the turn is deepened by DEPTH_GAIN,
+the roll is not, and a still driver leaves the target at rest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.media.video_io import read_image
+from engine.warp.mesh import NOSE_TIP, RIGID
+from engine.warp.metrics import roll
+from engine.warp.motion import DEPTH_GAIN, MotionTransfer
+
+
+@pytest.fixture(scope="module")
+def mesh(fixtures_dir: Path) -> np.ndarray:
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        face = detector.detect(read_image(fixtures_dir / "portraits" / "astronaut.png"))
+    assert face is not None
+    return face.points.astype(np.float64)
+
+
+def _turned(mesh: np.ndarray, yaw: float = 0.0, pitch: float = 0.0, roll_: float = 0.0) -> np.ndarray:
+    a, b, c = np.radians([yaw, pitch, roll_])
+    ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    centre = mesh[list(RIGID)].mean(0)
+    return (mesh - centre) @ (rz @ rx @ ry).T + centre
+
+
+def _nose_offset(points: np.ndarray) -> np.ndarray:
+    """The nose tip against the rigid points' centre, in the image plane [2]."""
+    return points[NOSE_TIP, :2] - points[list(RIGID), :2].mean(0)
+
+
+def test_a_still_driver_leaves_the_target_at_rest(mesh: np.ndarray) -> None:
+    motion = MotionTransfer(mesh)
+    motion.set_neutral(mesh)
+    out = motion(mesh)
+    assert np.abs(out.animated[:, :2] - mesh[:, :2]).max() < 1e-6
+    assert np.abs(out.posed[:, :2] - mesh[:, :2]).max() < 1e-6
+
+
+@pytest.mark.parametrize("yaw, pitch", [(15.0, 0.0), (0.0, 12.0)], ids=["yaw", "pitch"])
+def test_a_turn_moves_the_nose_by_the_deepened_face(mesh: np.ndarray, yaw: float, pitch: float) -> None:
+    """Self-reenactment without expression: the nose tip moves DEPTH_GAIN times as far as the driver's
+    (its depth is what a turn swings sideways), the rest of the face with it."""
+    assert DEPTH_GAIN > 1.0
+    motion = MotionTransfer(mesh, translation_gain=1.0)
+    motion.set_neutral(mesh)
+    driver = _turned(mesh, yaw, pitch)
+    out = motion(driver)
+    driven = _nose_offset(driver) - _nose_offset(mesh)
+    moved = _nose_offset(out.posed) - _nose_offset(mesh)
+    axis = 0 if yaw else 1
+    assert moved[axis] / driven[axis] == pytest.approx(DEPTH_GAIN, rel=0.06)
+    # the expression is the driver's own (none): the animated mesh is the posed one
+    assert np.abs(out.animated[:, :2] - out.posed[:, :2]).max() < 1e-6 * float(np.ptp(mesh[:, 0])) + 1e-6
+
+
+def test_a_roll_is_not_deepened(mesh: np.ndarray) -> None:
+    motion = MotionTransfer(mesh, translation_gain=1.0)
+    motion.set_neutral(mesh)
+    out = motion(_turned(mesh, roll_=20.0))
+    assert roll(out.posed) - roll(mesh) == pytest.approx(20.0, abs=0.5)
