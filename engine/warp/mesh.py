@@ -39,6 +39,11 @@ RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 234, 454, 
 # cheek, whose tiny triangles would flip with every bit of landmark jitter).
 CONTOURS = tuple(dict.fromkeys(FACE_OVAL + INNER_LIPS + OUTER_LIPS + EYE_LEFT_RING + EYE_RIGHT_RING))
 THIN_SPACING = 0.015
+# ... and none within LIP_CLEARANCE face widths of the outer lips: the skin points just under the lower lip
+# sit so close to it that an opening mouth pushed the lip past them, and the fold repair then held the lip
+# back (over the fixture clip the control points kept 0.55–0.95 of the mesh's mouth range on the fixture
+# portraits; with this and the lips pinned in the repair, 0.87–0.99: what is left is the frame's edge)
+LIP_CLEARANCE = 0.07
 
 # Rings of control points around the face that carry hair, ears and neck along with the head. Each
 # sits a fixed fraction of the way from the face oval to the frame border (so the motion always fades
@@ -169,14 +174,18 @@ def build_control_points(mesh_xy: np.ndarray, width: int, height: int) -> Contro
 
 
 def thinned(mesh_xy: np.ndarray) -> np.ndarray:
-    """Mask [478] of the mesh points the warp uses: the contours, plus other surface points kept apart."""
+    """Mask [478] of the mesh points the warp uses: the contours, plus other surface points kept apart
+    (and clear of the lips)."""
     oval = mesh_xy[list(FACE_OVAL)]
-    spacing = THIN_SPACING * float(np.ptp(oval[:, 0]))
+    face_width = float(np.ptp(oval[:, 0]))
+    spacing = THIN_SPACING * face_width
+    lips = mesh_xy[list(OUTER_LIPS)]
+    near_lips = np.sum((mesh_xy[:, None, :] - lips[None]) ** 2, axis=2).min(1) < (LIP_CLEARANCE * face_width) ** 2
     keep = np.zeros(N_MESH, bool)
     keep[list(CONTOURS)] = True
     taken = mesh_xy[list(CONTOURS)]
     for i in range(N_SURFACE):
-        if keep[i]:
+        if keep[i] or near_lips[i]:
             continue
         if np.min(np.sum((taken - mesh_xy[i]) ** 2, axis=1)) >= spacing**2:
             keep[i] = True

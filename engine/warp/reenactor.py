@@ -40,6 +40,8 @@ FEATURE_SMOOTHING = 0.3  # the lids', brows' and lips' share of the landmark smo
 POSE_SMOOTHING = 0.6  # the head pose's share of it (LandmarkSmoother)
 FEATURES = np.array(EYE_LEFT_RING + EYE_RIGHT_RING + BROW_POINTS + INNER_LIPS + OUTER_LIPS)
 REST_OF_FACE = np.setdiff1d(np.arange(N_MESH), FEATURES)  # the points the full-strength filter takes
+# the lip and lid contours: when a fold is repaired, the skin around them gives way first (warpfield.fold_free)
+PINNED = np.array(INNER_LIPS + OUTER_LIPS + EYE_LEFT_RING + EYE_RIGHT_RING)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class PreparedTarget:
         movable = c.halo.stop
         rigid[:movable] = keep_inside(c.rest[:movable], rigid[:movable], w, h)
         moved[:movable] = keep_inside(c.rest[:movable], moved[:movable], w, h)
-        return fold_free(rigid, moved, c.rest, c.triangles, self.edges, movable, radius=self.fold_radius)
+        return fold_free(rigid, moved, c.rest, c.triangles, self.edges, movable, self.fold_radius, PINNED)
 
 
 class LandmarkSmoother:

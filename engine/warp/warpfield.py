@@ -15,15 +15,16 @@ from engine.warp.mesh import signed_areas
 
 
 def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles: np.ndarray, edges: np.ndarray,
-              movable: int, radius: float, rounds: int = 24) -> np.ndarray:
+              movable: int, radius: float, pinned: np.ndarray | None = None, rounds: int = 24) -> np.ndarray:
     """`moved` [P, 2] changed just enough that no triangle is flipped (their rest areas are all positive).
 
     `rigid` [P, 2] is a reference without expression (the in-plane head pose; made fold-free the same
     way against `rest` should it fold). Where triangles are flipped, the displacement from `rigid` is
     relaxed towards the mean of the neighbours' (local Laplacian smoothing: a turned cheek or an
-    overshooting lip settles flat). What still folds is toned down towards `rigid` within `radius`
-    (rest pixels) of the fold, and, failing that, everywhere. Only the first `movable` points move
-    (the frame border stays).
+    overshooting lip settles flat). The `pinned` points (the lips and lids) keep theirs for the first
+    half of the rounds, so the skin around a wide-open mouth gives way to the lips before the lips give
+    way. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, and,
+    failing that, everywhere. Only the first `movable` points move (the frame border stays).
     """
     if not _flipped(moved, triangles).any():
         return moved
@@ -31,7 +32,7 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
         rigid = _relax(rest, rigid, triangles, edges, movable, rounds)
         if _flipped(rigid, triangles).any():
             rigid = _tone_down(rest, rigid, triangles, lambda a: a)
-    points = _relax(rigid, moved, triangles, edges, movable, rounds)
+    points = _relax(rigid, moved, triangles, edges, movable, rounds, pinned)
     bad = _flipped(points, triangles)
     if bad.any():
         near = np.unique(triangles[bad])
@@ -75,13 +76,13 @@ def _flipped(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def _relax(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, edges: np.ndarray, movable: int,
-           rounds: int) -> np.ndarray:
+           rounds: int, pinned: np.ndarray | None = None) -> np.ndarray:
     """Laplacian smoothing of (points − base) around flipped triangles (their vertices and those vertices'
-    neighbours) until none is flipped or `rounds` are done."""
+    neighbours) until none is flipped or `rounds` are done; `pinned` points sit out the first half."""
     disp = points - base
     n = len(points)
     degree = np.maximum(np.bincount(edges[:, 0], minlength=n), 1).astype(np.float64)
-    for _ in range(rounds):
+    for k in range(rounds):
         bad = _flipped(base + disp, triangles)
         if not bad.any():
             break
@@ -89,6 +90,8 @@ def _relax(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, edges: n
         near[triangles[bad]] = True
         near[edges[near[edges[:, 0]], 1]] = True
         near[movable:] = False
+        if pinned is not None and k < rounds // 2:
+            near[pinned] = False
         for axis in (0, 1):
             mean = np.bincount(edges[:, 0], weights=disp[edges[:, 1], axis], minlength=n) / degree
             disp[near, axis] = 0.3 * disp[near, axis] + 0.7 * mean[near]
