@@ -12,7 +12,9 @@ person's own colour is un-mixed there (matting, see prepare_layers). Per frame t
 goes through the same backward map as its colours, and out = α·warp(P) + (1 − α)·B: at rest exactly the
 portrait, and nothing outside the person moves. (The alpha rides along as a 4th channel of the person,
 so one remap draws both.)
-Where the person is cut by the frame edge the warp keeps the edge fixed, so the cut stays there.
+Where the person is cut by the frame edge the cut stays there: the warp keeps the top and the sides fixed,
+and below the frame (where its canvas reaches, mesh.CANVAS_MARGIN) the person continues as its bottom rows,
+mirrored (cv2.BORDER_REFLECT_101).
 """
 from __future__ import annotations
 

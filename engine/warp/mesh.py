@@ -42,7 +42,7 @@ THIN_SPACING = 0.015
 # ... and none within LIP_CLEARANCE face widths of the outer lips: the skin points just under the lower lip
 # sit so close to it that an opening mouth pushed the lip past them, and the fold repair then held the lip
 # back (over the fixture clip the control points kept 0.55–0.95 of the mesh's mouth range on the fixture
-# portraits; with this and the lips pinned in the repair, 0.87–0.99: what is left is the frame's edge)
+# portraits; with this, the lips pinned in the repair and the canvas below the frame, 0.91–1.0)
 LIP_CLEARANCE = 0.07
 
 # Rings of control points around the face that carry hair, ears and neck along with the head. Each
@@ -54,17 +54,22 @@ HALO_CAPS = (1.3, 1.75)  # at most this many oval radii from the face centre
 HALO_WEIGHTS = (0.8, 0.4)
 HALO_NECK_WEIGHT = 0.5  # factor on the weights straight below the face
 HALO_POINTS = 32
-BORDER_POINTS_PER_SIDE = 8  # fixed points on each side of the frame
+BORDER_POINTS_PER_SIDE = 8  # fixed points on each side of the canvas
+# The fixed border's bottom side lies this share of the frame's height below the frame, so that a chin low
+# in the frame drops as the mouth opens (it was held at the edge, squeezing the lower lip); the output shows
+# the frame, and what moves up into it from below is the frame's bottom rows, mirrored (the neck, the chest).
+CANVAS_MARGIN = 0.2
 
 
 @dataclass(frozen=True)
 class ControlPoints:
-    """Every warp control point in output pixels at rest: mesh, halo rings, frame border (in this order)."""
+    """Every warp control point in output pixels at rest: mesh, halo rings, canvas border (in this order)."""
 
     rest: np.ndarray  # [P, 2] float64
     halo_anchor: np.ndarray  # [H] index of the face-oval mesh point each halo point follows
     halo_weight: np.ndarray  # [H] fraction of that point's motion it follows
     triangles: np.ndarray  # [T, 3] int32, each with a positive signed area at rest (see signed_areas)
+    canvas: tuple[float, float, float, float]  # (x0, y0, x1, y1) where the fixed border lies, output pixels
 
     @property
     def halo(self) -> slice:
@@ -125,20 +130,22 @@ def halo_rings(mesh_xy: np.ndarray, width: int, height: int) -> tuple[np.ndarray
     return np.concatenate(points), np.tile(anchor, len(HALO_PLACES)), np.concatenate(weights)
 
 
-def border_points(width: int, height: int, per_side: int = BORDER_POINTS_PER_SIDE) -> np.ndarray:
-    """Fixed points on the frame border [4·per_side, 2], corners included."""
-    tx = np.linspace(0, width - 1, per_side + 1)[:-1]
-    ty = np.linspace(0, height - 1, per_side + 1)[:-1]
-    r, b = width - 1, height - 1
+def border_points(canvas: tuple[float, float, float, float], per_side: int = BORDER_POINTS_PER_SIDE) -> np.ndarray:
+    """Fixed points on the canvas border [4·per_side, 2], corners included."""
+    x0, y0, x1, y1 = canvas
+    tx = np.linspace(x0, x1, per_side + 1)[:-1]
+    ty = np.linspace(y0, y1, per_side + 1)[:-1]
     return np.concatenate([
-        np.stack([tx, np.zeros_like(tx)], 1), np.stack([np.full_like(ty, r), ty], 1),
-        np.stack([r - tx, np.full_like(tx, b)], 1), np.stack([np.zeros_like(ty), b - ty], 1),
+        np.stack([tx, np.full_like(tx, y0)], 1), np.stack([np.full_like(ty, x1), ty], 1),
+        np.stack([x0 + x1 - tx, np.full_like(tx, y1)], 1), np.stack([np.full_like(ty, x0), y0 + y1 - ty], 1),
     ])
 
 
-def triangulate(points: np.ndarray, usable: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Delaunay triangles [T, 3] over the `usable` points [N, 2] (inside the frame), areas made positive."""
-    subdiv = cv2.Subdiv2D((-1, -1, width + 2, height + 2))
+def triangulate(points: np.ndarray, usable: np.ndarray, canvas: tuple[float, float, float, float]) -> np.ndarray:
+    """Delaunay triangles [T, 3] over the `usable` points [N, 2] (inside the canvas), areas made positive."""
+    x0, y0, x1, y1 = canvas
+    subdiv = cv2.Subdiv2D((int(np.floor(x0)) - 1, int(np.floor(y0)) - 1, int(np.ceil(x1 - x0)) + 3,
+                           int(np.ceil(y1 - y0)) + 3))
     index: dict[tuple[float, float], int] = {}
     for i in np.flatnonzero(usable):
         key = (round(float(points[i, 0]), 2), round(float(points[i, 1]), 2))
@@ -161,7 +168,8 @@ def triangulate(points: np.ndarray, usable: np.ndarray, width: int, height: int)
 def build_control_points(mesh_xy: np.ndarray, width: int, height: int) -> ControlPoints:
     """Control points and triangles for a face mesh [478, 2] in a width x height output frame."""
     halo, anchor, weight = halo_rings(mesh_xy, width, height)
-    border = border_points(width, height)
+    canvas = (0.0, 0.0, width - 1.0, height - 1.0 + CANVAS_MARGIN * height)
+    border = border_points(canvas)
     rest = np.concatenate([mesh_xy, halo, border]).astype(np.float64)
     usable = np.ones(len(rest), bool)
     usable[:N_MESH] = thinned(mesh_xy)
@@ -170,7 +178,7 @@ def build_control_points(mesh_xy: np.ndarray, width: int, height: int) -> Contro
     usable &= (rest[:, 0] >= margin) & (rest[:, 0] <= width - 1 - margin) & \
               (rest[:, 1] >= margin) & (rest[:, 1] <= height - 1 - margin)
     usable[-len(border):] = True
-    return ControlPoints(rest, anchor, weight, triangulate(rest, usable, width, height))
+    return ControlPoints(rest, anchor, weight, triangulate(rest, usable, canvas), canvas)
 
 
 def thinned(mesh_xy: np.ndarray) -> np.ndarray:

@@ -88,10 +88,9 @@ class PreparedTarget:
         anchor = anchor + self.jaw_share[:, None] * (motion.animated[c.halo_anchor, :2] - anchor)
         anchor_shift = anchor - self.mesh[c.halo_anchor, :2]
         moved[c.halo] = c.rest[c.halo] + c.halo_weight[:, None] * anchor_shift
-        h, w = self.image.shape[:2]
         movable = c.halo.stop
-        rigid[:movable] = keep_inside(c.rest[:movable], rigid[:movable], w, h)
-        moved[:movable] = keep_inside(c.rest[:movable], moved[:movable], w, h)
+        rigid[:movable] = keep_inside(c.rest[:movable], rigid[:movable], c.canvas)
+        moved[:movable] = keep_inside(c.rest[:movable], moved[:movable], c.canvas)
         return fold_free(rigid, moved, c.rest, c.triangles, self.edges, movable, self.fold_radius, PINNED)
 
 

@@ -55,16 +55,16 @@ def _tone_down(base: np.ndarray, points: np.ndarray, triangles: np.ndarray,
     return base + gain(lo) * disp
 
 
-def keep_inside(rest: np.ndarray, moved: np.ndarray, width: int, height: int, reach: float = 0.7,
-                falloff: float = 0.12) -> np.ndarray:
-    """Displacements tamed near the fixed frame border: motion towards an edge is softly limited (tanh)
-    to `reach` of the distance to it, motion along an edge fades out (smoothstep) within `falloff`
-    of the frame size from it, so that triangles touching the border neither cross nor shear it."""
+def keep_inside(rest: np.ndarray, moved: np.ndarray, canvas: tuple[float, float, float, float],
+                reach: float = 0.7, falloff: float = 0.12) -> np.ndarray:
+    """Displacements tamed near the fixed canvas border (x0, y0, x1, y1): motion towards an edge is softly
+    limited (tanh) to `reach` of the distance to it, motion along an edge fades out (smoothstep) within
+    `falloff` of the canvas size from it, so that triangles touching the border neither cross nor shear it."""
     disp = moved - rest
-    size = np.array([width - 1.0, height - 1.0])
-    room = np.maximum(np.where(disp < 0, rest, size - rest) * reach, 1e-3)
+    low, high = np.array(canvas[:2]), np.array(canvas[2:])
+    room = np.maximum(np.where(disp < 0, rest - low, high - rest) * reach, 1e-3)
     disp = room * np.tanh(disp / room)
-    edge = np.minimum(rest, size - rest) / (falloff * min(width, height))  # [P, 2] distance to the x / y edges
+    edge = np.minimum(rest - low, high - rest) / (falloff * float(np.min(high - low)))  # [P, 2] to the x / y edges
     fade = np.clip(edge, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(edge, 0.0, 1.0))
     disp[:, 0] *= fade[:, 1]  # sideways motion fades near the top and bottom edges
     disp[:, 1] *= fade[:, 0]  # up-down motion fades near the left and right edges
