@@ -18,6 +18,7 @@ UPPER_LIDS = ((33, 246, 161, 160, 159, 158, 157, 173, 133), (362, 398, 384, 385,
 BROWS = (52, 282)
 TEETH = np.array([238.0, 230.0, 212.0])  # a light, warm ivory before matching the portrait
 TEETH_ACROSS = 4.0  # upper teeth showing across the mouth opening
+TEETH_CAST = 0.35  # how much of the skin's colour cast (its colour over its grey) the teeth take
 MOUTH_SOFTNESS = 0.012  # blur of the drawn mouth interior, in mouth widths
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
 LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
@@ -77,7 +78,8 @@ class FacePainter:
             self.lashes.append(dark.mean(0).astype(np.float32))
         skin = np.mean(self.lids, 0)
         bright = float(np.clip(skin @ np.array([0.3, 0.59, 0.11]) / 150.0, 0.55, 1.05))
-        self.teeth = ((0.85 * TEETH + 0.15 * skin) * bright).astype(np.float32)
+        cast = (skin / max(float(skin.mean()), 1.0)) ** TEETH_CAST  # the portrait's colour cast, from its skin
+        self.teeth = np.clip(TEETH * cast * bright, 0, 255).astype(np.float32)
         inside = image[_polygon_mask(p[list(INNER_LIPS)], (h, w), zero) > 0.5].astype(np.float64)
         if self.rest_opening > 0.08 and len(inside) >= 20:  # teeth show at rest: paint teeth like them
             lum = inside @ np.array([0.3, 0.59, 0.11])
