@@ -14,7 +14,7 @@ from engine.warp.mesh import open_contours
 
 @pytest.fixture(scope="module")
 def portrait(fixtures_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    image = read_image(fixtures_dir / "aligned" / "3.png")  # mouth closed at rest: the painted teeth are used
+    image = read_image(fixtures_dir / "aligned" / "3.png")  # closed at rest: the painted teeth are used
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         face = detector.detect(image)
     assert face is not None
@@ -28,8 +28,8 @@ def _painter(image: np.ndarray, mesh: np.ndarray, gains: tuple[float, float, flo
 
 def test_the_teeth_take_the_portraits_colour_cast(portrait: tuple[np.ndarray, np.ndarray]) -> None:
     """The same portrait under warm and under cool light: the painted teeth turn warm and cool with it (at
-    least 0.3 as far as the skin does in the log of the red-to-blue ratio; 0.07 before), and stay lighter than the skin (a
-    neutral ivory scaled to a warm, dim portrait read as grey-blue teeth beside orange skin)."""
+    least 0.3 as far as the skin does in the log of the red-to-blue ratio; 0.07 before), and stay lighter
+    than the skin (a neutral ivory scaled to a warm, dim portrait read as grey-blue beside orange skin)."""
     image, mesh = portrait
     warm, cool = _painter(image, mesh, (1.0, 0.85, 0.65)), _painter(image, mesh, (0.75, 0.9, 1.0))
     tilt = lambda c: float(np.log(c[0] / c[2]))  # noqa: E731

@@ -24,7 +24,7 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
     overshooting lip settles flat). The `pinned` points (the lips and lids) keep theirs for the first
     half of the rounds, so the skin around a wide-open mouth gives way to the lips before the lips give
     way. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, and,
-    failing that, everywhere. Only the first `movable` points move (the frame border stays).
+    failing that, everywhere. Only the first `movable` points move (the canvas border stays).
     """
     if not _flipped(moved, triangles).any():
         return moved
