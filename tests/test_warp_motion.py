@@ -66,3 +66,27 @@ def test_a_roll_is_not_deepened(mesh: np.ndarray) -> None:
     motion.set_neutral(mesh)
     out = motion(_turned(mesh, roll_=20.0))
     assert roll(out.posed) - roll(mesh) == pytest.approx(20.0, abs=0.5)
+
+
+def test_wide_eyes_open_the_portraits_eyes_twice_as_wide(mesh: np.ndarray) -> None:
+    """A driver whose eyes open 30 % wider than at rest: the portrait's lids part 2x as far beyond the
+    tracking's jitter (LID_GAIN_OPEN; a stretched eye reads as less open than a real wide one), each eye
+    alone, and the rest of the face stays."""
+    from engine.warp.mesh import EYE_LEFT_RING, EYE_LIDS
+    from engine.warp.motion import LID_GAIN_OPEN, LID_STILL
+
+    assert LID_GAIN_OPEN >= 2.0
+    motion = MotionTransfer(mesh)
+    motion.set_neutral(mesh)
+    upper, lower = EYE_LIDS[0]
+    gap = lambda m: float(np.linalg.norm(m[lower, :2] - m[upper, :2]))  # noqa: E731
+    wide = mesh.copy()
+    ring = list(EYE_LEFT_RING)
+    centre = mesh[[upper, lower], :2].mean(0)
+    wide[ring, 1] = centre[1] + 1.3 * (mesh[ring, 1] - centre[1])  # the left eye 30 % taller
+    out = motion(wide).animated
+    gain = motion._eye_gain[0]
+    expected = 1.0 + gain * (LID_STILL + (0.3 - LID_STILL) * LID_GAIN_OPEN)
+    assert gap(out) / gap(mesh) == pytest.approx(expected, rel=0.05)
+    right_upper, right_lower = EYE_LIDS[1]
+    assert np.linalg.norm(out[right_upper, :2] - mesh[right_upper, :2]) < 0.01  # pixels (the eye corners are rigid points)
