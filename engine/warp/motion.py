@@ -17,7 +17,8 @@ translation gain: the target keeps its own face shape, makes the driver's expres
 its own centre as the driver turned, its depth deepened by DEPTH_GAIN for the turn. The head-motion
 strength h scales R's angle (about its own axis), the zoom's exponent and the shift; the mouth gain
 scales E_Y's down and depth components on the lower face; the eye offset moves each lid pair along its
-rest opening. Lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
+rest opening. Lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze
+(iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
 
