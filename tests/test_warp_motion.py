@@ -87,5 +87,5 @@ def test_wide_eyes_open_the_portraits_eyes_twice_as_wide(mesh: np.ndarray) -> No
     out = motion(wide).animated
     expected = 1.0 + LID_STILL + (0.3 - LID_STILL) * LID_GAIN_OPEN  # the target's eyes are the driver's own size
     assert gap(out) / gap(mesh) == pytest.approx(expected, rel=0.05)
-    right_upper, right_lower = EYE_LIDS[1]
+    right_upper = EYE_LIDS[1][0]
     assert np.linalg.norm(out[right_upper, :2] - mesh[right_upper, :2]) < 0.01  # px (eye corners are rigid)
