@@ -21,6 +21,12 @@ TEETH_ACROSS = 4.0  # upper teeth showing across the mouth opening
 TEETH_CAST = 0.35  # how much of the skin's colour cast (its colour over its grey) the teeth take
 MOUTH_SOFTNESS = 0.012  # blur of the drawn mouth interior, in mouth widths
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
+# The cavity's brightness against the lips: 0.21 at its front middle, falling to 0.10 deep inside and at the
+# corners; the tongue in its shadow, 0.3 of the lips. A cavity twice as light, with a tongue at 0.72 of the lips
+# (before round six), read as a lip-coloured bowl: the independent judge (dlib) put the lower lip on the tongue
+# and the upper one on the teeth, reading the widest mouths at half their opening (docs/warp-quality.md).
+CAVITY_LIGHT = (0.21, 0.11, 0.1)  # front middle; less in depth; less at the corners
+TONGUE_LIGHT = 0.3
 LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
 # how far above the open upper lid (in its opening) a closing lid is painted: over the lashes and the crease,
 # which left in place above a closed lid drew the outline of an open eye (so dlib saw one)
@@ -129,11 +135,12 @@ class FacePainter:
         side = np.abs(2 * u - 1)  # 0 in the middle, 1 at the corners
         # cavity: dark, darkest deep in the middle and towards the corners
         depth = (1 - np.abs(2 * t - 1)) * (1 - side**2)
-        shade = (0.42 - 0.22 * depth - 0.2 * side**3)[..., None]
+        front, deep, corners = CAVITY_LIGHT
+        shade = (front - deep * depth - corners * side**3)[..., None]
         colour = self.lip * CAVITY_TINT * shade + 6.0
         # tongue: lighter, low in the mouth, only when it is well open
         tongue = _smoothstep((t - 0.62) / 0.3) * (1 - side**2) * _smoothstep((opening - 0.25) / 0.25)
-        colour += (self.lip * 0.72 - colour) * tongue[..., None]
+        colour += (self.lip * TONGUE_LIGHT - colour) * tongue[..., None]
         # upper teeth hang from the upper lip, receding into shadow at the corners; each tooth's lower edge
         # is rounded (the band's edge scalloped), the seams between them darker, the front ones the longest
         teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
