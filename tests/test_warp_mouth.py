@@ -41,7 +41,7 @@ def test_the_teeth_take_the_portraits_colour_cast(portrait: tuple[np.ndarray, np
 
 
 def _opened(mesh: np.ndarray, share: float) -> np.ndarray:
-    """The mesh with everything below the mouth corners moved down by `share` of the mouth width."""
+    """The mesh with the lower lip (its inner and outer contour) moved down by `share` of the mouth width."""
     opened = mesh.copy()
     corners = mesh[list(MOUTH_CORNERS), :2]
     width = float(np.linalg.norm(corners[1] - corners[0]))
@@ -50,7 +50,8 @@ def _opened(mesh: np.ndarray, share: float) -> np.ndarray:
     return opened
 
 
-def test_a_wide_open_mouth_is_a_dark_cavity_not_a_lip_coloured_bowl(portrait: tuple[np.ndarray, np.ndarray]) -> None:
+def test_a_wide_open_mouth_is_a_dark_cavity_not_a_lip_coloured_bowl(
+        portrait: tuple[np.ndarray, np.ndarray]) -> None:
     """Wide open, the painted inside below the teeth stays under 0.2 of the lips' brightness and the tongue
     under 0.4 (measured 0.15 and 0.28; 0.25 and 0.66 before): a lighter cavity and tongue read to an
     independent judge (dlib) as lips, and the widest mouths as half as open as they were drawn
@@ -64,6 +65,7 @@ def test_a_wide_open_mouth_is_a_dark_cavity_not_a_lip_coloured_bowl(portrait: tu
     lips = lum(painter.lip[None])
     up, low = opened[UPPER_INNER_LIP], opened[LOWER_INNER_LIP]
     mid, bottom = up + 0.55 * (low - up), up + 0.85 * (low - up)  # below the teeth; the tongue's place
-    patch = lambda c: painted[int(c[1]) - 2:int(c[1]) + 3, int(c[0]) - 2:int(c[0]) + 3].reshape(-1, 3)  # noqa: E731
+    patch = lambda c: painted[int(c[1]) - 2:int(c[1]) + 3,  # noqa: E731
+                              int(c[0]) - 2:int(c[0]) + 3].reshape(-1, 3)
     assert lum(patch(mid)) < 0.2 * lips, (lum(patch(mid)), lips)
     assert lum(patch(bottom)) < 0.4 * lips, (lum(patch(bottom)), lips)
