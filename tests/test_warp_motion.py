@@ -9,9 +9,9 @@ import pytest
 
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.media.video_io import read_image
-from engine.warp.mesh import NOSE_TIP, RIGID
+from engine.warp.mesh import LOWER_INNER_LIP, NOSE_TIP, RIGID, UPPER_INNER_LIP
 from engine.warp.metrics import roll
-from engine.warp.motion import DEPTH_GAIN, MotionTransfer
+from engine.warp.motion import DEPTH_GAIN, MOUTH_WIDEST, MotionTransfer, lip_gap
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,36 @@ def test_wide_eyes_open_the_portraits_eyes_twice_as_wide(mesh: np.ndarray) -> No
     assert gap(out) / gap(mesh) == pytest.approx(expected, rel=0.05)
     right_upper = EYE_LIDS[1][0]
     assert np.linalg.norm(out[right_upper, :2] - mesh[right_upper, :2]) < 0.01  # px (eye corners are rigid)
+
+
+def _mouth_opened(mesh: np.ndarray, by: float) -> np.ndarray:
+    """The mesh with everything below the inner lips' midline moved down by `by` eye distances."""
+    out = mesh.copy()
+    midline = (mesh[UPPER_INNER_LIP, 1] + mesh[LOWER_INNER_LIP, 1]) / 2
+    out[mesh[:, 1] > midline, 1] += by * _eye_distance(mesh)
+    return out
+
+
+def _eye_distance(mesh: np.ndarray) -> float:
+    return float(np.linalg.norm(mesh[[362, 263], :2].mean(0) - mesh[[33, 133], :2].mean(0)))
+
+
+def test_a_mouth_open_at_rest_opens_into_the_room_it_has_left(mesh: np.ndarray) -> None:
+    """The driver's opening maps its way from its rest gap to MOUTH_WIDEST onto the target's: a portrait
+    whose mouth is open at rest opens by less and stays below the widest (before: its own gap plus the
+    driver's whole opening, 0.99 eye distances on aligned/2.png); a closed one takes the driver's opening;
+    a closing driver closes either as before."""
+    drivers = {by: _mouth_opened(mesh, by) for by in (0.5, -0.05)}
+    gaps = {}
+    for name, target in (("closed", mesh), ("open", _mouth_opened(mesh, 0.4))):
+        motion = MotionTransfer(target)
+        motion.set_neutral(mesh)
+        rest = lip_gap(target)
+        gaps[name] = {by: lip_gap(motion(d).animated) - rest for by, d in drivers.items()}
+    driven = lip_gap(drivers[0.5]) - lip_gap(mesh)
+    room = (MOUTH_WIDEST - lip_gap(_mouth_opened(mesh, 0.4))) / (MOUTH_WIDEST - lip_gap(mesh))
+    assert 0.4 < room < 0.6
+    assert gaps["closed"][0.5] == pytest.approx(driven, rel=0.03)
+    assert gaps["open"][0.5] == pytest.approx(driven * room, rel=0.03)
+    assert lip_gap(_mouth_opened(mesh, 0.4)) + gaps["open"][0.5] < MOUTH_WIDEST
+    assert gaps["open"][-0.05] == pytest.approx(gaps["closed"][-0.05], rel=0.03)  # closing: unchanged

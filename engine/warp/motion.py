@@ -16,8 +16,10 @@ with c the centroid of the target's rigid points, μ the driver's, g the express
 translation gain: the target keeps its own face shape, makes the driver's expression and turns about
 its own centre as the driver turned, its depth deepened by DEPTH_GAIN for the turn. The head-motion
 strength h scales R's angle (about its own axis), the zoom's exponent and the shift; the mouth gain
-scales E_Y's down and depth components on the lower face; the eye offset moves each lid pair along its
-rest opening. Lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze
+scales E_Y's down and depth components on the lower face, as does the mouth's room (below); the eye
+offset moves each lid pair along its rest opening. A mouth opening past the neutral's opens into the room the target's mouth has left: the
+driver's way from its rest gap to MOUTH_WIDEST maps onto the target's (a portrait whose mouth is open at
+rest opens by less). Lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze
 (iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
@@ -28,8 +30,8 @@ import cv2
 import numpy as np
 
 from engine.warp.gaze import gaze_change
-from engine.warp.mesh import EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, \
-    MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
+from engine.warp.mesh import EYE_CORNERS, EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, \
+    LOWER_INNER_LIP, MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
 from engine.warp.retarget import Retargeting
 
 # eye offset: share of a lid pair's rest gap that the upper / the lower lid moves (closing, opening)
@@ -52,6 +54,12 @@ LID_STILL = 0.08  # changes of the eye opening below this share of it pass unsca
 # pitch 0.77, and the face's outline at the temples, the largest share of the self-reenactment error, sits
 # closer to the real one (docs/warp-quality.md, round five). Roll is unchanged.
 DEPTH_GAIN = 1.3
+# The widest a mouth opens: the inner lips' gap (MediaPipe's points 13 and 14) in eye distances. The fixture
+# clip's driver reaches 0.62 at a surprised "O". A portrait whose mouth is open at rest (aligned/2.png: 0.42,
+# teeth showing) took the driver's whole opening on top of its own and reached 0.99, a dark hole wider than
+# the face could make; now the driver's way from its rest gap to this maps onto the portrait's.
+MOUTH_WIDEST = 0.9
+MOUTH_RAMP = 0.05  # the room's scale fades in over this opening past the neutral (eye distances): no step at 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class MotionTransfer:
         self._turning = (self.target - self._centre) * (1.0, 1.0, DEPTH_GAIN)  # [478, 3] what the turn rotates
         self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
         self._down, self._mouth_weight = _lower_face(self.target)
+        self._mouth_room = 1.0  # the target's room to open its mouth against the driver's (set_neutral)
 
     def set_neutral(self, driver: np.ndarray) -> None:
         self.neutral = driver
@@ -115,6 +124,8 @@ class MotionTransfer:
         driver_open = np.array([_gap(self.neutral, lids) for lids in EYE_LIDS]) * self._to_target.scale
         target_open = np.array([_gap(self.target, lids) for lids in EYE_LIDS])
         self._eye_gain = np.clip(target_open / np.maximum(driver_open, 1e-6), 0.5, 2.0)
+        room = MOUTH_WIDEST - lip_gap(self.target), MOUTH_WIDEST - lip_gap(self.neutral)
+        self._mouth_room = float(np.clip(room[0] / max(room[1], 1e-6), 0.3, 1.2))
 
     def __call__(self, driver: np.ndarray) -> Motion:
         driver = np.asarray(driver, np.float64)
@@ -131,7 +142,9 @@ class MotionTransfer:
         # the mouth and jaw opening: the lower face's expression in the plane of the face's down and depth axes
         opening = (expression @ self._down)[:, None] * self._down
         opening[:, 2] += expression[:, 2]
-        expression += (controls.mouth - 1.0) * self._mouth_weight[:, None] * opening
+        wider = (expression[LOWER_INNER_LIP] - expression[UPPER_INNER_LIP]) @ self._down / _iod(self.target)
+        room = 1.0 + (self._mouth_room - 1.0) * float(_smoothstep(wider / MOUTH_RAMP))
+        expression += (controls.mouth * room - 1.0) * self._mouth_weight[:, None] * opening
         head = controls.head
         shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain * head
         scale = pose.scale ** (self.translation_gain * head)
@@ -209,6 +222,21 @@ def _lower_face(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nose, lip = depth[NOSE_TIP], depth[UPPER_INNER_LIP]
     weight = np.clip((depth - nose) / max(lip - nose, 1e-6), 0.0, 1.0)
     return np.array([down2[0], down2[1], 0.0]), weight * weight * (3 - 2 * weight)
+
+
+def lip_gap(points: np.ndarray) -> float:
+    """The inner lips' gap in eye distances (the eye corners' midpoints)."""
+    return float(np.linalg.norm(points[LOWER_INNER_LIP, :2] - points[UPPER_INNER_LIP, :2])) / _iod(points)
+
+
+def _iod(points: np.ndarray) -> float:
+    eyes = [points[list(corners), :2].mean(0) for corners in EYE_CORNERS]
+    return max(float(np.linalg.norm(eyes[1] - eyes[0])), 1e-6)
+
+
+def _smoothstep(x: float) -> float:
+    x = min(max(x, 0.0), 1.0)
+    return x * x * (3 - 2 * x)
 
 
 def _gap(points: np.ndarray, pair: tuple[int, int]) -> float:
