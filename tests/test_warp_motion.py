@@ -103,22 +103,28 @@ def _eye_distance(mesh: np.ndarray) -> float:
     return float(np.linalg.norm(mesh[[362, 263], :2].mean(0) - mesh[[33, 133], :2].mean(0)))
 
 
-def test_a_mouth_open_at_rest_opens_into_the_room_it_has_left(mesh: np.ndarray) -> None:
-    """The driver's opening maps its way from its rest gap to MOUTH_WIDEST onto the target's: a portrait
-    whose mouth is open at rest opens by less and stays below the widest (before: its own gap plus the
-    driver's whole opening, 0.99 eye distances on aligned/2.png); a closed one takes the driver's opening;
-    a closing driver closes either as before."""
-    drivers = {by: _mouth_opened(mesh, by) for by in (0.5, -0.05)}
+def test_a_mouth_open_at_rest_opens_into_its_room_and_shuts_with_the_driver(mesh: np.ndarray) -> None:
+    """The driver's gap moves through the target's range as through its own: opening, its way from its
+    rest gap to MOUTH_WIDEST maps onto the target's, so a portrait whose mouth is open at rest opens by
+    less and stays below the widest (before: its own gap plus the driver's whole opening, 0.99 eye
+    distances on aligned/2.png); closing, its way to shut, so that portrait shuts when the driver does
+    (before: it closed by the driver's few hundredths and stayed open). A target whose gap is the driver's
+    takes the driver's motion as it is."""
+    shut = -lip_gap(mesh)
+    drivers = {by: _mouth_opened(mesh, by) for by in (0.5, -0.05, shut)}
+    open_mouth = _mouth_opened(mesh, 0.4)
     gaps = {}
-    for name, target in (("closed", mesh), ("open", _mouth_opened(mesh, 0.4))):
+    for name, target in (("same", mesh), ("open", open_mouth)):
         motion = MotionTransfer(target)
         motion.set_neutral(mesh)
-        rest = lip_gap(target)
-        gaps[name] = {by: lip_gap(motion(d).animated) - rest for by, d in drivers.items()}
-    driven = lip_gap(drivers[0.5]) - lip_gap(mesh)
-    room = (MOUTH_WIDEST - lip_gap(_mouth_opened(mesh, 0.4))) / (MOUTH_WIDEST - lip_gap(mesh))
+        gaps[name] = {by: lip_gap(motion(d).animated) for by, d in drivers.items()}
+    rest, rest_open = lip_gap(mesh), lip_gap(open_mouth)
+    room = (MOUTH_WIDEST - rest_open) / (MOUTH_WIDEST - rest)
     assert 0.4 < room < 0.6
-    assert gaps["closed"][0.5] == pytest.approx(driven, rel=0.03)
-    assert gaps["open"][0.5] == pytest.approx(driven * room, rel=0.03)
-    assert lip_gap(_mouth_opened(mesh, 0.4)) + gaps["open"][0.5] < MOUTH_WIDEST
-    assert gaps["open"][-0.05] == pytest.approx(gaps["closed"][-0.05], rel=0.03)  # closing: unchanged
+    for by in (0.5, -0.05):  # a target at the driver's own gap follows it as it is
+        assert gaps["same"][by] == pytest.approx(lip_gap(drivers[by]), abs=0.01)
+    assert gaps["open"][0.5] - rest_open == pytest.approx(0.5 * room, rel=0.03)
+    assert gaps["open"][0.5] < MOUTH_WIDEST
+    assert rest_open - gaps["open"][-0.05] == pytest.approx(0.05 * rest_open / rest, rel=0.05)
+    assert lip_gap(drivers[shut]) < 0.02 and gaps["same"][shut] < 0.02
+    assert gaps["open"][shut] < 0.02  # shut with the driver (lips closer than SHUT of their rest gap meet)

@@ -16,10 +16,12 @@ with c the centroid of the target's rigid points, μ the driver's, g the express
 translation gain: the target keeps its own face shape, makes the driver's expression and turns about
 its own centre as the driver turned, its depth deepened by DEPTH_GAIN for the turn. The head-motion
 strength h scales R's angle (about its own axis), the zoom's exponent and the shift; the mouth gain
-scales E_Y's down and depth components on the lower face, as does the mouth's room (below); the eye
-offset moves each lid pair along its rest opening. A mouth opening past the neutral's opens into the room the target's mouth has left: the
-driver's way from its rest gap to MOUTH_WIDEST maps onto the target's (a portrait whose mouth is open at
-rest opens by less). Lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze
+scales E_Y's down and depth components on the lower face, as does the mouth's range (below); the eye
+offset moves each lid pair along its rest opening. The mouth's gap moves through the target's range as the
+driver's through its own: opening, the driver's way from its rest gap to MOUTH_WIDEST maps onto the
+target's (a portrait whose mouth is open at rest opens by less); closing, its way from its rest gap to shut
+(a portrait speaking at rest shuts its mouth when the driver does). Lips and lids may then meet (shut) but
+not cross. Projection drops z. The driver's gaze
 (iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
@@ -55,11 +57,15 @@ LID_STILL = 0.08  # changes of the eye opening below this share of it pass unsca
 # closer to the real one (docs/warp-quality.md, round five). Roll is unchanged.
 DEPTH_GAIN = 1.3
 # The widest a mouth opens: the inner lips' gap (MediaPipe's points 13 and 14) in eye distances. The fixture
-# clip's driver reaches 0.62 at a surprised "O". A portrait whose mouth is open at rest (aligned/2.png: 0.42,
-# teeth showing) took the driver's whole opening on top of its own and reached 0.99, a dark hole wider than
-# the face could make; now the driver's way from its rest gap to this maps onto the portrait's.
+# clip's driver reaches 0.62 at a surprised "O". A portrait whose mouth is open at rest (aligned/2.png: 0.40,
+# speaking) took the driver's whole opening on top of its own and reached 0.99, a dark hole wider than a
+# face opens, and could not shut its mouth; now the driver's gap moves through the portrait's range.
 MOUTH_WIDEST = 0.9
-MOUTH_RAMP = 0.05  # the room's scale fades in over this opening past the neutral (eye distances): no step at 0
+MOUTH_RAMP = 0.05  # the range's scale fades in over this change of the gap (eye distances): no step at the neutral
+# Limits of that scale, (opening), (closing). Closing, it is the ratio of the rest gaps: a driver whose lips
+# nearly touch at rest (0.07) against aligned/2's 0.40 would multiply the lips' jitter by six on the way to
+# shut; at 4 his mouth closes from 0.40 to 0.12 when the driver's shuts.
+MOUTH_RANGE_LIMITS = ((0.3, 1.2), (0.25, 4.0))
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class MotionTransfer:
         self._turning = (self.target - self._centre) * (1.0, 1.0, DEPTH_GAIN)  # [478, 3] what the turn rotates
         self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
         self._down, self._mouth_weight = _lower_face(self.target)
-        self._mouth_room = 1.0  # the target's room to open its mouth against the driver's (set_neutral)
+        self._mouth_range = (1.0, 1.0)  # the target's gap against the driver's, (opening, closing): set_neutral
 
     def set_neutral(self, driver: np.ndarray) -> None:
         self.neutral = driver
@@ -124,8 +130,11 @@ class MotionTransfer:
         driver_open = np.array([_gap(self.neutral, lids) for lids in EYE_LIDS]) * self._to_target.scale
         target_open = np.array([_gap(self.target, lids) for lids in EYE_LIDS])
         self._eye_gain = np.clip(target_open / np.maximum(driver_open, 1e-6), 0.5, 2.0)
-        room = MOUTH_WIDEST - lip_gap(self.target), MOUTH_WIDEST - lip_gap(self.neutral)
-        self._mouth_room = float(np.clip(room[0] / max(room[1], 1e-6), 0.3, 1.2))
+        target_gap, driver_gap = lip_gap(self.target), lip_gap(self.neutral)
+        opening = (MOUTH_WIDEST - target_gap) / max(MOUTH_WIDEST - driver_gap, 1e-6)  # the room left to open
+        closing = target_gap / max(driver_gap, 1e-6)  # the way left to shut
+        (low, high), (shut_low, shut_high) = MOUTH_RANGE_LIMITS
+        self._mouth_range = float(np.clip(opening, low, high)), float(np.clip(closing, shut_low, shut_high))
 
     def __call__(self, driver: np.ndarray) -> Motion:
         driver = np.asarray(driver, np.float64)
@@ -143,8 +152,9 @@ class MotionTransfer:
         opening = (expression @ self._down)[:, None] * self._down
         opening[:, 2] += expression[:, 2]
         wider = (expression[LOWER_INNER_LIP] - expression[UPPER_INNER_LIP]) @ self._down / _iod(self.target)
-        room = 1.0 + (self._mouth_room - 1.0) * float(_smoothstep(wider / MOUTH_RAMP))
-        expression += (controls.mouth * room - 1.0) * self._mouth_weight[:, None] * opening
+        scale = self._mouth_range[0] if wider > 0 else self._mouth_range[1]
+        scale = 1.0 + (scale - 1.0) * float(_smoothstep(abs(wider) / MOUTH_RAMP))
+        expression += (controls.mouth * scale - 1.0) * self._mouth_weight[:, None] * opening
         head = controls.head
         shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain * head
         scale = pose.scale ** (self.translation_gain * head)
