@@ -122,6 +122,7 @@ def test_no_compilation_after_warm_up_and_none_on_a_second_start(tmp_path, monke
     g = config.generator
     w_id = np.random.RandomState(1).randn(g.n_latent, g.style_dim).astype(np.float32)
     frames = [np.random.RandomState(i).randint(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(3)]
+
     def fresh_model() -> PaperModel:
         torch.manual_seed(0)  # the same random weights on every start
         model = PaperModel(config).eval()

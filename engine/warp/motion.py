@@ -21,8 +21,7 @@ offset moves each lid pair along its rest opening. The mouth's gap moves through
 driver's through its own: opening, the driver's way from its rest gap to MOUTH_WIDEST maps onto the
 target's (a portrait whose mouth is open at rest opens by less); closing, its way from its rest gap to shut
 (a portrait speaking at rest shuts its mouth when the driver does). Lips and lids may then meet (shut) but
-not cross. Projection drops z. The driver's gaze
-(iris offsets against the neutral's) rides along.
+not cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
 
@@ -131,10 +130,10 @@ class MotionTransfer:
         target_open = np.array([_gap(self.target, lids) for lids in EYE_LIDS])
         self._eye_gain = np.clip(target_open / np.maximum(driver_open, 1e-6), 0.5, 2.0)
         target_gap, driver_gap = lip_gap(self.target), lip_gap(self.neutral)
-        opening = (MOUTH_WIDEST - target_gap) / max(MOUTH_WIDEST - driver_gap, 1e-6)  # the room left to open
-        closing = target_gap / max(driver_gap, 1e-6)  # the way left to shut
+        room_to_open = (MOUTH_WIDEST - target_gap) / max(MOUTH_WIDEST - driver_gap, 1e-6)
+        way_to_shut = target_gap / max(driver_gap, 1e-6)
         (low, high), (shut_low, shut_high) = MOUTH_RANGE_LIMITS
-        self._mouth_range = float(np.clip(opening, low, high)), float(np.clip(closing, shut_low, shut_high))
+        self._mouth_range = float(np.clip(room_to_open, low, high)), float(np.clip(way_to_shut, shut_low, shut_high))
 
     def __call__(self, driver: np.ndarray) -> Motion:
         driver = np.asarray(driver, np.float64)
@@ -151,10 +150,11 @@ class MotionTransfer:
         # the mouth and jaw opening: the lower face's expression in the plane of the face's down and depth axes
         opening = (expression @ self._down)[:, None] * self._down
         opening[:, 2] += expression[:, 2]
+        # ... scaled by the slider and by the mouth's range (the gap's change, in the target's eye distances)
         wider = (expression[LOWER_INNER_LIP] - expression[UPPER_INNER_LIP]) @ self._down / _iod(self.target)
-        scale = self._mouth_range[0] if wider > 0 else self._mouth_range[1]
-        scale = 1.0 + (scale - 1.0) * float(_smoothstep(abs(wider) / MOUTH_RAMP))
-        expression += (controls.mouth * scale - 1.0) * self._mouth_weight[:, None] * opening
+        mouth_range = self._mouth_range[0] if wider > 0 else self._mouth_range[1]
+        mouth_range = 1.0 + (mouth_range - 1.0) * _smoothstep(abs(wider) / MOUTH_RAMP)
+        expression += (controls.mouth * mouth_range - 1.0) * self._mouth_weight[:, None] * opening
         head = controls.head
         shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain * head
         scale = pose.scale ** (self.translation_gain * head)
