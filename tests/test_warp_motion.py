@@ -1,5 +1,6 @@
-"""Head pose transfer of the landmark warp (engine/warp/motion.py): the turn is deepened by DEPTH_GAIN,
-the roll is not, and a still driver leaves the target at rest."""
+"""Head pose and expression transfer of the landmark warp (engine/warp/motion.py): the turn is deepened by
+DEPTH_GAIN, the roll is not, a still driver leaves the target at rest, wide eyes open wider, and the mouth's
+gap moves through the target's own range."""
 from __future__ import annotations
 
 from pathlib import Path
