@@ -120,6 +120,7 @@ class MotionTransfer:
         self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
         self._down, self._mouth_weight = _lower_face(self.target)
         self._mouth_range = (1.0, 1.0)  # the target's gap against the driver's, (opening, closing): set_neutral
+        self._eye_distance = _iod(self.target)
 
     def set_neutral(self, driver: np.ndarray) -> None:
         self.neutral = driver
@@ -151,7 +152,7 @@ class MotionTransfer:
         opening = (expression @ self._down)[:, None] * self._down
         opening[:, 2] += expression[:, 2]
         # ... scaled by the slider and by the mouth's range (the gap's change, in the target's eye distances)
-        wider = (expression[LOWER_INNER_LIP] - expression[UPPER_INNER_LIP]) @ self._down / _iod(self.target)
+        wider = (expression[LOWER_INNER_LIP] - expression[UPPER_INNER_LIP]) @ self._down / self._eye_distance
         mouth_range = self._mouth_range[0] if wider > 0 else self._mouth_range[1]
         mouth_range = 1.0 + (mouth_range - 1.0) * _smoothstep(abs(wider) / MOUTH_RAMP)
         expression += (controls.mouth * mouth_range - 1.0) * self._mouth_weight[:, None] * opening
