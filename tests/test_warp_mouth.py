@@ -1,5 +1,5 @@
 """The painted mouth interior of the landmark warp (engine/warp/interior.py): teeth in the portrait's light, a
-dark cavity."""
+dark cavity, painted only where the mouth opened beyond its rest."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.face.framing import frame_target
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.media.video_io import read_image
+from engine.warp import WarpConfig
 from engine.warp.interior import LOWER_INNER, FacePainter
 from engine.warp.mesh import LOWER_INNER_LIP, MOUTH_CORNERS, OUTER_LIPS, UPPER_INNER_LIP, open_contours
 
@@ -69,3 +71,36 @@ def test_a_wide_open_mouth_is_a_dark_cavity_not_a_lip_coloured_bowl(
                               int(c[0]) - 2:int(c[0]) + 3].reshape(-1, 3)
     assert lum(patch(mid)) < 0.2 * lips, (lum(patch(mid)), lips)
     assert lum(patch(bottom)) < 0.4 * lips, (lum(patch(bottom)), lips)
+
+
+@pytest.fixture(scope="module")
+def smile(fixtures_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The fixture portrait framed as the warp frames it; her smile shows her teeth at rest."""
+    image = read_image(fixtures_dir / "portraits" / "astronaut.png")
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        face = detector.detect(image)
+    assert face is not None
+    config = WarpConfig()
+    framed, points = frame_target(image, face.points, config.framing, config.output_size, config.face_fraction)
+    return framed, open_contours(points.astype(np.float64))
+
+
+def test_a_mouth_opened_a_little_keeps_its_lips_and_a_smile_its_teeth(smile: tuple[np.ndarray, np.ndarray]) -> None:
+    """Opened by 0.1 of its width, the smile keeps what lay between its inner-lip contours at rest beside each lip:
+    a fifth of the rest gap below the upper contour her own teeth stay as they were (within 3 levels; a grey
+    cavity with painted teeth covered them before round eight), and the new opening in the middle is dark
+    (under half the lips' brightness)."""
+    image, mesh = smile
+    painter = FacePainter(image, mesh)
+    opened = _opened(mesh, 0.1)[:, :2]
+    painted = image.copy()
+    painter.mouth(painted, opened)
+    up, low = mesh[UPPER_INNER_LIP, :2], mesh[LOWER_INNER_LIP, :2]
+    assert np.linalg.norm(low - up) > 10, "the rest gap is too small in this framing to look inside it"
+    patch = lambda im, c: im[int(c[1]) - 1:int(c[1]) + 2,  # noqa: E731
+                             int(c[0]) - 2:int(c[0]) + 3].reshape(-1, 3).astype(np.float64)
+    kept = up + 0.2 * (low - up)
+    assert np.abs(patch(painted, kept) - patch(image, kept)).mean() < 3.0
+    lum = lambda pixels: float(np.mean(pixels @ np.array([0.3, 0.59, 0.11])))  # noqa: E731
+    middle = up + 0.5 * (opened[LOWER_INNER_LIP] - up)
+    assert lum(patch(painted, middle)) < 0.5 * lum(painter.lip[None].astype(np.float64))

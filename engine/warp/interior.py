@@ -27,6 +27,12 @@ CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is re
 # and the upper one on the teeth, reading the widest mouths at half their opening (docs/warp-quality.md).
 CAVITY_LIGHT = (0.21, 0.11, 0.1)  # front middle; less in depth; less at the corners
 TONGUE_LIGHT = 0.3
+# Between MediaPipe's inner-lip contours at rest lies what the portrait shows there: lip (a closed mouth's
+# contours sit apart on the lips' inner edges), the line where the lips meet, or a smile's teeth. Opening, the
+# lips keep their thickness: that band stays at each lip as it was (the warp carries it) and the inside is
+# painted only in the gap beyond it. Painted over the whole gap, a talking mouth's slight parting became a dark
+# hole with teeth, and a smile's teeth were covered by a grey cavity (docs/warp-quality.md, round eight).
+TEETH_FADE = 0.15  # the painted teeth come into view as the painted gap opens to this share of the mouth width
 LID_SHADE = 0.82  # a closed lid's brightness at its lash line against its top
 # how far above the open upper lid (in its opening) a closing lid is painted: over the lashes and the crease,
 # which left in place above a closed lid drew the outline of an open eye (so dlib saw one)
@@ -105,7 +111,7 @@ class FacePainter:
             self.eyelid(image, moved, posed, eye)
 
     def mouth(self, image: np.ndarray, p: np.ndarray) -> None:
-        """A shaded cavity, upper teeth and a hint of tongue inside the opened inner-lip contour."""
+        """A shaded cavity, upper teeth and a hint of tongue in the inner-lip contour's opening beyond its rest."""
         opening = self._opening(p)
         strength = float(_smoothstep((opening - self.rest_opening - 0.01) / 0.06))
         if strength <= 0:
@@ -132,6 +138,10 @@ class FacePainter:
         v_low = np.interp(u, *_sorted(uu(LOWER_INNER), vv(LOWER_INNER)))
         gap = np.maximum(v_low - v_up, 1.0)
         t = np.clip((v - v_up) / gap, 0.0, 1.0)
+        keep = 0.5 * min(self.rest_opening / max(opening, 1e-6), 1.0)  # share of the gap kept at each lip
+        inside = _smoothstep(np.minimum(t - keep, 1 - keep - t) / 0.08 + 0.5)  # the painted band, soft-edged
+        t = np.clip((t - keep) / (1 - 2 * keep), 0.0, 1.0)  # from here on: 0 … 1 across the painted band
+        gap = gap * (1 - 2 * keep)
         side = np.abs(2 * u - 1)  # 0 in the middle, 1 at the corners
         # cavity: dark, darkest deep in the middle and towards the corners
         depth = (1 - np.abs(2 * t - 1)) * (1 - side**2)
@@ -146,7 +156,8 @@ class FacePainter:
         teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
         phase = np.cos(2 * np.pi * TEETH_ACROSS * (u - 0.5))  # 1 in the middle of a tooth, -1 at a seam
         edge = teeth_depth * (1 - 0.25 * side**2) - 0.04 * (1 - phase) * teeth_depth
-        teeth = _smoothstep((edge - t) / 0.08) * (1 - _smoothstep((side - 0.5) / 0.45))
+        teeth = _smoothstep((edge - t) / 0.08) * (1 - _smoothstep((side - 0.5) / 0.45)) \
+            * _smoothstep(gap / (TEETH_FADE * width))  # a slit shows no teeth: they are in its shadow
         seams = 1 - 0.16 * np.clip(-phase, 0, 1) ** 3
         under_lip = 1 - 0.3 * _smoothstep((0.08 - t) / 0.08)  # the upper lip's shadow on their roots
         light = seams * under_lip * (0.78 + 0.22 * (1 - side) ** 2)
@@ -154,7 +165,7 @@ class FacePainter:
         colour += (tooth - colour) * teeth[..., None]
         # as sharp as the portrait's own lips: the drawn mouth is softened by a blur scaled to the mouth
         colour = cv2.GaussianBlur(colour, (0, 0), max(MOUTH_SOFTNESS * width, 0.5))
-        alpha = (mask * strength)[..., None]
+        alpha = (mask * inside * strength)[..., None]
         roi = image[y0:y1, x0:x1].astype(np.float32)
         image[y0:y1, x0:x1] = np.clip(roi + (colour - roi) * alpha, 0, 255).astype(np.uint8)
 
