@@ -104,3 +104,16 @@ def test_a_mouth_opened_a_little_keeps_its_lips_and_a_smile_its_teeth(smile: tup
     lum = lambda pixels: float(np.mean(pixels @ np.array([0.3, 0.59, 0.11])))  # noqa: E731
     middle = up + 0.5 * (opened[LOWER_INNER_LIP] - up)
     assert lum(patch(painted, middle)) < 0.5 * lum(painter.lip[None].astype(np.float64))
+
+
+def test_a_pink_inside_at_rest_is_not_taken_for_teeth(fixtures_dir: Path) -> None:
+    """`aligned/2.png` speaks at rest: the brightest quarter between his inner lips is the pink of his tongue or
+    lower lip. Taken for his teeth, it painted pink teeth (chroma 0.40, his lips' 0.39); the painted teeth are
+    now paler than his lips (measured 0.27)."""
+    image = read_image(fixtures_dir / "aligned" / "2.png")
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        face = detector.detect(image)
+    assert face is not None
+    painter = FacePainter(image, open_contours(face.points.astype(np.float64)))
+    chroma = lambda c: float((c.max() - c.min()) / c.max())  # noqa: E731
+    assert chroma(painter.teeth) < 0.7 * chroma(painter.lip), (painter.teeth, painter.lip)

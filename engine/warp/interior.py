@@ -19,6 +19,7 @@ BROWS = (52, 282)
 TEETH = np.array([238.0, 230.0, 212.0])  # a light, warm ivory before matching the portrait
 TEETH_ACROSS = 4.0  # upper teeth showing across the mouth opening
 TEETH_CAST = 0.35  # how much of the skin's colour cast (its colour over its grey) the teeth take
+TEETH_PALER = 0.7  # a portrait's own teeth: at most this share of its lips' chroma
 MOUTH_SOFTNESS = 0.012  # blur of the drawn mouth interior, in mouth widths
 CAVITY_TINT = np.array([1.15, 0.8, 0.8], np.float32)  # the mouth's inside is redder than the lips
 # The cavity's brightness against the lips: 0.21 at its front middle, falling to 0.10 deep inside and at the
@@ -96,7 +97,9 @@ class FacePainter:
         if self.rest_opening > 0.08 and len(inside) >= 20:  # teeth show at rest: paint teeth like them
             lum = inside @ np.array([0.3, 0.59, 0.11])
             own = np.median(inside[lum >= np.percentile(lum, 75)], 0)
-            if own @ np.array([0.3, 0.59, 0.11]) > 1.15 * (skin @ np.array([0.3, 0.59, 0.11])):
+            # teeth are brighter than the skin and paler than the lips (a pink tongue or lip inside is not teeth)
+            if own @ np.array([0.3, 0.59, 0.11]) > 1.15 * (skin @ np.array([0.3, 0.59, 0.11])) \
+                    and _chroma(own) < TEETH_PALER * _chroma(self.lip):
                 self.teeth = own.astype(np.float32)
 
     @staticmethod
@@ -228,6 +231,11 @@ class FacePainter:
         la = (lash * 0.85 * strength)[..., None]
         out = out + (self.lashes[eye] - out) * la
         image[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _chroma(colour: np.ndarray) -> float:
+    """(max − min) / max of an RGB colour: 0 grey … 1 fully saturated."""
+    return float((np.max(colour) - np.min(colour)) / max(float(np.max(colour)), 1.0))
 
 
 def _sorted(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
