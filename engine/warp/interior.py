@@ -142,7 +142,7 @@ class FacePainter:
         gap = np.maximum(v_low - v_up, 1.0)
         t = np.clip((v - v_up) / gap, 0.0, 1.0)
         keep = 0.5 * min(self.rest_opening / max(opening, 1e-6), 1.0)  # share of the gap kept at each lip
-        inside = _smoothstep(np.minimum(t - keep, 1 - keep - t) / 0.08 + 0.5)  # the painted band, soft-edged
+        band = _smoothstep(np.minimum(t - keep, 1 - keep - t) / 0.08 + 0.5)  # the painted band, soft-edged
         t = np.clip((t - keep) / (1 - 2 * keep), 0.0, 1.0)  # from here on: 0 … 1 across the painted band
         gap = gap * (1 - 2 * keep)
         side = np.abs(2 * u - 1)  # 0 in the middle, 1 at the corners
@@ -168,7 +168,7 @@ class FacePainter:
         colour += (tooth - colour) * teeth[..., None]
         # as sharp as the portrait's own lips: the drawn mouth is softened by a blur scaled to the mouth
         colour = cv2.GaussianBlur(colour, (0, 0), max(MOUTH_SOFTNESS * width, 0.5))
-        alpha = (mask * inside * strength)[..., None]
+        alpha = (mask * band * strength)[..., None]
         roi = image[y0:y1, x0:x1].astype(np.float32)
         image[y0:y1, x0:x1] = np.clip(roi + (colour - roi) * alpha, 0, 255).astype(np.uint8)
 
