@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.warp.mesh import EYE_CORNERS, EYE_LIDS
+from engine.warp.ramp import smoothstep
 
 IRIS_CENTRES = (468, 473)  # iris of the image-left eye (corners 33, 133) and of the image-right eye
 IRIS_RIMS = ((469, 470, 471, 472), (474, 475, 476, 477))
@@ -52,4 +53,4 @@ def gaze_change(driver: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     iris points wander under a closing lid)."""
     open_share = eye_openness(driver) / np.maximum(eye_openness(neutral), 1e-6)
     fade = np.clip((open_share - 0.35) / 0.35, 0.0, 1.0)
-    return (gaze_offsets(driver) - gaze_offsets(neutral)) * (fade * fade * (3 - 2 * fade))[:, None]
+    return (gaze_offsets(driver) - gaze_offsets(neutral)) * smoothstep(fade)[:, None]

@@ -8,8 +8,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.warp.mesh import EYE_CORNERS, INNER_LIPS, LID_PAIRS, LOWER_INNER_LIP, MOUTH_CORNERS, \
-    OUTER_LIPS, UPPER_INNER_LIP
+from engine.warp.mesh import EYE_CORNERS, INNER_LIPS, LID_PAIRS, OUTER_LIPS
+from engine.warp.metrics import mouth_opening
+from engine.warp.ramp import smoothstep
 
 UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)  # corner to corner along the upper lip
 LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
@@ -42,11 +43,6 @@ LID_SAMPLE = 0.1  # how far above the painted lid (in its opening) its top colou
 LASH_WIDTH = 0.06  # a closed lid's lash line, in eye widths (0.035 was a hairline dlib did not read as a shut eye)
 
 
-def _smoothstep(x: np.ndarray | float) -> np.ndarray | float:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
-
 def _polygon_mask(points: np.ndarray, shape: tuple[int, int], origin: np.ndarray) -> np.ndarray:
     mask = np.zeros(shape, np.float32)
     cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
@@ -69,7 +65,7 @@ class FacePainter:
         p = mesh[:, :2]
         h, w = image.shape[:2]
         self.rest = p  # [478, 2] the target's (parted) mesh at rest, output pixels
-        self.rest_opening = self._opening(p)
+        self.rest_opening = mouth_opening(p)
         zero = np.zeros(2)
         lips = _polygon_mask(p[list(OUTER_LIPS)], (h, w), zero) - _polygon_mask(p[list(INNER_LIPS)], (h, w), zero)
         lip_pixels = image[lips > 0.5]
@@ -102,11 +98,6 @@ class FacePainter:
                     and _chroma(own) < TEETH_PALER * _chroma(self.lip):
                 self.teeth = own.astype(np.float32)
 
-    @staticmethod
-    def _opening(p: np.ndarray) -> float:
-        gap = np.linalg.norm(p[UPPER_INNER_LIP] - p[LOWER_INNER_LIP])
-        return float(gap / max(np.linalg.norm(p[MOUTH_CORNERS[0]] - p[MOUTH_CORNERS[1]]), 1e-6))
-
     def paint(self, image: np.ndarray, moved: np.ndarray, posed: np.ndarray) -> None:
         """Draw onto the warped frame (in place). moved: final mesh [478, 2]; posed: the pose alone [478, 2]."""
         self.mouth(image, moved)
@@ -115,8 +106,8 @@ class FacePainter:
 
     def mouth(self, image: np.ndarray, p: np.ndarray) -> None:
         """A shaded cavity, upper teeth and a hint of tongue in the inner-lip contour's opening beyond its rest."""
-        opening = self._opening(p)
-        strength = float(_smoothstep((opening - self.rest_opening - 0.01) / 0.06))
+        opening = mouth_opening(p)
+        strength = float(smoothstep((opening - self.rest_opening - 0.01) / 0.06))
         if strength <= 0:
             return
         box = _roi(p[list(INNER_LIPS)], 2, (image.shape[1], image.shape[0]))
@@ -142,7 +133,7 @@ class FacePainter:
         gap = np.maximum(v_low - v_up, 1.0)
         t = np.clip((v - v_up) / gap, 0.0, 1.0)
         keep = 0.5 * min(self.rest_opening / max(opening, 1e-6), 1.0)  # share of the gap kept at each lip
-        band = _smoothstep(np.minimum(t - keep, 1 - keep - t) / 0.08 + 0.5)  # the painted band, soft-edged
+        band = smoothstep(np.minimum(t - keep, 1 - keep - t) / 0.08 + 0.5)  # the painted band, soft-edged
         t = np.clip((t - keep) / (1 - 2 * keep), 0.0, 1.0)  # from here on: 0 … 1 across the painted band
         gap = gap * (1 - 2 * keep)
         side = np.abs(2 * u - 1)  # 0 in the middle, 1 at the corners
@@ -152,17 +143,17 @@ class FacePainter:
         shade = (front - deep * depth - corners * side**3)[..., None]
         colour = self.lip * CAVITY_TINT * shade + 6.0
         # tongue: lighter, low in the mouth, only when it is well open
-        tongue = _smoothstep((t - 0.62) / 0.3) * (1 - side**2) * _smoothstep((opening - 0.25) / 0.25)
+        tongue = smoothstep((t - 0.62) / 0.3) * (1 - side**2) * smoothstep((opening - 0.25) / 0.25)
         colour += (self.lip * TONGUE_LIGHT - colour) * tongue[..., None]
         # upper teeth hang from the upper lip, receding into shadow at the corners; each tooth's lower edge
         # is rounded (the band's edge scalloped), the seams between them darker, the front ones the longest
         teeth_depth = np.minimum(0.17 * width / gap, 0.42)  # in t units
         phase = np.cos(2 * np.pi * TEETH_ACROSS * (u - 0.5))  # 1 in the middle of a tooth, -1 at a seam
         edge = teeth_depth * (1 - 0.25 * side**2) - 0.04 * (1 - phase) * teeth_depth
-        teeth = _smoothstep((edge - t) / 0.08) * (1 - _smoothstep((side - 0.5) / 0.45)) \
-            * _smoothstep(gap / (TEETH_FADE * width))  # a slit shows no teeth: they are in its shadow
+        teeth = smoothstep((edge - t) / 0.08) * (1 - smoothstep((side - 0.5) / 0.45)) \
+            * smoothstep(gap / (TEETH_FADE * width))  # a slit shows no teeth: they are in its shadow
         seams = 1 - 0.16 * np.clip(-phase, 0, 1) ** 3
-        under_lip = 1 - 0.3 * _smoothstep((0.08 - t) / 0.08)  # the upper lip's shadow on their roots
+        under_lip = 1 - 0.3 * smoothstep((0.08 - t) / 0.08)  # the upper lip's shadow on their roots
         light = seams * under_lip * (0.78 + 0.22 * (1 - side) ** 2)
         tooth = self.teeth * light[..., None]
         colour += (tooth - colour) * teeth[..., None]
@@ -180,7 +171,7 @@ class FacePainter:
         opening = posed[lower] - posed[upper]  # the open eye, pose only
         height = max(float(np.linalg.norm(opening)), 1e-6)
         drop = float(np.median((lid[2:7] - top[2:7]) @ (opening / height)))  # how far the lid came down
-        strength = float(_smoothstep((drop / height - 0.15) / 0.35))
+        strength = float(smoothstep((drop / height - 0.15) / 0.35))
         if strength <= 0:
             return
         top = top - LID_REACH * opening  # reach over the lashes and the crease above the open lid

@@ -1,4 +1,5 @@
-"""Landmark measures used to check that an output follows its driver (benchmark and tests).
+"""Landmark measures used to check that an output follows its driver (benchmark and tests); the mouth
+opening also tells the mouth painter how far a mouth is open.
 
 All take MediaPipe mesh points [478, ≥2] in pixels and use x, y only:
 

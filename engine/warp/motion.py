@@ -33,6 +33,7 @@ import numpy as np
 from engine.warp.gaze import gaze_change
 from engine.warp.mesh import EYE_CORNERS, EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, \
     LOWER_INNER_LIP, MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
+from engine.warp.ramp import smoothstep
 from engine.warp.retarget import Retargeting
 
 # eye offset: share of a lid pair's rest gap that the upper / the lower lid moves (closing, opening)
@@ -154,7 +155,7 @@ class MotionTransfer:
         # ... scaled by the slider and by the mouth's range (the gap's change, in the target's eye distances)
         wider = (expression[LOWER_INNER_LIP] - expression[UPPER_INNER_LIP]) @ self._down / self._eye_distance
         mouth_range = self._mouth_range[0] if wider > 0 else self._mouth_range[1]
-        mouth_range = 1.0 + (mouth_range - 1.0) * _smoothstep(abs(wider) / MOUTH_RAMP)
+        mouth_range = 1.0 + (mouth_range - 1.0) * smoothstep(abs(wider) / MOUTH_RAMP)
         expression += (controls.mouth * mouth_range - 1.0) * self._mouth_weight[:, None] * opening
         head = controls.head
         shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain * head
@@ -232,7 +233,7 @@ def _lower_face(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     depth = target[:, :2] @ down2
     nose, lip = depth[NOSE_TIP], depth[UPPER_INNER_LIP]
     weight = np.clip((depth - nose) / max(lip - nose, 1e-6), 0.0, 1.0)
-    return np.array([down2[0], down2[1], 0.0]), weight * weight * (3 - 2 * weight)
+    return np.array([down2[0], down2[1], 0.0]), smoothstep(weight)
 
 
 def lip_gap(points: np.ndarray) -> float:
@@ -243,11 +244,6 @@ def lip_gap(points: np.ndarray) -> float:
 def _iod(points: np.ndarray) -> float:
     eyes = [points[list(corners), :2].mean(0) for corners in EYE_CORNERS]
     return max(float(np.linalg.norm(eyes[1] - eyes[0])), 1e-6)
-
-
-def _smoothstep(x: float) -> float:
-    x = min(max(x, 0.0), 1.0)
-    return x * x * (3 - 2 * x)
 
 
 def _gap(points: np.ndarray, pair: tuple[int, int]) -> float:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from engine.warp.mesh import signed_areas
+from engine.warp.ramp import smoothstep
 
 
 def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles: np.ndarray, edges: np.ndarray,
@@ -65,7 +66,7 @@ def keep_inside(rest: np.ndarray, moved: np.ndarray, canvas: tuple[float, float,
     room = np.maximum(np.where(disp < 0, rest - low, high - rest) * reach, 1e-3)
     disp = room * np.tanh(disp / room)
     edge = np.minimum(rest - low, high - rest) / (falloff * float(np.min(high - low)))  # [P, 2] to the x / y edges
-    fade = np.clip(edge, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(edge, 0.0, 1.0))
+    fade = smoothstep(edge)
     disp[:, 0] *= fade[:, 1]  # sideways motion fades near the top and bottom edges
     disp[:, 1] *= fade[:, 0]  # up-down motion fades near the left and right edges
     return rest + disp
