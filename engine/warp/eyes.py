@@ -23,7 +23,7 @@ from engine.warp.mesh import EYE_CORNERS, EYE_LEFT_RING, EYE_RIGHT_RING
 MAX_SHIFT = (0.22, 0.10)  # |u|, |v| of the gaze change in eye widths (further would leave the eye opening)
 KEEP_INSIDE = 0.6  # a moved iris centre stays this share of the iris radius inside the eye opening
 SHIFT_STEPS = 8  # how finely a shift that would hide the iris is shortened
-IRIS_EDGE = 0.25  # the drawn iris fades into the eyeball over this share of its radius
+IRIS_EDGE = 0.25  # the drawn iris fades out over this share of its radius (a 1 px edge looked pasted on)
 
 
 @dataclass
@@ -37,7 +37,8 @@ class _Eye:
     opening: np.ndarray  # [h, w] float32 soft mask of the eye opening, box pixels
     ball: np.ndarray  # [h, w, 3] float32 the eye region with the iris inpainted away (the eyeball)
     cut: np.ndarray  # [h, w] float32 how much of the eyeball replaces the portrait (`remove`)
-    iris: np.ndarray  # [h, w, 4] float32 the iris layer: colour (iris colour where the lids hide it) and its disc
+    iris: np.ndarray  # [h, w, 3] float32 the eye region, iris colour where the lids hide it
+    disc: np.ndarray  # [h, w] float32 the iris disc at rest, soft-edged
     corners: np.ndarray  # [2, 2] the eye's corners at rest, image pixels
     ring: tuple[int, ...]  # mesh indices of the lid ring (the eye opening's contour)
     parting: np.ndarray  # [16, 2] the lid ring as detected minus as the warp has it at rest (lids parted)
@@ -98,27 +99,23 @@ def _prepare(image: np.ndarray, mesh: np.ndarray, rest: np.ndarray, eye: int) ->
     visible = (disc > 0) & (opening > 0.5)
     colour = np.median(roi[visible], 0) if visible.sum() >= 4 else roi[disc > 0].mean(0)
     # The iris as a layer over the eyeball: at rest iris·a + what `remove` leaves·(1 − a) is the portrait (a: the
-    # disc inside the opening, as `draw` lays it), so a still driver changes nothing. The disc reaches past the
-    # inpainted iris and fades out over IRIS_EDGE of its radius, taking the white around the iris along (a hard
-    # edge looked pasted on). Where the lids hide the iris at rest it is its median colour, fading into the
-    # eyeball at its rim. `remove` takes the iris out only as far as the layer can give it back in 0…255 (at a
-    # lash line over the iris, less).
-    dist = np.hypot(xx - centre[0], yy - centre[1])
+    # soft disc inside the opening, as `draw` lays it), so a still driver changes nothing. `remove` takes the iris
+    # out only as far as that layer can give it back in 0…255 (at a lash line over the iris, less); hidden under
+    # the lids at rest, the iris is its median colour.
     edge = max(IRIS_EDGE * radius, 1.0)
-    soft = np.clip((radius + 1.5 + edge - dist) / edge, 0.0, 1.0).astype(np.float32)
+    soft = np.clip((radius + 1.5 - np.hypot(xx - centre[0], yy - centre[1])) / edge, 0.0, 1.0).astype(np.float32)
     roi32, ball32 = roi.astype(np.float32), ball.astype(np.float32)
-    hidden = ball32 + (colour - ball32) * np.clip((radius + edge / 2 - dist) / edge, 0.0, 1.0)[..., None]
     a = (soft * opening)[..., None]
     gap = ball32 - roi32
     headroom = np.where(gap > 0, roi32, 255 - roi32) * a / np.maximum(np.abs(gap) * (1 - a), 1e-6)
     cut = np.minimum(opening, headroom.min(-1))  # [h, w] how much of the iris `remove` takes out
     below = roi32 + gap * cut[..., None]
     unmixed = (roi32 - below * (1 - a)) / np.maximum(a, 1e-3)
-    iris = np.dstack([np.where(a > 0.01, np.clip(unmixed, 0, 255), hidden), soft]).astype(np.float32)
+    iris = np.where(a > 0.01, np.clip(unmixed, 0, 255), colour.astype(np.float32)).astype(np.float32)
     room = cv2.distanceTransform((opening > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     keep = min(KEEP_INSIDE * radius, _room_at(room, centre))
     return _Eye((int(x0), int(y0), int(x1), int(y1)), centre, radius, axis, normal, width, opening,
-                ball32, cut.astype(np.float32), iris, p[list(EYE_CORNERS[eye])].copy(),
+                ball32, cut.astype(np.float32), iris, soft, p[list(EYE_CORNERS[eye])].copy(),
                 tuple(ids), ring - np.asarray(rest, np.float64)[ids, :2], room, keep, yy, xx)
 
 
@@ -155,10 +152,11 @@ def _draw(image: np.ndarray, eye: _Eye, shift: np.ndarray, corners: np.ndarray, 
     move = turn @ (np.array(eye.box[:2], np.float64) + shift - a) + corners[0] - (x0, y0)
     m = np.hstack([turn, move[:, None]]).astype(np.float32)
     size = (int(x1 - x0), int(y1 - y0))
-    layer = cv2.warpAffine(eye.iris, m, size, flags=cv2.INTER_LINEAR, borderValue=0)  # [h, w, 4]
+    iris = cv2.warpAffine(eye.iris, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    disc = cv2.warpAffine(eye.disc, m, size, flags=cv2.INTER_LINEAR, borderValue=0)
     opening = np.zeros(size[::-1], np.float32)
     cv2.fillPoly(opening, [np.round((ring - (x0, y0)) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
     opening = cv2.GaussianBlur(opening, (0, 0), max(0.03 * width, 0.6))
-    alpha = (layer[..., 3] * opening)[..., None]
+    alpha = (disc * opening)[..., None]
     roi = image[y0:y1, x0:x1].astype(np.float32)
-    image[y0:y1, x0:x1] = np.clip(roi + (layer[..., :3] - roi) * alpha, 0, 255).astype(np.uint8)
+    image[y0:y1, x0:x1] = np.clip(roi + (iris - roi) * alpha, 0, 255).astype(np.uint8)
