@@ -20,7 +20,7 @@ from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, ReenactorKind, TargetSpec
 from engine.face.smoothing import OneEuroConfig, OneEuroFilter
 from engine.face.framing import Framing, frame_target
-from engine.warp.eyes import Irises
+from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
 from engine.warp.layers import Layers, prepare_layers
 from engine.warp.mesh import BROW_POINTS, EYE_LEFT_RING, EYE_OUTER_CORNERS, EYE_RIGHT_RING, FACE_OVAL, INNER_LIPS, \
@@ -69,15 +69,9 @@ class PreparedTarget:
         self.fold_radius = 0.12 * float(np.ptp(mesh[list(FACE_OVAL), 0]))  # how far a fold's fix-up reaches
         self.warp = DenseWarp(self.control.rest, self.control.triangles, (w, h), config.map_step)
         self.painter = FacePainter(image, self.mesh)
-        self.irises = Irises(image, mesh, self.mesh)  # detected: its iris points sit where the irises are
+        self.irises = IrisMover(image, mesh)  # the detected mesh: its iris points sit where the irises are
         self.motion = MotionTransfer(self.mesh, config.translation_gain, config.retargeting)
         self.layers: Layers | None = None  # person and background plate (set_target adds them: the slow part)
-        self.source = self.irises.remove(image)  # what the warp moves: the portrait, its irises drawn back after
-
-    def use_layers(self, layers: Layers) -> None:
-        """Warp the person alone, laid over the still background plate of `layers`."""
-        self.layers = layers
-        self.source = self.irises.remove(layers.person)
 
     def control_points(self, motion: Motion) -> np.ndarray:
         """Output positions [P, 2] of every control point: mesh, halo (following the head), border (fixed)."""
@@ -209,7 +203,7 @@ class WarpReenactor:
         if self.config.layers:
             if progress:
                 progress(0.5, "separating the person from the background")
-            prepared.use_layers(prepare_layers(image, points))
+            prepared.layers = prepare_layers(image, points)
         self._target, self._last = prepared, image.copy()  # swapped whole: safe while another thread drives
         log.info("warp target: %dx%d, %d triangles", image.shape[1], image.shape[0],
                  len(prepared.control.triangles))
@@ -276,12 +270,13 @@ class WarpReenactor:
         moved = target.control_points(motion)
         timings["motion"] = _ms(t)
         t = time.perf_counter()
-        out = target.warp(target.source, moved)
+        layers = target.layers
+        source = target.image if layers is None else layers.person
+        out = target.warp(target.irises.apply(source, motion.gaze), moved)
         timings["warp"] = _ms(t)
         t = time.perf_counter()
-        if target.layers is not None:
-            out, self.person_alpha = target.layers.composite(out)
-        target.irises.draw(out, moved[:N_MESH], motion.gaze)  # round, over the warped eyeballs
+        if layers is not None:
+            out, self.person_alpha = layers.composite(out)
         target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])  # mouth and lids: inside the person
         timings["composite"] = _ms(t)
         self._last = out
