@@ -130,3 +130,27 @@ def test_a_shut_lid_draws_a_lash_line_as_dark_as_the_lashes(fixtures_dir: Path, 
         lashes = float(target.painter.lashes[eye] @ luma)
         ink = np.clip((skin @ luma - column) / (skin @ luma - lashes), 0.0, 1.0)  # 1 = as dark as the lashes
         assert ink.max() > 0.8 and ink.sum() > 0.05 * width, (eye, ink.max(), ink.sum() / width)
+
+
+@pytest.mark.parametrize("portrait", ["aligned/3.png", "aligned/1.png"])
+def test_a_shut_lid_is_no_darker_than_the_lid_skin(fixtures_dir: Path, portrait: str, closing) -> None:
+    """Above `aligned/3.png`'s and `aligned/1.png`'s open eyes lie a dark crease and eyeshadow. A shut lid painted
+    in that colour was a dark socket over the eye (0.70-0.79 of the lid skin's brightness, its upper part), which
+    dlib read as an open eye; now it is the lid skin (0.87-0.99), and dlib reads their blinks as shut."""
+    warp = closing(WarpReenactor())
+    warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / portrait)))
+    target = warp.target
+    posed = target.mesh[:, :2].copy()
+    shut = posed.copy()
+    for upper, lower in LID_PAIRS:
+        shut[upper] = shut[lower] = posed[upper] + 0.8 * (posed[lower] - posed[upper])
+    image = target.image.copy()
+    target.painter.paint(image, shut, posed)
+    luma = np.array([0.3, 0.59, 0.11])
+    for eye in range(2):
+        upper, lower = LID_PAIRS[7 * eye + 3]
+        x = int(round(posed[upper, 0]))
+        top = posed[upper, 1] - 0.4 * (posed[lower, 1] - posed[upper, 1])  # the painted lid's top (LID_REACH)
+        rows = np.arange(int(np.ceil(top)), int(top + 0.6 * (shut[upper, 1] - top)))  # its upper part
+        lid = image[rows, x - 1:x + 2].reshape(-1, 3).astype(np.float64) @ luma
+        assert lid.mean() >= 0.85 * float(target.painter.lids[eye] @ luma), eye

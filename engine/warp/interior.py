@@ -74,8 +74,9 @@ class FacePainter:
         for k in range(2):
             eye_w = float(np.linalg.norm(p[EYE_CORNERS[k][0]] - p[EYE_CORNERS[k][1]]))
             mid = p[UPPER_LIDS[k][4]]
-            # lid skin (the skin tone the teeth are matched to): the skin between the lid and the brow, its
-            # middle-to-bright part (not the crease, lashes or eyeshadow, nor highlights)
+            # lid skin (the skin tone the teeth are matched to, and the least a closed lid's colour is): the skin
+            # between the lid and the brow, its middle-to-bright part (not the crease, lashes or eyeshadow, nor
+            # highlights)
             lid = _disc_pixels(image, mid + 0.5 * (p[BROWS[k]] - mid), 0.14 * eye_w)
             if len(lid) >= 8:
                 lum = lid @ np.array([0.3, 0.59, 0.11])
@@ -209,6 +210,9 @@ class FacePainter:
         above = np.clip(np.round(y_top - LID_SAMPLE * height).astype(int), 0, shape[0] - 1)
         over = roi[above, np.arange(shape[1])]  # [w, 3] the skin just above the lid
         over = cv2.GaussianBlur(over[None], (0, 0), max(0.06 * eye_w, 0.7))[0]
+        # no darker than the portrait's lid skin: above an open eye that sample is often the crease or
+        # eyeshadow, and a lid in its colour drew a dark socket that dlib read as an open eye (round nine)
+        over = np.maximum(over, self.lids[eye][None])
         depth = (rows[:, None] - y_top[None]) / np.maximum(y_lid - y_top, 1.0)[None]  # 0 top … 1 lash line
         # towards the lash line, the skin just under the lower lid (the cheek's skin, never eyeshadow or white)
         xl = lower_lid[:, 0] - x0
