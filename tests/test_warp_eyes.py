@@ -1,5 +1,5 @@
 """Gaze and eyes of the landmark warp, re-detected by MediaPipe on the output: moved driver irises move the
-output's irises, eye contact holds them, a wink closes only that eye."""
+output's irises, eye contact holds them, a wink closes only that eye; a shut lid reads as shut."""
 from __future__ import annotations
 
 from pathlib import Path
