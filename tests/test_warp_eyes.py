@@ -136,7 +136,10 @@ def test_a_shut_lid_draws_a_lash_line_as_dark_as_the_lashes(fixtures_dir: Path, 
 def test_a_shut_lid_is_no_darker_than_the_lid_skin(fixtures_dir: Path, portrait: str, closing) -> None:
     """Above `aligned/3.png`'s and `aligned/1.png`'s open eyes lie a dark crease and eyeshadow. A shut lid painted
     in that colour was a dark socket over the eye (0.70-0.79 of the lid skin's brightness, its upper part), which
-    dlib read as an open eye; now it is the lid skin (0.87-0.99), and dlib reads their blinks as shut."""
+    dlib read as an open eye; now it is the lid skin (0.87-0.99), and dlib reads their first blink about as shut
+    as the driver's (docs/warp-quality.md, round nine)."""
+    from engine.warp.interior import LID_REACH
+
     warp = closing(WarpReenactor())
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / portrait)))
     target = warp.target
@@ -150,7 +153,7 @@ def test_a_shut_lid_is_no_darker_than_the_lid_skin(fixtures_dir: Path, portrait:
     for eye in range(2):
         upper, lower = LID_PAIRS[7 * eye + 3]
         x = int(round(posed[upper, 0]))
-        top = posed[upper, 1] - 0.4 * (posed[lower, 1] - posed[upper, 1])  # the painted lid's top (LID_REACH)
+        top = posed[upper, 1] - LID_REACH * (posed[lower, 1] - posed[upper, 1])  # where the painted lid starts
         rows = np.arange(int(np.ceil(top)), int(top + 0.6 * (shut[upper, 1] - top)))  # its upper part
         lid = image[rows, x - 1:x + 2].reshape(-1, 3).astype(np.float64) @ luma
         assert lid.mean() >= 0.85 * float(target.painter.lids[eye] @ luma), eye
