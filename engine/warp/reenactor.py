@@ -169,6 +169,7 @@ class WarpReenactor:
         self._neutral_frames = NEUTRAL_FRAMES  # frames until the neutral is fixed
         self._retargeting = config.retargeting
         self.person_alpha: np.ndarray | None = None  # [h, w] where the person is in the last output (layers only)
+        self.animated_mesh: np.ndarray | None = None  # [478, 2] the target mesh as the last output draws it
 
     def describe(self) -> str:
         return f"{self.name} · CPU · OpenCV"
@@ -278,6 +279,7 @@ class WarpReenactor:
         if layers is not None:
             out, self.person_alpha = layers.composite(out)
         target.painter.paint(out, moved[:N_MESH], motion.posed[:, :2])  # mouth and lids: inside the person
+        self.animated_mesh = moved[:N_MESH]
         timings["composite"] = _ms(t)
         self._last = out
         return out
