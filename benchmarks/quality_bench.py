@@ -404,6 +404,27 @@ def save_strip(rendered: Rendered, reals: list[np.ndarray] | None, path: Path) -
     return {"file": path.name, "frames": picks}
 
 
+def judged_targets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Path]:
+    """The portraits to judge; exits with a one-line reason when the judge or the fixture clip is missing."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    missing = judge_available()
+    if missing:
+        parser.exit(2, f"error: {missing}\n")
+    if not CLIP.is_file():
+        parser.exit(2, f"error: the fixture clip is missing ({CLIP})\n")
+    if args.targets:
+        return [Path(t) for t in args.targets]
+    return [FIXTURES / "portraits" / "astronaut.png"] + sorted((FIXTURES / "aligned").glob("*.png"))
+
+
+def publish(text: str, report: dict, path: Path | None) -> None:
+    """The table to stdout, every figure to `path` (JSON) when given."""
+    print(text)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None, help="write every figure here (docs/media/quality.json)")
@@ -415,14 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write strips of the biggest head turns here (quality_strip_<target>_<label>.jpg)")
     parser.add_argument("--label", default="now", help="the strips' name suffix (e.g. before, after)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    missing = judge_available()
-    if missing:
-        parser.exit(2, f"error: {missing}\n")
-    if not CLIP.is_file():
-        parser.exit(2, f"error: the fixture clip is missing ({CLIP})\n")
-    targets = [Path(t) for t in args.targets] if args.targets else \
-        [FIXTURES / "portraits" / "astronaut.png"] + sorted((FIXTURES / "aligned").glob("*.png"))
+    targets = judged_targets(parser, args)
     judge = Judge()
     frames, fps = read_frames(CLIP, args.frames)
     report: dict = {"clip": CLIP.name, "frames": len(frames)}
@@ -436,10 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         report["cross"] = cross(judge, targets, clip, d4, folder, media)
         if not args.no_self:
             report["self"] = self_reenactment(judge, frames, clip, folder, media)
-    print(table(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    publish(table(report), report, args.json)
     return 0
 
 

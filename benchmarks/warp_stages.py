@@ -111,14 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="*", default=None,
                         help="portrait files (default: the fixture portrait and aligned faces)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    missing = qb.judge_available()
-    if missing:
-        parser.exit(2, f"error: {missing}\n")
-    if not qb.CLIP.is_file():
-        parser.exit(2, f"error: the fixture clip is missing ({qb.CLIP})\n")
-    targets = [Path(t) for t in args.targets] if args.targets else \
-        [qb.FIXTURES / "portraits" / "astronaut.png"] + sorted((qb.FIXTURES / "aligned").glob("*.png"))
+    targets = qb.judged_targets(parser, args)
     judge = qb.Judge()
     frames, _ = qb.read_frames(qb.CLIP, args.frames)
     driver = [qb.signals(j.points) if j else None for j in qb.judge_sequence(judge, frames, qb.DRIVER_UPSCALE)]
@@ -126,12 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         report["stages"][target.name] = stages(judge, target, frames, driver)
         log.info("%s: %s", target.name, json.dumps(report["stages"][target.name]))
-    print(table(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    qb.publish(table(report), report, args.json)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -42,6 +42,20 @@ def fixtures_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def neutral(fixtures_dir: Path):
+    """MediaPipe's mesh [478, 3] of the fixture clip's first frame: a driver at rest (its own pixels)."""
+    import numpy as np
+
+    from engine.face.landmarks import FaceMeshDetector, MeshConfig
+    from engine.media.video_io import VideoReader
+
+    with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
+        frame = next(iter(video))
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        return detector.detect(frame).points.astype(np.float64)
+
+
+@pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """../shared/reference (state-dict manifests of the published checkpoints), or skip."""
     if not REFERENCE.is_dir():

@@ -9,7 +9,7 @@ import pytest
 
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.reenactor import TargetSpec
-from engine.media.video_io import VideoReader, read_image
+from engine.media.video_io import read_image
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
 from engine.warp.mesh import EYE_CORNERS, LID_PAIRS
@@ -18,14 +18,6 @@ from engine.warp.reenactor import NEUTRAL_FRAMES
 from engine.warp.retarget import Retargeting
 
 GAZE_PATH = [(0.15 * np.sin(k * 0.7), 0.06 * np.cos(k * 0.9)) for k in range(12)]  # (u, v) in eye widths
-
-
-@pytest.fixture(scope="module")
-def neutral(fixtures_dir: Path) -> np.ndarray:
-    with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
-        frame = next(iter(video))
-    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
-        return detector.detect(frame).points.astype(np.float64)
 
 
 def _looking(neutral: np.ndarray, du: float, dv: float) -> np.ndarray:

@@ -5,23 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from benchmarks.warp_stages import MESH_BROWS, mesh_signals
-from engine.face.landmarks import FaceMeshDetector, MeshConfig
-from engine.media.video_io import VideoReader, read_image
+from engine.media.video_io import read_image
 from engine.reenactor import TargetSpec
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.mesh import LID_PAIRS
 from engine.warp.reenactor import NEUTRAL_FRAMES
-
-
-@pytest.fixture(scope="module")
-def neutral(fixtures_dir: Path) -> np.ndarray:
-    with VideoReader(fixtures_dir / "video" / "carphone_pristine.mp4") as video:
-        frame = next(iter(video))
-    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
-        return detector.detect(frame).points.astype(np.float64)
 
 
 def test_mesh_signals_follow_a_blink_and_a_brow_raise_and_ignore_scale(neutral: np.ndarray) -> None:
