@@ -406,7 +406,6 @@ def save_strip(rendered: Rendered, reals: list[np.ndarray] | None, path: Path) -
 
 def judged_targets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Path]:
     """The portraits to judge; exits with a one-line reason when the judge or the fixture clip is missing."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     missing = judge_available()
     if missing:
         parser.exit(2, f"error: {missing}\n")
@@ -436,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write strips of the biggest head turns here (quality_strip_<target>_<label>.jpg)")
     parser.add_argument("--label", default="now", help="the strips' name suffix (e.g. before, after)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     targets = judged_targets(parser, args)
     judge = Judge()
     frames, fps = read_frames(CLIP, args.frames)

@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="*", default=None,
                         help="portrait files (default: the fixture portrait and aligned faces)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     targets = qb.judged_targets(parser, args)
     judge = qb.Judge()
     frames, _ = qb.read_frames(qb.CLIP, args.frames)
