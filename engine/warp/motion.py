@@ -10,11 +10,17 @@ The driver's neutral is matched once to the target mesh Y by a similarity Y ≈ 
 E into the target's axes and scale: E_Y = σ·Q·E (lid points further scaled by the ratio of the eye
 openings, so a closed eye closes whatever the eye sizes). The animated target is
 
-  Y' = s^k·R·(Z·(Y − c) + g·E_Y) + c + k·σ·(μ_D − μ_N),   Z = diag(1, 1, DEPTH_GAIN)
+  Y' = s^k·R_Y·(Z·(Y − c) + g·E_Y) + c + k·σ·(μ_D − μ_N),   Z = diag(1, 1, DEPTH_GAIN),   R_Y = P·R·Pᵀ
 
 with c the centroid of the target's rigid points, μ the driver's, g the expression strength and k the
 translation gain: the target keeps its own face shape, makes the driver's expression and turns about
-its own centre as the driver turned, its depth deepened by DEPTH_GAIN for the turn. The head-motion
+its own centre as the driver turned, its depth deepened by DEPTH_GAIN for the turn. P is the in-plane
+rotation from the driver's neutral to the target (their rolls at rest, a 2-D fit over the rigid points):
+R is measured about the camera's axes, and a driver whose head is tilted nods about a tilted axis; turned
+about the same axis, an upright portrait's nod came with a sideways turn (the fixture clip's driver is
+tilted 12–17° against the portraits). Conjugated by P, the portrait turns about its own axes. The roll
+only: the faces' differences of yaw and pitch at rest rest on MediaPipe's depth, and conjugating by
+all of Q made one portrait's pitch follow worse (docs/warp-quality.md, round ten). The head-motion
 strength h scales R's angle (about its own axis), the zoom's exponent and the shift; the mouth gain
 scales E_Y's down and depth components on the lower face, as does the mouth's range (below); the eye
 offset moves each lid pair along its rest opening. The mouth's gap moves through the target's range as the
@@ -115,6 +121,7 @@ class MotionTransfer:
         self.retargeting = retargeting  # may be replaced any time (GUI sliders); read once per frame
         self.neutral: np.ndarray | None = None
         self._to_target: Similarity | None = None
+        self._tilt = np.eye(3)  # set_neutral
         self._eye_gain = np.ones(2)
         self._centre = self.target[list(RIGID)].mean(0)
         self._turning = (self.target - self._centre) * (1.0, 1.0, DEPTH_GAIN)  # [478, 3] what the turn rotates
@@ -126,6 +133,9 @@ class MotionTransfer:
     def set_neutral(self, driver: np.ndarray) -> None:
         self.neutral = driver
         self._to_target = fit_similarity(self.neutral[list(RIGID)], self.target[list(RIGID)])
+        # the in-plane turn from the driver's neutral to the target: their rolls at rest
+        self._tilt = np.eye(3)
+        self._tilt[:2, :2] = fit_similarity(self.neutral[list(RIGID), :2], self.target[list(RIGID), :2]).rotation
         # Eyes differ in size more than faces do: lid motion is scaled by the ratio of the eye openings,
         # so that a closed driver eye closes the target's eye exactly (a blink), whatever its size.
         driver_open = np.array([_gap(self.neutral, lids) for lids in EYE_LIDS]) * self._to_target.scale
@@ -160,7 +170,7 @@ class MotionTransfer:
         head = controls.head
         shift = (driver[rigid].mean(0) - self.neutral[rigid].mean(0)) * to_t.scale * self.translation_gain * head
         scale = pose.scale ** (self.translation_gain * head)
-        rotation = scaled_rotation(pose.rotation, head)
+        rotation = self._tilt @ scaled_rotation(pose.rotation, head) @ self._tilt.T  # about the target's axes
         posed = scale * self._turning @ rotation.T + self._centre + shift
         animated = posed + scale * (controls.expression * expression) @ rotation.T
         if controls.eyes:
