@@ -15,6 +15,14 @@ from engine.warp.mesh import signed_areas
 from engine.warp.ramp import smoothstep
 
 
+# How far a local tone-down reaches, in the fold radius: widened while anything still folds. At 1 the edge
+# between the toned-down points and those moving freely can be so steep that it folds in turn, and the repair
+# then toned down the whole face, the open mouth with it (round ten: a turned head's far cheek held
+# `aligned/2`'s widest mouth to 0.83 of its opening; over the clip the least kept was 0.72–0.84 on four
+# portraits, now 0.91–0.98, and 18 frames of the seven portraits were toned down whole, now 2).
+FOLD_REACHES = (1.0, 1.5, 2.0, 3.0)
+
+
 def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles: np.ndarray, edges: np.ndarray,
               movable: int, radius: float, pinned: np.ndarray | None = None, rounds: int = 24) -> np.ndarray:
     """`moved` [P, 2] changed just enough that no triangle is flipped (their rest areas are all positive).
@@ -24,8 +32,9 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
     relaxed towards the mean of the neighbours' (local Laplacian smoothing: a turned cheek or an
     overshooting lip settles flat). The `pinned` points (the lips and lids) keep theirs for the first
     half of the rounds, so the skin around a wide-open mouth gives way to the lips before the lips give
-    way. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, and,
-    failing that, everywhere. Only the first `movable` points move (the canvas border stays).
+    way. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, a reach
+    widened (FOLD_REACHES) while anything still folds, and, failing that, everywhere. Only the first
+    `movable` points move (the canvas border stays).
     """
     if not _flipped(moved, triangles).any():
         return moved
@@ -38,8 +47,12 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
     if bad.any():
         near = np.unique(triangles[bad])
         dist = np.min(np.linalg.norm(rest[:, None, :] - rest[None, near, :], axis=2), axis=1)
-        weight = np.exp(-((dist / radius) ** 2))[:, None]  # 1 at the fold, 0 far from it
-        points = _tone_down(rigid, points, triangles, lambda a: 1.0 - (1.0 - a) * weight)
+        for reach in FOLD_REACHES:
+            weight = np.exp(-((dist / (reach * radius)) ** 2))[:, None]  # 1 at the fold, 0 far from it
+            toned = _tone_down(rigid, points, triangles, lambda a: 1.0 - (1.0 - a) * weight)
+            if not _flipped(toned, triangles).any():
+                break
+        points = toned
     if _flipped(points, triangles).any():
         points = _tone_down(rigid, points, triangles, lambda a: a)
     return points
