@@ -19,7 +19,7 @@ from engine.warp.ramp import smoothstep
 # between the toned-down points and those moving freely can be so steep that it folds in turn, and the repair
 # then toned down the whole face, the open mouth with it (round ten: a turned head's far cheek held
 # `aligned/2`'s widest mouth to 0.83 of its opening; over the clip the least kept was 0.72–0.84 on four
-# portraits, now 0.91–0.98, and 18 frames of the seven portraits were toned down whole, now 2).
+# portraits, now 0.91–0.96, and 18 frames of the seven portraits were toned down whole, now 2).
 FOLD_REACHES = (1.0, 1.5, 2.0, 3.0)
 
 
@@ -49,7 +49,7 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
         dist = np.min(np.linalg.norm(rest[:, None, :] - rest[None, near, :], axis=2), axis=1)
         for reach in FOLD_REACHES:
             weight = np.exp(-((dist / (reach * radius)) ** 2))[:, None]  # 1 at the fold, 0 far from it
-            toned = _tone_down(rigid, points, triangles, lambda a: 1.0 - (1.0 - a) * weight)
+            toned = _tone_down(rigid, points, triangles, lambda a, w=weight: 1.0 - (1.0 - a) * w)
             if not _flipped(toned, triangles).any():
                 break
         points = toned
