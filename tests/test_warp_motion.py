@@ -10,7 +10,7 @@ import pytest
 
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.media.video_io import read_image
-from engine.warp.mesh import LOWER_INNER_LIP, NOSE_TIP, RIGID, UPPER_INNER_LIP
+from engine.warp.mesh import INNER_LIPS, LOWER_INNER_LIP, NOSE_TIP, OUTER_LIPS, RIGID, UPPER_INNER_LIP
 from engine.warp.metrics import roll
 from engine.warp.motion import DEPTH_GAIN, MOUTH_WIDEST, MotionTransfer, lip_gap
 
@@ -146,3 +146,28 @@ def test_a_mouth_open_at_rest_opens_into_its_room_and_shuts_with_the_driver(mesh
     assert rest_open - gaps["open"][-0.05] == pytest.approx(0.05 * rest_open / rest, rel=0.05)
     assert lip_gap(drivers[shut]) < 0.02 and gaps["same"][shut] < 0.02
     assert gaps["open"][shut] < 0.02  # shut with the driver (lips closer than SHUT of their rest gap meet)
+
+
+def _mouth_width(points: np.ndarray) -> float:
+    """The outer mouth corners' distance in eye distances."""
+    return float(np.linalg.norm(points[61, :2] - points[291, :2])) / _eye_distance(points)
+
+
+@pytest.mark.parametrize("widened", [1.25, 0.85])
+def test_a_wider_mouth_opens_in_its_own_proportions(mesh: np.ndarray, widened: float) -> None:
+    """The lower face's expression is scaled by the ratio of the mouth widths: a portrait whose mouth is a
+    quarter wider than the driver's opens a quarter wider, so its gap over its width (how open it looks,
+    and what dlib's mouth signal reads) changes as the driver's (in face units alone it changed by 1/1.25
+    of it: the astronaut's smile read 0.65 of the driver's opening). It still shuts when the driver does."""
+    lips = sorted(set(OUTER_LIPS + INNER_LIPS))
+    centre = mesh[lips, 0].mean()
+    target = mesh.copy()
+    target[lips, 0] = centre + widened * (mesh[lips, 0] - centre)
+    motion = MotionTransfer(target)
+    motion.set_neutral(mesh)
+    driver = _mouth_opened(mesh, 0.3)
+    looks = lambda m: lip_gap(m) / _mouth_width(m)  # noqa: E731
+    assert _mouth_width(target) / _mouth_width(mesh) == pytest.approx(widened, rel=0.01)
+    change = looks(motion(driver).animated) - looks(target)
+    assert change == pytest.approx(looks(driver) - looks(mesh), rel=0.08)
+    assert lip_gap(motion(_mouth_opened(mesh, -lip_gap(mesh))).animated) < 0.02

@@ -8,7 +8,8 @@ With N the driver's neutral mesh and D its current mesh, over the rigid points (
 
 The driver's neutral is matched once to the target mesh Y by a similarity Y ≈ σ·Q·N + τ, which carries
 E into the target's axes and scale: E_Y = σ·Q·E (lid points further scaled by the ratio of the eye
-openings, so a closed eye closes whatever the eye sizes). The animated target is
+openings, so a closed eye closes whatever the eye sizes; the lower face by the ratio of the mouth widths,
+so a wide mouth opens in its own proportions). The animated target is
 
   Y' = s^k·R_Y·(Z·(Y − c) + g·E_Y) + c + k·σ·(μ_D − μ_N),   Z = diag(1, 1, DEPTH_GAIN),   R_Y = P·R·Pᵀ
 
@@ -23,8 +24,8 @@ only: the faces' differences of yaw and pitch at rest rest on MediaPipe's depth,
 all of Q made one portrait's pitch follow worse (docs/warp-quality.md, round ten). The head-motion
 strength h scales R's angle (about its own axis), the zoom's exponent and the shift; the mouth gain
 scales E_Y's down and depth components on the lower face, as does the mouth's range (below); the eye
-offset moves each lid pair along its rest opening. The mouth's gap moves through the target's range as the
-driver's through its own: opening, the driver's way from its rest gap to MOUTH_WIDEST maps onto the
+offset moves each lid pair along its rest opening. The mouth's gap moves through the target's range (in
+the driver's mouth size) as the driver's through its own: opening, the driver's way from its rest gap to MOUTH_WIDEST maps onto the
 target's (a portrait whose mouth is open at rest opens by less); closing, its way from its rest gap to shut
 (a portrait speaking at rest shuts its mouth when the driver does). Lips and lids may then meet (shut) but
 not cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
@@ -72,6 +73,14 @@ MOUTH_RAMP = 0.05  # the range's scale fades in over this change of the gap (eye
 # nearly touch at rest (0.07) against aligned/2's 0.40 would multiply the lips' jitter by six on the way to
 # shut; at 4 his mouth closes from 0.40 to 0.12 when the driver's shuts.
 MOUTH_RANGE_LIMITS = ((0.3, 1.2), (0.25, 4.0))
+# Mouths differ in width more than faces do (the fixture portraits' are 0.85–1.27 of the clip driver's, in
+# eye distances): the lower face's expression is scaled by the ratio of the mouth widths, so that a wide
+# mouth makes the driver's "O" in its own proportions. In face units alone, the astronaut's smile (1.29)
+# opened to 0.65 of the driver's gap over mouth width (dlib, docs/warp-quality.md, round eleven).
+MOUTH_SIZE_LIMITS = (0.75, 1.35)
+# ... faded in between these differences of the widths: below the first they are the tracker's own (the
+# clip's first frame read as a still and as video differs by 3.6 %), past the second the ratio holds whole
+MOUTH_SIZE_FADE = (0.03, 0.1)
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,7 @@ class MotionTransfer:
         self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
         self._down, self._mouth_weight = _lower_face(self.target)
         self._mouth_range = (1.0, 1.0)  # the target's gap against the driver's, (opening, closing): set_neutral
+        self._mouth_size = 1.0  # the target's mouth width against the driver's: set_neutral
         self._eye_distance = _iod(self.target)
 
     def set_neutral(self, driver: np.ndarray) -> None:
@@ -141,7 +151,14 @@ class MotionTransfer:
         driver_open = np.array([_gap(self.neutral, lids) for lids in EYE_LIDS]) * self._to_target.scale
         target_open = np.array([_gap(self.target, lids) for lids in EYE_LIDS])
         self._eye_gain = np.clip(target_open / np.maximum(driver_open, 1e-6), 0.5, 2.0)
-        target_gap, driver_gap = lip_gap(self.target), lip_gap(self.neutral)
+        a, b = MOUTH_CORNERS
+        width = float(np.linalg.norm(self.target[a] - self.target[b]))  # in 3-D: a turned mouth is as wide
+        driver_width = float(np.linalg.norm(self.neutral[a] - self.neutral[b])) * self._to_target.scale
+        ratio = float(np.clip(width / max(driver_width, 1e-6), *MOUTH_SIZE_LIMITS))
+        start, full = MOUTH_SIZE_FADE
+        self._mouth_size = 1.0 + (ratio - 1.0) * float(smoothstep((abs(ratio - 1.0) - start) / (full - start)))
+        # the range in the driver's mouth size (the expression is scaled by _mouth_size before it applies)
+        target_gap, driver_gap = lip_gap(self.target) / self._mouth_size, lip_gap(self.neutral)
         room_to_open = (MOUTH_WIDEST - target_gap) / max(MOUTH_WIDEST - driver_gap, 1e-6)
         way_to_shut = target_gap / max(driver_gap, 1e-6)
         (low, high), (shut_low, shut_high) = MOUTH_RANGE_LIMITS
@@ -159,6 +176,7 @@ class MotionTransfer:
         to_t = self._to_target
         expression = to_t.scale * expression @ to_t.rotation.T  # target pixels and axes
         self._scale_lids(expression)
+        expression *= (1.0 + (self._mouth_size - 1.0) * self._mouth_weight)[:, None]  # in the target's mouth size
         # the mouth and jaw opening: the lower face's expression in the plane of the face's down and depth axes
         opening = (expression @ self._down)[:, None] * self._down
         opening[:, 2] += expression[:, 2]
