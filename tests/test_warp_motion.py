@@ -1,6 +1,6 @@
 """Head pose and expression transfer of the landmark warp (engine/warp/motion.py): the turn is deepened by
 DEPTH_GAIN, the roll is not, a still driver leaves the target at rest, wide eyes open wider, and the mouth's
-gap moves through the target's own range."""
+gap moves through the target's own range, in its own mouth's size; lips thin to half their thickness at most."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +10,9 @@ import pytest
 
 from engine.face.landmarks import FaceMeshDetector, MeshConfig
 from engine.media.video_io import read_image
-from engine.warp.mesh import INNER_LIPS, LOWER_INNER_LIP, NOSE_TIP, OUTER_LIPS, RIGID, UPPER_INNER_LIP
+from engine.warp.mesh import INNER_LIPS, LIP_THICKNESS, LOWER_INNER_LIP, NOSE_TIP, OUTER_LIPS, RIGID, UPPER_INNER_LIP
 from engine.warp.metrics import roll
-from engine.warp.motion import DEPTH_GAIN, MOUTH_WIDEST, MotionTransfer, lip_gap
+from engine.warp.motion import DEPTH_GAIN, LIP_KEEP, MOUTH_WIDEST, MotionTransfer, lip_gap, lip_thickness
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,22 @@ def test_a_wider_mouth_opens_in_its_own_proportions(mesh: np.ndarray, widened: f
     change = looks(motion(driver).animated) - looks(target)
     assert change == pytest.approx(looks(driver) - looks(mesh), rel=0.08)
     assert lip_gap(motion(_mouth_opened(mesh, -lip_gap(mesh))).animated) < 0.02
+
+
+def test_a_lip_thins_to_half_its_thickness_at_most(mesh: np.ndarray) -> None:
+    """A driver's upper lip thinned past nothing (its inner edge raised above its outer edge): the portrait's
+    upper lip keeps half its thickness, its outer edge giving way, and the mouth's opening is the driver's.
+    (The driver's own lips thin to 0.54–0.62 across the middle at the fixture clip's widest "O"; carried in
+    face units, or in a wide mouth's size, that exceeded the astronaut's thin smiling lip, which turned inside
+    out, and the fold repair then held her mouth to 0.42 of its opening.)"""
+    rest = lip_thickness(mesh)
+    upper = [inner for _, inner in LIP_THICKNESS[:9]]
+    driver = mesh.copy()
+    driver[upper, 1] -= 1.5 * rest[:9].max()  # every upper inner point above its outer partner
+    assert lip_thickness(driver)[:9].max() < 0
+    motion = MotionTransfer(mesh)
+    motion.set_neutral(mesh)
+    out = motion(driver).animated
+    assert (lip_thickness(out) >= LIP_KEEP * rest - 1e-6).all()
+    assert lip_thickness(out)[9:] == pytest.approx(rest[9:], abs=1e-6)  # the lower lip as it was
+    assert lip_gap(out) == pytest.approx(lip_gap(driver), rel=0.01)

@@ -22,6 +22,9 @@ LID_PAIRS = ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154
              (466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382))
 BROW_POINTS = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55,  # image-left brow: upper edge, lower edge
                300, 293, 334, 296, 336, 276, 283, 282, 295, 285)  # image-right brow
+# (outer, inner) points across each lip, corner to corner: the upper lip, then the lower
+LIP_THICKNESS = ((185, 191), (40, 80), (39, 81), (37, 82), (0, 13), (267, 312), (269, 311), (270, 310), (409, 415),
+                 (146, 95), (91, 88), (181, 178), (84, 87), (17, 14), (314, 317), (405, 402), (321, 318), (375, 324))
 MOUTH_CORNERS = (61, 291)  # outer mouth corners
 EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) mid-lid points of each eye
 EYE_CORNERS = ((33, 133), (362, 263))  # (outer, inner) of the left eye; (inner, outer) of the right eye

@@ -27,8 +27,8 @@ scales E_Y's down and depth components on the lower face, as does the mouth's ra
 offset moves each lid pair along its rest opening. The mouth's gap moves through the target's range (in
 the driver's mouth size) as the driver's through its own: opening, the driver's way from its rest gap to MOUTH_WIDEST maps onto the
 target's (a portrait whose mouth is open at rest opens by less); closing, its way from its rest gap to shut
-(a portrait speaking at rest shuts its mouth when the driver does). Lips and lids may then meet (shut) but
-not cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
+(a portrait speaking at rest shuts its mouth when the driver does). Lips thin to half their thickness at
+most; lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from engine.warp.gaze import gaze_change
 from engine.warp.mesh import EYE_CORNERS, EYE_LEFT_RING, EYE_LIDS, EYE_RIGHT_RING, LID_PAIRS, LIP_PAIRS, \
-    LOWER_INNER_LIP, MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
+    LIP_THICKNESS, LOWER_INNER_LIP, MOUTH_CORNERS, NOSE_TIP, RIGID, UPPER_INNER_LIP
 from engine.warp.ramp import smoothstep
 from engine.warp.retarget import Retargeting
 
@@ -73,7 +73,7 @@ MOUTH_RAMP = 0.05  # the range's scale fades in over this change of the gap (eye
 # nearly touch at rest (0.07) against aligned/2's 0.40 would multiply the lips' jitter by six on the way to
 # shut; at 4 his mouth closes from 0.40 to 0.12 when the driver's shuts.
 MOUTH_RANGE_LIMITS = ((0.3, 1.2), (0.25, 4.0))
-# Mouths differ in width more than faces do (the fixture portraits' are 0.85–1.27 of the clip driver's, in
+# Mouths differ in width more than faces do (the fixture portraits' are 0.87–1.29 of the clip driver's, in
 # eye distances): the lower face's expression is scaled by the ratio of the mouth widths, so that a wide
 # mouth makes the driver's "O" in its own proportions. In face units alone, the astronaut's smile (1.29)
 # opened to 0.65 of the driver's gap over mouth width (dlib, docs/warp-quality.md, round eleven).
@@ -81,6 +81,12 @@ MOUTH_SIZE_LIMITS = (0.75, 1.35)
 # ... faded in between these differences of the widths: below the first they are the tracker's own (the
 # clip's first frame read as a still and as video differs by 3.6 %), past the second the ratio holds whole
 MOUTH_SIZE_FADE = (0.03, 0.1)
+# The least share of its rest thickness a lip keeps (its outer edge gives way). The driver's lips thin as the
+# mouth stretches (MediaPipe's on the fixture clip: to 0.54–0.62 across the middle at the widest "O"), and
+# in face units, or in a wide mouth's size, that thinning exceeded a thin-lipped portrait's whole lip: the
+# astronaut's smiling upper lip turned inside out at frame 108, and the fold repair then held her mouth to
+# 0.42 of its opening.
+LIP_KEEP = 0.5
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ class MotionTransfer:
         self._down, self._mouth_weight = _lower_face(self.target)
         self._mouth_range = (1.0, 1.0)  # the target's gap against the driver's, (opening, closing): set_neutral
         self._mouth_size = 1.0  # the target's mouth width against the driver's: set_neutral
+        self._in_mouth_size = np.ones((len(self.target), 1))  # its share at each point: set_neutral
         self._eye_distance = _iod(self.target)
 
     def set_neutral(self, driver: np.ndarray) -> None:
@@ -157,6 +164,7 @@ class MotionTransfer:
         ratio = float(np.clip(width / max(driver_width, 1e-6), *MOUTH_SIZE_LIMITS))
         start, full = MOUTH_SIZE_FADE
         self._mouth_size = 1.0 + (ratio - 1.0) * float(smoothstep((abs(ratio - 1.0) - start) / (full - start)))
+        self._in_mouth_size = (1.0 + (self._mouth_size - 1.0) * self._mouth_weight)[:, None]  # [478, 1]
         # the range in the driver's mouth size (the expression is scaled by _mouth_size before it applies)
         target_gap, driver_gap = lip_gap(self.target) / self._mouth_size, lip_gap(self.neutral)
         room_to_open = (MOUTH_WIDEST - target_gap) / max(MOUTH_WIDEST - driver_gap, 1e-6)
@@ -176,7 +184,7 @@ class MotionTransfer:
         to_t = self._to_target
         expression = to_t.scale * expression @ to_t.rotation.T  # target pixels and axes
         self._scale_lids(expression)
-        expression *= (1.0 + (self._mouth_size - 1.0) * self._mouth_weight)[:, None]  # in the target's mouth size
+        expression *= self._in_mouth_size  # the lower face in the target's mouth size
         # the mouth and jaw opening: the lower face's expression in the plane of the face's down and depth axes
         opening = (expression @ self._down)[:, None] * self._down
         opening[:, 2] += expression[:, 2]
@@ -193,6 +201,7 @@ class MotionTransfer:
         animated = posed + scale * (controls.expression * expression) @ rotation.T
         if controls.eyes:
             offset_lids(animated, posed, controls.eyes)
+        keep_lips(animated, lip_thickness(posed), LIP_KEEP)  # against the lips as the pose alone has them
         shut_pairs(animated, self._rest_gaps)
         gaze = np.zeros((2, 2)) if controls.eye_contact else gaze_change(driver, self.neutral)
         return Motion(animated, posed, gaze)
@@ -217,12 +226,33 @@ PAIRS = np.array(LIP_PAIRS + LID_PAIRS)  # [K, 2] (upper, lower)
 SHUT = 0.15  # a pair closer than this fraction of its gap at rest counts as shut
 
 
+def face_down(points: np.ndarray) -> np.ndarray:
+    """[2] the face's own down direction in the image: from the upper lids' middles to the mouth corners."""
+    down = points[list(MOUTH_CORNERS), :2].mean(0) - points[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
+    return down / max(float(np.linalg.norm(down)), 1e-9)
+
+
 def pair_gaps(points: np.ndarray) -> np.ndarray:
     """[K] gap of each lip/lid pair along the face's own down direction in the image (negative: crossed)."""
-    eyes = points[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
-    down = points[list(MOUTH_CORNERS), :2].mean(0) - eyes
-    down /= max(float(np.linalg.norm(down)), 1e-9)
-    return (points[PAIRS[:, 1], :2] - points[PAIRS[:, 0], :2]) @ down
+    return (points[PAIRS[:, 1], :2] - points[PAIRS[:, 0], :2]) @ face_down(points)
+
+
+LIPS = np.array(LIP_THICKNESS)  # [18, 2] (outer, inner)
+OUTWARD = np.where(np.arange(len(LIP_THICKNESS)) < 9, -1.0, 1.0)  # the upper lip's outside is up, the lower's down
+
+
+def lip_thickness(points: np.ndarray, down: np.ndarray | None = None) -> np.ndarray:
+    """[18] each lip's thickness across it, along the face's down direction (negative: turned inside out)."""
+    down = face_down(points) if down is None else down
+    return (points[LIPS[:, 1], :2] - points[LIPS[:, 0], :2]) @ down * -OUTWARD
+
+
+def keep_lips(points: np.ndarray, rest: np.ndarray, share: float) -> None:
+    """Lips thin, they do not vanish: where a lip is thinner than `share` of its thickness at rest [18], its
+    outer edge gives way outward (in place; the opening between the lips is kept)."""
+    down = face_down(points)
+    short = np.maximum(share * rest - lip_thickness(points, down), 0.0)  # [18] how much thinner than allowed
+    points[LIPS[:, 0], :2] += (short * OUTWARD)[:, None] * down
 
 
 def shut_pairs(points: np.ndarray, rest_gaps: np.ndarray) -> None:
@@ -255,9 +285,7 @@ def offset_lids(points: np.ndarray, posed: np.ndarray, offset: float) -> None:
 def _lower_face(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The face's down direction [3] (eyes to mouth, in the image plane) and per-point weights [478]
     of the mouth opening: 0 above the nose tip, rising to 1 at the upper inner lip and below."""
-    eyes = target[[EYE_LIDS[0][0], EYE_LIDS[1][0]], :2].mean(0)
-    down2 = target[list(MOUTH_CORNERS), :2].mean(0) - eyes
-    down2 /= max(float(np.linalg.norm(down2)), 1e-9)
+    down2 = face_down(target)
     depth = target[:, :2] @ down2
     nose, lip = depth[NOSE_TIP], depth[UPPER_INNER_LIP]
     weight = np.clip((depth - nose) / max(lip - nose, 1e-6), 0.0, 1.0)
