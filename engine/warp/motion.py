@@ -25,10 +25,11 @@ all of Q made one portrait's pitch follow worse (docs/warp-quality.md, round ten
 strength h scales R's angle (about its own axis), the zoom's exponent and the shift; the mouth gain
 scales E_Y's down and depth components on the lower face, as does the mouth's range (below); the eye
 offset moves each lid pair along its rest opening. The mouth's gap moves through the target's range (in
-the driver's mouth size) as the driver's through its own: opening, the driver's way from its rest gap to MOUTH_WIDEST maps onto the
-target's (a portrait whose mouth is open at rest opens by less); closing, its way from its rest gap to shut
-(a portrait speaking at rest shuts its mouth when the driver does). Lips thin to half their thickness at
-most; lips and lids may then meet (shut) but not cross. Projection drops z. The driver's gaze (iris offsets against the neutral's) rides along.
+the driver's mouth size) as the driver's through its own: opening, the driver's way from its rest gap to
+MOUTH_WIDEST maps onto the target's (a portrait whose mouth is open at rest opens by less); closing, its
+way from its rest gap to shut (a portrait speaking at rest shuts its mouth when the driver does). Lips
+thin to half their thickness at most; lips and lids may then meet (shut) but not cross. Projection drops
+z. The driver's gaze (iris offsets against the neutral's) rides along.
 """
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ MOUTH_WIDEST = 0.9
 MOUTH_RAMP = 0.05  # the range's scale fades in over this change of the gap (eye distances): no step at the neutral
 # Limits of that scale, (opening), (closing). Closing, it is the ratio of the rest gaps: a driver whose lips
 # nearly touch at rest (0.07) against aligned/2's 0.40 would multiply the lips' jitter by six on the way to
-# shut; at 4 his mouth closes from 0.40 to 0.12 when the driver's shuts.
+# shut; at 4 his mouth closed from 0.40 to 0.12 when the driver's shut (round seven; reckoned in the driver's
+# mouth size since round eleven, his wider mouth shuts).
 MOUTH_RANGE_LIMITS = ((0.3, 1.2), (0.25, 4.0))
 # Mouths differ in width more than faces do (the fixture portraits' are 0.87–1.29 of the clip driver's, in
 # eye distances): the lower face's expression is scaled by the ratio of the mouth widths, so that a wide
