@@ -240,7 +240,8 @@ def test_a_wide_open_mouth_is_not_held_back_by_the_fold_repair(fixtures_dir: Pat
     opening the motion transfer gave the mesh (0.51–0.66 when the lower lip was pushed past the skin points
     just under it and the fold repair held the lip back; 0.83 on `aligned/2` and 0.89 on `aligned/5` when a
     fold on the turned-away cheek was toned down locally too steeply and the repair then toned down the
-    whole face — round ten)."""
+    whole face — round ten; 0.42 on the astronaut when her thin upper lip, carried in her wider mouth's size,
+    turned inside out before lips kept half their thickness — round eleven)."""
     from engine.warp.metrics import mouth_opening
 
     with FaceMeshDetector(MeshConfig()) as detector:  # tracking, as when driving

@@ -145,8 +145,7 @@ class MotionTransfer:
         self._rest_gaps = np.maximum(pair_gaps(self.target), 0.0)
         self._down, self._mouth_weight = _lower_face(self.target)
         self._mouth_range = (1.0, 1.0)  # the target's gap against the driver's, (opening, closing): set_neutral
-        self._mouth_size = 1.0  # the target's mouth width against the driver's: set_neutral
-        self._in_mouth_size = np.ones((len(self.target), 1))  # its share at each point: set_neutral
+        self._in_mouth_size = np.ones((len(self.target), 1))  # the mouth widths' ratio at each point: set_neutral
         self._eye_distance = _iod(self.target)
 
     def set_neutral(self, driver: np.ndarray) -> None:
@@ -165,10 +164,10 @@ class MotionTransfer:
         driver_width = float(np.linalg.norm(self.neutral[a] - self.neutral[b])) * self._to_target.scale
         ratio = float(np.clip(width / max(driver_width, 1e-6), *MOUTH_SIZE_LIMITS))
         start, full = MOUTH_SIZE_FADE
-        self._mouth_size = 1.0 + (ratio - 1.0) * float(smoothstep((abs(ratio - 1.0) - start) / (full - start)))
-        self._in_mouth_size = (1.0 + (self._mouth_size - 1.0) * self._mouth_weight)[:, None]  # [478, 1]
-        # the range in the driver's mouth size (the expression is scaled by _mouth_size before it applies)
-        target_gap, driver_gap = lip_gap(self.target) / self._mouth_size, lip_gap(self.neutral)
+        size = 1.0 + (ratio - 1.0) * float(smoothstep((abs(ratio - 1.0) - start) / (full - start)))
+        self._in_mouth_size = (1.0 + (size - 1.0) * self._mouth_weight)[:, None]  # [478, 1]
+        # the range in the driver's mouth size (the expression is scaled by `size` before it applies)
+        target_gap, driver_gap = lip_gap(self.target) / size, lip_gap(self.neutral)
         room_to_open = (MOUTH_WIDEST - target_gap) / max(MOUTH_WIDEST - driver_gap, 1e-6)
         way_to_shut = target_gap / max(driver_gap, 1e-6)
         (low, high), (shut_low, shut_high) = MOUTH_RANGE_LIMITS
