@@ -1,8 +1,8 @@
 """Fold-free control points and the dense piecewise-affine warp they define.
 
-The backward map (output pixel → source pixel) is rasterised per triangle at a reduced
-resolution (triangle ids by cv2.fillConvexPoly, then one affine per id), upsampled as an
-offset field, and applied with one cv2.remap at full resolution.
+The backward map (output pixel → source pixel) is evaluated on a reduced grid: each triangle's rows of
+grid pixels (spans) are found at once, each span's pixels take its triangle's affine, and the offset field
+is upsampled and applied with one cv2.remap at full resolution.
 """
 from __future__ import annotations
 
@@ -112,6 +112,34 @@ def _relax(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, edges: n
     return base + disp
 
 
+def row_spans(corners: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """The pixels whose centres lie in each triangle, as runs along rows: (triangle, row, first, count) [S].
+
+    `corners` [T, 3, 2] are in pixels of a width × height grid, pixel centres at integers. A pixel on an
+    edge belongs to the triangle on its right (or below it, on a level edge): triangles that tile the grid
+    cover every pixel exactly once, with no gap and no overlap.
+    """
+    v = np.take_along_axis(corners, np.argsort(corners[:, :, 1], axis=1)[:, :, None], axis=1)  # top to bottom
+    x, y = v[..., 0], v[..., 1]  # [T, 3]
+    upper, lower = [0, 0, 1], [2, 1, 2]  # the long edge 0→2, then the short ones 0→1 and 1→2
+    with np.errstate(divide="ignore", invalid="ignore"):  # a level edge spans no row: its inf / NaN is never read
+        slope = (x[:, lower] - x[:, upper]) / (y[:, lower] - y[:, upper])  # [T, 3] x = at + slope·y
+        at = (x[:, upper] - y[:, upper] * slope).ravel()
+    slope = slope.ravel()
+    top = np.clip(np.ceil(y[:, 0]), 0, height).astype(np.int64)
+    rows = np.clip(np.ceil(y[:, 2]), 0, height).astype(np.int64) - top
+    tri = np.repeat(np.arange(len(v)), rows)
+    row = np.arange(len(tri)) - np.repeat(np.cumsum(rows) - rows - top, rows)
+    yy = row.astype(np.float64)
+    long = 3 * tri
+    short = long + np.where(yy < y[tri, 1], 1, 2)  # above the middle corner, below it
+    x_long, x_short = at[long] + yy * slope[long], at[short] + yy * slope[short]
+    first = np.clip(np.ceil(np.minimum(x_long, x_short)), 0, width).astype(np.int64)
+    count = np.clip(np.ceil(np.maximum(x_long, x_short)), 0, width).astype(np.int64) - first
+    kept = count > 0
+    return tri[kept], row[kept], first[kept], count[kept]
+
+
 class DenseWarp:
     """Piecewise-affine backward warp of a fixed triangulation whose output vertices move each frame."""
 
@@ -121,49 +149,60 @@ class DenseWarp:
         self.grid = (max(-(-w // step), 2), max(-(-h // step), 2))  # (gw, gh) resolution of the rasterised map
         gw, gh = self.grid
         self._fx, self._fy = gw / w, gh / h  # full-res → grid, pixel centres aligned as in cv2.resize
-        xs = ((np.arange(gw) + 0.5) / self._fx - 0.5).astype(np.float32)
-        ys = ((np.arange(gh) + 0.5) / self._fy - 0.5).astype(np.float32)
-        self._gx, self._gy = np.meshgrid(xs, ys)  # [gh, gw] full-res coordinates of the grid pixels
-        fx, fy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self._identity = np.stack([fx, fy], -1)  # [h, w, 2]
+        xs = (np.arange(gw) + 0.5) / self._fx - 0.5  # full-res x of each grid column
+        self._ys = (np.arange(gh) + 0.5) / self._fy - 0.5  # ... and y of each grid row
+        self._raster_xs = np.tile(xs, gh).astype(np.float32)  # [gh·gw] x of every grid pixel in raster order
+        self._at_rest = np.stack(np.meshgrid(xs, self._ys), -1).reshape(-1, 2).astype(np.float32)  # [gh·gw, 2]
+        self._coarse = np.empty_like(self._at_rest)  # the map on the grid, rewritten whole by each frame
+        # Upsampling is exact for a linear map except where cv2.resize holds the outermost grid value (the last
+        # half grid pixel at each side): there the identity goes on and the offset from it is held.
+        self._edge_x, self._edge_y = _held_by_resize(w, gw), _held_by_resize(h, gh)
         self._triangles = triangles
-        src = rest[triangles]  # [T, 3, 2]
-        self._src0 = src[:, 0]  # [T, 2]
-        self._src_edges = (src[:, 1] - src[:, 0], src[:, 2] - src[:, 0])  # two [T, 2]
-        self._ids = np.zeros((gh, gw), np.int32)
+        self._src = rest[triangles]  # [T, 3, 2]
 
     def backward_map(self, moved: np.ndarray) -> np.ndarray:
         """[h, w, 2] float32: for each output pixel, the source pixel it shows."""
         dst = moved[self._triangles]  # [T, 3, 2]
+        src = self._src
         e1, e2 = dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]
+        s1, s2 = src[:, 1] - src[:, 0], src[:, 2] - src[:, 0]
         det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # twice the signed area
-        drawn = np.flatnonzero(det * (self._fx * self._fy) > 2e-3)  # skip slivers below ~1/1000 grid pixel
-        e1, e2, inv = e1[drawn], e2[drawn], 1.0 / det[drawn]
-        s1, s2 = self._src_edges[0][drawn], self._src_edges[1][drawn]
-        # affine output → source per triangle: A = [s1 s2]·[e1 e2]⁻¹, t = src0 − A·dst0; stored as offsets
-        a00 = (s1[:, 0] * e2[:, 1] - s2[:, 0] * e1[:, 1]) * inv
-        a01 = (s2[:, 0] * e1[:, 0] - s1[:, 0] * e2[:, 0]) * inv
-        a10 = (s1[:, 1] * e2[:, 1] - s2[:, 1] * e1[:, 1]) * inv
-        a11 = (s2[:, 1] * e1[:, 0] - s1[:, 1] * e2[:, 0]) * inv
-        d0, s0 = dst[drawn, 0], self._src0[drawn]
-        offsets = np.zeros((len(dst) + 1, 6), np.float32)  # row 0: uncovered pixels keep their place
-        offsets[drawn + 1] = np.stack([
-            a00 - 1.0, a01, s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1],
-            a10, a11 - 1.0, s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1],
-        ], 1)
-        ids = self._ids
-        ids.fill(0)
-        order = np.argsort(det[drawn])  # small triangles first: larger ones win the pixels they share
-        grid_xy = np.round((dst[drawn[order]] + 0.5) * (self._fx, self._fy) * 16 - 8).astype(np.int32)  # 1/16 px
-        fill = cv2.fillConvexPoly
-        for poly, tid in zip(grid_xy, (drawn[order] + 1).tolist()):
-            fill(ids, poly, tid, cv2.LINE_8, 4)
-        o = np.take(offsets, ids, axis=0)  # [gh, gw, 6]
-        coarse = np.empty(ids.shape + (2,), np.float32)
-        coarse[..., 0] = o[..., 0] * self._gx + o[..., 1] * self._gy + o[..., 2]
-        coarse[..., 1] = o[..., 3] * self._gx + o[..., 4] * self._gy + o[..., 5]
-        full = cv2.resize(coarse, self.size, interpolation=cv2.INTER_LINEAR)
-        full += self._identity
+        # affine output → source per triangle, source = A·output + t: A = [s1 s2]·[e1 e2]⁻¹, t = src0 − A·dst0
+        a = np.stack([s1[:, 0] * e2[:, 1] - s2[:, 0] * e1[:, 1], s2[:, 0] * e1[:, 0] - s1[:, 0] * e2[:, 0],
+                      s1[:, 1] * e2[:, 1] - s2[:, 1] * e1[:, 1], s2[:, 1] * e1[:, 0] - s1[:, 1] * e2[:, 0]], 1)
+        sliver = det * (self._fx * self._fy) <= 2e-3  # below ~1/1000 grid pixel: A is ill-conditioned
+        a /= np.where(sliver, 1.0, det)[:, None]
+        a[sliver] = (1.0, 0.0, 0.0, 1.0)  # a sliver's pixels show its source's centroid
+        t = src[:, 0] - np.stack([a[:, 0] * dst[:, 0, 0] + a[:, 1] * dst[:, 0, 1],
+                                  a[:, 2] * dst[:, 0, 0] + a[:, 3] * dst[:, 0, 1]], 1)
+        t[sliver] = (src[sliver] - dst[sliver]).mean(1)
+        gw, gh = self.grid
+        tri, row, first, count = row_spans((dst + 0.5) * (self._fx, self._fy) - 0.5, gw, gh)
+        # along a grid row at y the source is linear in x: (a00·x + a01·y + t0, a10·x + a11·y + t1)
+        y, affine = self._ys[row], np.concatenate([a, t], 1)[tri]  # [S], [S, 6]
+        runs = np.stack([affine[:, 0], affine[:, 1] * y + affine[:, 4],
+                         affine[:, 2], affine[:, 3] * y + affine[:, 5]], 1).astype(np.float32)  # [S, 4]
+        start = row * gw + first
+        order = np.argsort(start)
+        tri, start, count, runs = tri[order], start[order], count[order], runs[order]
+        coarse = self._coarse
+        if start[0] == 0 and start[-1] + count[-1] == gw * gh and np.array_equal(start[1:], (start + count)[:-1]):
+            # the triangles tile the grid (each pixel in one run, runs in raster order): expand the runs in place
+            per_pixel, xs, at = np.repeat(runs, count, axis=0), self._raster_xs, slice(None)
+        else:  # a fold overlaps triangles (larger ones win the pixels they share) or leaves gaps (left at rest)
+            coarse[:] = self._at_rest
+            order = np.argsort(det[tri], kind="stable")
+            start, count, runs = start[order], count[order], runs[order]
+            at = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+            at, last = np.unique(at[::-1], return_index=True)  # a pixel drawn twice keeps its last run
+            per_pixel, xs = np.repeat(runs, count, axis=0)[::-1][last], self._raster_xs[at]
+        coarse[at, 0] = per_pixel[:, 0] * xs + per_pixel[:, 1]
+        coarse[at, 1] = per_pixel[:, 2] * xs + per_pixel[:, 3]
+        full = cv2.resize(coarse.reshape(gh, gw, 2), self.size, interpolation=cv2.INTER_LINEAR)
+        for index, fix in self._edge_x:
+            full[:, index, 0] += fix
+        for index, fix in self._edge_y:
+            full[index, :, 1] += fix
         return full
 
     def __call__(self, image: np.ndarray, moved: np.ndarray) -> np.ndarray:
@@ -174,3 +213,12 @@ class DenseWarp:
     def apply(image: np.ndarray, mapping: np.ndarray) -> np.ndarray:
         """`image` resampled by a backward map [h, w, 2] (from backward_map)."""
         return cv2.remap(image, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def _held_by_resize(full: int, grid: int) -> list[tuple[int, float]]:
+    """(full-res index, correction) where cv2.resize's linear upsampling from `grid` to `full` samples holds the
+    outermost grid value instead of going on linearly (the coordinate at grid index i is (i + 0.5)·full/grid − 0.5)."""
+    scale = full / grid
+    at_grid = (np.arange(full) + 0.5) / scale - 0.5
+    held = np.clip(at_grid, 0, grid - 1)
+    return [(int(i), float((at_grid[i] - held[i]) * scale)) for i in np.flatnonzero(at_grid != held)]
