@@ -17,6 +17,9 @@ written as H.264 and read back, as a user gets them.
   distance to the real frame. The same figures for a still image (the target repeated) give the floor.
 - ceiling: the driver measured twice, its frames upscaled 4x and 3x (the clip is 176x144): how well
   the judge agrees with itself on each signal.
+- spread (--spread K): each portrait's outputs judged K more times with ±1 level of random noise added
+  to every pixel (invisible): the lowest and highest r per signal. A difference between two trees
+  smaller than this spread is the judge's, not the warp's.
 
 Signals (scale-free, from the 68 points; eye centre = mean of its 6 points, iod = their distance):
 mouth = inner-lip gap (61-67, 62-66, 63-65) / mouth width (48-54); eye_l / eye_r = eye aspect ratio
@@ -275,8 +278,25 @@ def judge_sequence(judge: Judge, frames: list[np.ndarray], upscale: float = 1.0,
     return [judge(f, upscale, descriptor) for f in frames]
 
 
+def imperceptible(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """The frames with −1, 0 or +1 level added to every pixel value at random (clipped to 0–255)."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(f.astype(np.int16) + rng.integers(-1, 2, f.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+            for f in frames]
+
+
+def judge_spread(judge: Judge, frames: list[np.ndarray], driver: list[dict], times: int) -> dict[str, list[float]]:
+    """[lowest, highest] r per signal over `times` judgings of the frames with imperceptible noise."""
+    rs: dict[str, list[float]] = {s: [] for s in SIGNALS}
+    for seed in range(times):
+        judged = judge_sequence(judge, imperceptible(frames, seed))
+        for name, values in follow(driver, [signals(j.points) if j else None for j in judged]).items():
+            rs[name].append(values["r"])
+    return {name: [min(r), max(r)] for name, r in rs.items()}
+
+
 def cross(judge: Judge, targets: list[Path], clip: Path, driver: list[dict], folder: Path,
-          media: tuple[Path, str] | None = None) -> dict:
+          media: tuple[Path, str] | None = None, spread_times: int = 0) -> dict:
     results = {}
     for target in targets:
         rendered = render_outputs(target, clip, folder)
@@ -290,6 +310,8 @@ def cross(judge: Judge, targets: list[Path], clip: Path, driver: list[dict], fol
                  "identity_max": float(np.max(ident)), "frames": len(frames),
                  "judged": int(sum(j is not None for j in judged)), "render_s": seconds,
                  "uncovered_edges": uncovered_edges(rendered)}
+        if spread_times:
+            entry["judge_spread"] = judge_spread(judge, frames, driver, spread_times)
         if media is not None:
             entry["strip"] = save_strip(rendered, None, media[0] / f"quality_strip_{target.stem}_{media[1]}.jpg")
         results[target.name] = entry
@@ -371,6 +393,12 @@ def table(report: dict) -> str:
                      f" @{edges['worst_frame']}) | {edges['grain_mean']:.2f} ({edges['grain_worst_frame']:.2f}) |")
     lines.append("| judge ceiling (4x vs 3x) | " + " | ".join(f"{report['ceiling'][s]:.2f}" for s in SIGNALS)
                  + " | | | |")
+    spreads = {name: e["judge_spread"] for name, e in report["cross"].items() if "judge_spread" in e}
+    if spreads:
+        lines += ["", "| the same outputs re-judged with ±1 level of noise: r lowest–highest | "
+                  + " | ".join(SIGNALS) + " |", "|---" * (len(SIGNALS) + 1) + "|"]
+        for name, r in spreads.items():
+            lines.append(f"| {name} | " + " | ".join(f"{r[s][0]:.2f}–{r[s][1]:.2f}" for s in SIGNALS) + " |")
     if "self" in report:
         lines += ["", "| self-reenactment | expression error (/iod) | placed error (/iod) | PSNR face (dB) | "
                   "identity |", "|---|---|---|---|---|"]
@@ -434,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media", type=Path, default=None,
                         help="write strips of the biggest head turns here (quality_strip_<target>_<label>.jpg)")
     parser.add_argument("--label", default="now", help="the strips' name suffix (e.g. before, after)")
+    parser.add_argument("--spread", type=int, default=0, metavar="K",
+                        help="judge each portrait's outputs K more times with invisible noise (the judge's spread)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     targets = judged_targets(parser, args)
@@ -447,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         d3 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, CEILING_UPSCALE)]
         report["ceiling"] = ceiling(d4, d3)
         media = (args.media, args.label) if args.media else None
-        report["cross"] = cross(judge, targets, clip, d4, folder, media)
+        report["cross"] = cross(judge, targets, clip, d4, folder, media, args.spread)
         if not args.no_self:
             report["self"] = self_reenactment(judge, frames, clip, folder, media)
     publish(table(report), report, args.json)

@@ -70,3 +70,19 @@ def test_no_outline_is_left_where_the_head_was(rendered: "qb.Rendered") -> None:
     edges = qb.uncovered_edges(rendered)
     # edge energy where the head has moved away, over the background's own: no outline left ≈ 1
     assert edges["ratio_mean"] < 1.5, edges
+
+
+def test_the_judges_spread_brackets_its_own_reading(judge: "qb.Judge", short_clip, rendered: "qb.Rendered") -> None:
+    """--spread: the outputs re-judged with invisible noise give an r range per signal; the noise is ±1 level."""
+    frames, _ = short_clip
+    driver = [qb.signals(j.points) if j else None for j in qb.judge_sequence(judge, frames, qb.DRIVER_UPSCALE)]
+    noisy = qb.imperceptible(rendered.frames[:2], seed=0)
+    change = np.abs(noisy[0].astype(int) - rendered.frames[0])
+    assert change.max() == 1 and 0.5 < (change > 0).mean() < 0.8  # two values in three move, by one level
+    spread = qb.judge_spread(judge, rendered.frames, driver, times=2)
+    assert set(spread) == set(qb.SIGNALS)
+    for low, high in spread.values():
+        assert -1.0 <= low <= high <= 1.0
+    clean = qb.follow(driver, [qb.signals(j.points) if j else None for j in qb.judge_sequence(judge, rendered.frames)])
+    for name in ("mouth", "roll", "yaw"):  # the same reading give or take the judge's noise, not another face
+        assert spread[name][0] - 0.1 < clean[name]["r"] < spread[name][1] + 0.1, (name, clean[name], spread[name])

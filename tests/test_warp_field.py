@@ -8,14 +8,16 @@ from engine.warp.mesh import signed_areas
 from engine.warp.warpfield import DenseWarp, row_spans
 
 
-def grid_mesh(width: int, height: int, cells: int, jitter: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grid_mesh(width: int, height: int, cells: int, jitter: float,
+              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A regular triangulation of the frame (its border on the frame's outer edge, half a pixel beyond the outermost
     pixel centres): rest points, the same with the inner ones moved at random by up to `jitter` of a cell, and the
     triangles (positive areas)."""
     xs, ys = np.linspace(-0.5, width - 0.5, cells + 1), np.linspace(-0.5, height - 0.5, cells + 1)
     rest = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
     k = cells + 1
-    quads = [(r * k + c, r * k + c + 1, (r + 1) * k + c, (r + 1) * k + c + 1) for r in range(cells) for c in range(cells)]
+    corners = [r * k + c for r in range(cells) for c in range(cells)]  # each cell's top left
+    quads = [(a, a + 1, a + k, a + k + 1) for a in corners]
     triangles = np.array([t for a, b, c, d in quads for t in ((a, b, d), (a, d, c))])
     inner = (rest[:, 0] > 0) & (rest[:, 0] < width - 1) & (rest[:, 1] > 0) & (rest[:, 1] < height - 1)
     cell = width / cells

@@ -217,7 +217,7 @@ class DenseWarp:
 
 def _held_by_resize(full: int, grid: int) -> list[tuple[int, float]]:
     """(full-res index, correction) where cv2.resize's linear upsampling from `grid` to `full` samples holds the
-    outermost grid value instead of going on linearly (the coordinate at grid index i is (i + 0.5)·full/grid − 0.5)."""
+    outermost grid value instead of going on linearly (grid pixel i lies at full-res (i + 0.5)·full/grid − 0.5)."""
     scale = full / grid
     at_grid = (np.arange(full) + 0.5) / scale - 0.5
     held = np.clip(at_grid, 0, grid - 1)
