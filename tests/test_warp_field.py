@@ -104,3 +104,11 @@ def test_a_folded_mesh_still_gives_a_finite_map_inside_the_source() -> None:
     assert mapping.min() > -1 and mapping[..., 0].max() < width and mapping[..., 1].max() < height
     corner = DenseWarp(rest, triangles, (width, height), step=2).backward_map(rest)[:8, :8]  # far from the fold
     assert np.abs(mapping[:8, :8] - corner).max() < 1e-3
+
+
+def test_a_mesh_that_misses_the_frame_leaves_it_at_rest() -> None:
+    width, height = 40, 30
+    rest, _, triangles = grid_mesh(width, height, 3, 0.0, 0)
+    mapping = DenseWarp(rest, triangles, (width, height), step=2).backward_map(rest + (500.0, 0.0))
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    assert np.abs(mapping - np.stack([xx, yy], -1)).max() < 1e-3

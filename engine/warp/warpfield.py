@@ -1,8 +1,8 @@
 """Fold-free control points and the dense piecewise-affine warp they define.
 
 The backward map (output pixel → source pixel) is evaluated on a reduced grid: each triangle's rows of
-grid pixels (spans) are found at once, each span's pixels take its triangle's affine, and the offset field
-is upsampled and applied with one cv2.remap at full resolution.
+grid pixels (spans) are found at once, each span's pixels take its triangle's affine, and the map is
+upsampled and applied with one cv2.remap at full resolution.
 """
 from __future__ import annotations
 
@@ -186,7 +186,8 @@ class DenseWarp:
         order = np.argsort(start)
         tri, start, count, runs = tri[order], start[order], count[order], runs[order]
         coarse = self._coarse
-        if start[0] == 0 and start[-1] + count[-1] == gw * gh and np.array_equal(start[1:], (start + count)[:-1]):
+        if len(start) and start[0] == 0 and start[-1] + count[-1] == gw * gh \
+                and np.array_equal(start[1:], (start + count)[:-1]):
             # the triangles tile the grid (each pixel in one run, runs in raster order): expand the runs in place
             per_pixel, xs, at = np.repeat(runs, count, axis=0), self._raster_xs, slice(None)
         else:  # a fold overlaps triangles (larger ones win the pixels they share) or leaves gaps (left at rest)
