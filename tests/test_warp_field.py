@@ -112,3 +112,21 @@ def test_a_mesh_that_misses_the_frame_leaves_it_at_rest() -> None:
     mapping = DenseWarp(rest, triangles, (width, height), step=2).backward_map(rest + (500.0, 0.0))
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     assert np.abs(mapping - np.stack([xx, yy], -1)).max() < 1e-3
+
+
+def test_a_point_that_is_not_a_number_leaves_its_triangles_out() -> None:
+    """A corrupt point must not stop the frame: its triangles draw nothing and those pixels stay at rest."""
+    width, height = 40, 30
+    rest, moved, triangles = grid_mesh(width, height, 3, 0.2, 1)
+    inner = np.flatnonzero((rest[:, 0] > 0) & (rest[:, 0] < width - 1) & (rest[:, 1] > 0) & (rest[:, 1] < height - 1))
+    warp = DenseWarp(rest, triangles, (width, height), step=2)
+    clean = warp.backward_map(moved)
+    corrupt = moved.copy()
+    corrupt[inner[0]] = (10.0, np.nan)
+    with np.errstate(invalid="ignore"):
+        mapping = warp.backward_map(corrupt)
+    assert np.isfinite(mapping).all()
+    yy, xx = np.mgrid[0:height, 0:width]
+    far = np.hypot(xx - moved[inner[0], 0], yy - moved[inner[0], 1]) > 1.5 * width / 3  # beyond its triangles
+    assert np.abs(mapping - clean)[far].max() < 1e-3
+    assert np.abs(mapping - clean)[~far].max() > 1.0  # (near it, its triangles were left out)

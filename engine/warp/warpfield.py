@@ -126,8 +126,9 @@ def row_spans(corners: np.ndarray, width: int, height: int) -> tuple[np.ndarray,
         slope = (x[:, lower] - x[:, upper]) / (y[:, lower] - y[:, upper])  # [T, 3] x = at + slope·y
         at = (x[:, upper] - y[:, upper] * slope).ravel()
     slope = slope.ravel()
-    top = np.clip(np.ceil(y[:, 0]), 0, height).astype(np.int64)
-    rows = np.clip(np.ceil(y[:, 2]), 0, height).astype(np.int64) - top
+    finite = np.isfinite(v).all((1, 2))  # a triangle with a corrupt corner covers nothing
+    top = np.clip(np.ceil(np.where(finite, y[:, 0], 0)), 0, height).astype(np.int64)
+    rows = np.clip(np.ceil(np.where(finite, y[:, 2], 0)), 0, height).astype(np.int64) - top
     tri = np.repeat(np.arange(len(v)), rows)
     row = np.arange(len(tri)) - np.repeat(np.cumsum(rows) - rows - top, rows)
     yy = row.astype(np.float64)
