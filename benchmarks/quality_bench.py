@@ -465,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=int, default=0, metavar="K",
                         help="judge each portrait's outputs K more times with invisible noise (the judge's spread)")
     args = parser.parse_args(argv)
+    if args.spread < 0:
+        parser.error("--spread takes a count of re-judgings, 0 or more")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     targets = judged_targets(parser, args)
     judge = Judge()

@@ -171,7 +171,7 @@ class DenseWarp:
         # affine output → source per triangle, source = A·output + t: A = [s1 s2]·[e1 e2]⁻¹, t = src0 − A·dst0
         a = np.stack([s1[:, 0] * e2[:, 1] - s2[:, 0] * e1[:, 1], s2[:, 0] * e1[:, 0] - s1[:, 0] * e2[:, 0],
                       s1[:, 1] * e2[:, 1] - s2[:, 1] * e1[:, 1], s2[:, 1] * e1[:, 0] - s1[:, 1] * e2[:, 0]], 1)
-        sliver = det * (self._fx * self._fy) <= 2e-3  # below ~1/1000 grid pixel: A is ill-conditioned
+        sliver = det * (self._fx * self._fy) <= 2e-3  # flipped or under ~1/1000 grid pixel: A is ill-conditioned
         a /= np.where(sliver, 1.0, det)[:, None]
         a[sliver] = (1.0, 0.0, 0.0, 1.0)  # a sliver's pixels show its source's centroid
         t = src[:, 0] - np.stack([a[:, 0] * dst[:, 0, 0] + a[:, 1] * dst[:, 0, 1],
