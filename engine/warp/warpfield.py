@@ -32,7 +32,8 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
     relaxed towards the mean of the neighbours' (local Laplacian smoothing: a turned cheek or an
     overshooting lip settles flat). The `pinned` points (the lips and lids) keep theirs for the first
     half of the rounds, so the skin around a wide-open mouth gives way to the lips before the lips give
-    way. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, a reach
+    way, and then only where they fold themselves: a fold in the cheek beside the mouth's corner (`aligned/2`
+    turned, the clip's frame 116) no longer closes the mouth to half its opening. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, a reach
     widened (FOLD_REACHES) while anything still folds, and, failing that, everywhere. Only the first
     `movable` points move (the canvas border stays).
     """
@@ -92,7 +93,8 @@ def _flipped(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def _relax(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, edges: np.ndarray, movable: int,
            rounds: int, pinned: np.ndarray | None = None) -> np.ndarray:
     """Laplacian smoothing of (points − base) around flipped triangles (their vertices and those vertices'
-    neighbours) until none is flipped or `rounds` are done; `pinned` points sit out the first half."""
+    neighbours) until none is flipped or `rounds` are done; `pinned` points sit out the first half, and the
+    second half too unless they are corners of a flipped triangle themselves."""
     disp = points - base
     n = len(points)
     degree = np.maximum(np.bincount(edges[:, 0], minlength=n), 1).astype(np.float64)
@@ -100,12 +102,13 @@ def _relax(base: np.ndarray, points: np.ndarray, triangles: np.ndarray, edges: n
         bad = _flipped(base + disp, triangles)
         if not bad.any():
             break
-        near = np.zeros(n, bool)
-        near[triangles[bad]] = True
+        folded = np.zeros(n, bool)
+        folded[triangles[bad]] = True
+        near = folded.copy()
         near[edges[near[edges[:, 0]], 1]] = True
         near[movable:] = False
-        if pinned is not None and k < rounds // 2:
-            near[pinned] = False
+        if pinned is not None:
+            near[pinned if k < rounds // 2 else pinned[~folded[pinned]]] = False
         for axis in (0, 1):
             mean = np.bincount(edges[:, 0], weights=disp[edges[:, 1], axis], minlength=n) / degree
             disp[near, axis] = 0.3 * disp[near, axis] + 0.7 * mean[near]
