@@ -49,7 +49,6 @@ from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
 from engine.warp.layers import fill_background, grown, person_alpha
 from engine.warp.mesh import LID_PAIRS
 from engine.warp.metrics import MEASURES, background_change, outside_face, pearson
-from engine.warp.reenactor import NEUTRAL_FRAMES
 from engine.warp.retarget import Retargeting
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -183,8 +182,7 @@ def synthetic_eyes(target: np.ndarray, neutral: np.ndarray) -> dict:
 def _started(target: np.ndarray, neutral: np.ndarray, controls: Retargeting) -> WarpReenactor:
     warp = WarpReenactor(WarpConfig(smoothing=0.0, retargeting=controls))
     warp.set_target(TargetSpec.from_image(target))
-    for _ in range(NEUTRAL_FRAMES):
-        warp.animate(warp.target, neutral, {})
+    warp.animate(warp.target, neutral, {})  # the neutral: the target at rest
     return warp
 
 

@@ -14,7 +14,6 @@ from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.gaze import IRIS_CENTRES, eye_frame, eye_openness, gaze_offsets
 from engine.warp.mesh import EYE_CORNERS, LID_PAIRS
 from engine.warp.metrics import pearson
-from engine.warp.reenactor import NEUTRAL_FRAMES
 from engine.warp.retarget import Retargeting
 
 GAZE_PATH = [(0.15 * np.sin(k * 0.7), 0.06 * np.cos(k * 0.9)) for k in range(12)]  # (u, v) in eye widths
@@ -32,8 +31,7 @@ def _looking(neutral: np.ndarray, du: float, dv: float) -> np.ndarray:
 def _started(closing, fixtures_dir: Path, target: str, neutral: np.ndarray, controls: Retargeting) -> WarpReenactor:
     warp = closing(WarpReenactor(WarpConfig(smoothing=0.0, retargeting=controls)))
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / target)))
-    for _ in range(NEUTRAL_FRAMES):
-        warp.animate(warp.target, neutral, {})
+    warp.animate(warp.target, neutral, {})  # the neutral: the target at rest
     return warp
 
 

@@ -11,7 +11,6 @@ from engine.media.video_io import read_image
 from engine.reenactor import TargetSpec
 from engine.warp import WarpConfig, WarpReenactor
 from engine.warp.mesh import LID_PAIRS
-from engine.warp.reenactor import NEUTRAL_FRAMES
 
 
 def test_mesh_signals_follow_a_blink_and_a_brow_raise_and_ignore_scale(neutral: np.ndarray) -> None:
@@ -35,7 +34,6 @@ def test_the_warp_exposes_the_mesh_it_draws(fixtures_dir: Path, neutral: np.ndar
     warp = closing(WarpReenactor(WarpConfig(smoothing=0.0)))
     assert warp.animated_mesh is None
     warp.set_target(TargetSpec.from_image(read_image(fixtures_dir / "portraits" / "astronaut.png")))
-    for _ in range(NEUTRAL_FRAMES):
-        warp.animate(warp.target, neutral, {})
+    warp.animate(warp.target, neutral, {})
     assert warp.animated_mesh.shape == (478, 2)
     assert np.abs(warp.animated_mesh - warp.target.mesh[:, :2]).max() < 1e-6  # at rest: the target's own mesh

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from engine.errors import Cancelled, MimicError, NoFaceError
-from engine.face.landmarks import FaceMeshDetector, MeshConfig
+from engine.face.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, ReenactorKind, TargetSpec
 from engine.face.smoothing import OneEuroConfig, OneEuroFilter
 from engine.face.framing import Framing, frame_target
@@ -32,9 +32,11 @@ from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
 log = logging.getLogger(__name__)
 
 FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per driving frame (deterministic)
-# Frames the neutral keeps following the driver after tracking starts or a reset: MediaPipe's first
-# detection sits a few percent of a face width away from where its tracking then settles.
-NEUTRAL_FRAMES = 4
+# The neutral is the first driving frame with a face (after a start or a reset), tracked this many more times
+# on that same frame: MediaPipe's first detection sits a few percent of a face width away from where its
+# tracking then settles. (Taking the next frames instead, as before, put the driver's motion over them into
+# the neutral: in self-reenactment an offset of 0.014 eye distances for the whole clip.)
+SETTLE_PASSES = 4
 RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
 FEATURE_SMOOTHING = 0.3  # the lids', brows' and lips' share of the landmark smoothing strength (LandmarkSmoother)
 POSE_SMOOTHING = 0.6  # the head pose's share of it (LandmarkSmoother)
@@ -166,7 +168,7 @@ class WarpReenactor:
         self._target: PreparedTarget | None = None
         self._last: np.ndarray | None = None
         self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
-        self._neutral_frames = NEUTRAL_FRAMES  # frames until the neutral is fixed
+        self._needs_neutral = True  # the next driver mesh becomes the neutral
         self._retargeting = config.retargeting
         self.person_alpha: np.ndarray | None = None  # [h, w] where the person is in the last output (layers only)
         self.animated_mesh: np.ndarray | None = None  # [478, 2] the target mesh as the last output draws it
@@ -237,8 +239,8 @@ class WarpReenactor:
         return True
 
     def reset_neutral(self) -> None:
-        """The driving frames with a face that come next become the neutral pose and expression."""
-        self._neutral_frames = NEUTRAL_FRAMES
+        """The next driving frame with a face becomes the neutral pose and expression."""
+        self._needs_neutral = True
 
     def drive(self, frame: np.ndarray) -> DriveResult:
         target = self._target
@@ -249,6 +251,8 @@ class WarpReenactor:
         if self._detector is None:
             self._detector = FaceMeshDetector(MeshConfig(static_images=False))
         mesh = self._detector.detect(frame)
+        if mesh is not None and self._needs_neutral:
+            mesh = self._settled(frame, mesh)
         timings["landmarks"] = _ms(t)
         if mesh is None:
             self._smoother.reset()
@@ -256,15 +260,25 @@ class WarpReenactor:
         out = self.animate(target, mesh.points, timings)
         return DriveResult(out, face_found=True, timings_ms=timings, driver_landmarks=mesh.xy.copy())
 
+    def _settled(self, frame: np.ndarray, mesh: FaceMesh) -> FaceMesh:
+        """`mesh` tracked SETTLE_PASSES more times on the same frame (where MediaPipe's tracking settles)."""
+        assert self._detector is not None
+        for _ in range(SETTLE_PASSES):
+            again = self._detector.detect(frame)
+            if again is None:
+                break
+            mesh = again
+        return mesh
+
     def animate(self, target: PreparedTarget, driver: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         """The output for one driver mesh [478, 3] (pixels of its frame); stage times are added to `timings`."""
         t = time.perf_counter()
-        if self._neutral_frames == NEUTRAL_FRAMES:
+        take_neutral = self._needs_neutral
+        if take_neutral:
             self._smoother.reset()
         points = self._smoother(driver)
-        if self._neutral_frames > 0:
-            self._neutral = points
-            self._neutral_frames -= 1
+        if take_neutral:
+            self._neutral, self._needs_neutral = points, False
         if target.motion.neutral is not self._neutral:
             target.motion.set_neutral(self._neutral)
         motion = target.motion(points)
