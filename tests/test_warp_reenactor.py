@@ -148,7 +148,7 @@ def test_driving_frame_without_a_face_holds_the_last_output(warp: WarpReenactor,
     assert set(good.timings_ms) == {"landmarks", "motion", "warp", "composite"}
 
 
-def test_reset_neutral_takes_the_next_frames_as_rest(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
+def test_reset_neutral_takes_the_next_frame_as_rest(astronaut: np.ndarray, clip: list[np.ndarray], closing) -> None:
     reenactor = closing(WarpReenactor(WarpConfig(smoothing=0.0)))
     reenactor.set_target(TargetSpec.from_image(astronaut))
     target = reenactor.target

@@ -33,9 +33,10 @@ def fold_free(rigid: np.ndarray, moved: np.ndarray, rest: np.ndarray, triangles:
     overshooting lip settles flat). The `pinned` points (the lips and lids) keep theirs for the first
     half of the rounds, so the skin around a wide-open mouth gives way to the lips before the lips give
     way, and then only where they fold themselves: a fold in the cheek beside the mouth's corner (`aligned/2`
-    turned, the clip's frame 116) no longer closes the mouth to half its opening. What still folds is toned down towards `rigid` within `radius` (rest pixels) of the fold, a reach
-    widened (FOLD_REACHES) while anything still folds, and, failing that, everywhere. Only the first
-    `movable` points move (the canvas border stays).
+    turned, the clip's frame 116) no longer closes the mouth to half its opening. What still folds is toned
+    down towards `rigid` within `radius` (rest pixels) of the fold, a reach widened (FOLD_REACHES) while
+    anything still folds, and, failing that, everywhere. Only the first `movable` points move (the canvas
+    border stays).
     """
     if not _flipped(moved, triangles).any():
         return moved
