@@ -32,10 +32,11 @@ from engine.warp.warpfield import DenseWarp, fold_free, keep_inside
 log = logging.getLogger(__name__)
 
 FRAME_RATE = 30.0  # Hz: the smoothing filter's clock advances 1/FRAME_RATE per driving frame (deterministic)
-# The neutral is the first driving frame with a face (after a start or a reset), tracked this many more times
-# on that same frame: MediaPipe's first detection sits a few percent of a face width away from where its
-# tracking then settles. (Taking the next frames instead, as before, put the driver's motion over them into
-# the neutral: in self-reenactment an offset of 0.014 eye distances for the whole clip.)
+# A frame where tracking (re)starts is tracked this many more times on itself: MediaPipe's first detection sits
+# a few percent of a face width away from where its tracking then settles. The neutral is the first driving
+# frame with a face after a start or a reset, settled so. (Taking the next frames instead, as before, put the
+# driver's motion over them into the neutral: in self-reenactment an offset of 0.014 eye distances for the whole
+# clip.) A face found again after frames without one is settled too: the output does not jump and drift back.
 SETTLE_PASSES = 4
 RETARGET_OPTIONS = frozenset(f.name for f in fields(Retargeting))
 FEATURE_SMOOTHING = 0.3  # the lids', brows' and lips' share of the landmark smoothing strength (LandmarkSmoother)
@@ -169,6 +170,7 @@ class WarpReenactor:
         self._last: np.ndarray | None = None
         self._neutral: np.ndarray | None = None  # the driver's neutral mesh (smoothed), kept across targets
         self._needs_neutral = True  # the next driver mesh becomes the neutral
+        self._tracking = False  # whether the last driving frame had a face
         self._retargeting = config.retargeting
         self.person_alpha: np.ndarray | None = None  # [h, w] where the person is in the last output (layers only)
         self.animated_mesh: np.ndarray | None = None  # [478, 2] the target mesh as the last output draws it
@@ -251,8 +253,9 @@ class WarpReenactor:
         if self._detector is None:
             self._detector = FaceMeshDetector(MeshConfig(static_images=False))
         mesh = self._detector.detect(frame)
-        if mesh is not None and self._needs_neutral:
+        if mesh is not None and (self._needs_neutral or not self._tracking):
             mesh = self._settled(frame, mesh)
+        self._tracking = mesh is not None
         timings["landmarks"] = _ms(t)
         if mesh is None:
             self._smoother.reset()
