@@ -309,6 +309,7 @@ class WarpReenactor:
         if self._detector is not None:
             self._detector.close()
             self._detector = None
+        self._tracking = False  # a new detector starts from a fresh detection
 
 
 def _below_face(mesh_xy: np.ndarray, halo: np.ndarray) -> np.ndarray:
