@@ -353,24 +353,34 @@ def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) ->
             "per_frame_expression_error": [round(x, 4) for x in aligned]}
 
 
-def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder: Path,
-                     media: tuple[Path, str] | None = None) -> dict:
+def framed_reals(frames: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The clip's frames in the framing the warp gives its first frame as a target, and that framing's
+    [2, 3] matrix (clip pixels → output pixels)."""
     from engine.face.framing import framing_window
     from engine.face.landmarks import FaceMeshDetector, MeshConfig
-    from engine.media.video_io import write_image
     from engine.warp import WarpConfig
 
-    target = write_image(folder / "first_frame.png", frames[0])
-    rendered = render_outputs(target, clip, folder)
-    outputs, at_rest = rendered.frames, rendered.at_rest
     config = WarpConfig()
     with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
         mesh = detector.detect(frames[0])
+    if mesh is None:
+        raise ValueError("no face in the clip's first frame")
     h, w = frames[0].shape[:2]
     window = framing_window((w, h), mesh.points, config.framing, config.output_size, config.face_fraction)
     size = (window.out_width, window.out_height)
     reals = [cv2.warpAffine(f, window.matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
              for f in frames]
+    return reals, np.asarray(window.matrix, np.float64)
+
+
+def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder: Path,
+                     media: tuple[Path, str] | None = None) -> dict:
+    from engine.media.video_io import write_image
+
+    target = write_image(folder / "first_frame.png", frames[0])
+    rendered = render_outputs(target, clip, folder)
+    outputs, at_rest = rendered.frames, rendered.at_rest
+    reals, _ = framed_reals(frames)
     result = {"warp": compare(judge, outputs, reals), "still": compare(judge, [at_rest] * len(reals), reals),
               "uncovered_edges": uncovered_edges(rendered)}
     if media is not None:

@@ -86,3 +86,29 @@ def test_the_judges_spread_brackets_its_own_reading(judge: "qb.Judge", short_cli
     clean = qb.follow(driver, [qb.signals(j.points) if j else None for j in qb.judge_sequence(judge, rendered.frames)])
     for name in ("mouth", "roll", "yaw"):  # the same reading give or take the judge's noise, not another face
         assert spread[name][0] - 0.1 < clean[name]["r"] < spread[name][1] + 0.1, (name, clean[name], spread[name])
+
+
+def test_the_self_reenactments_stages(judge: "qb.Judge", short_clip, tmp_path: Path) -> None:
+    """benchmarks/warp_stages.self_stages: the clip's first frame driven by its first 48 frames; MediaPipe's
+    stand-ins for dlib's points lie on dlib's, and each stage's figure is in its place."""
+    from benchmarks.warp_stages import DLIB_GROUPS, MESH_AS_DLIB, self_stages
+    from engine.face.landmarks import FaceMeshDetector, MeshConfig
+
+    frames, _ = short_clip
+    reals, _ = qb.framed_reals(frames[:1])
+    with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+        mesh = detector.detect(reals[0])
+    judge.reset()
+    points = judge(reals[0]).points
+    apart = np.linalg.norm(mesh.xy[list(MESH_AS_DLIB)] - points, axis=1) / qb.inter_ocular(points)
+    assert np.median(apart) < 0.06 and apart[17:].max() < 0.2, apart  # the jaw is a silhouette to dlib
+
+    report = self_stages(judge, frames, tmp_path)
+    assert report["frames"] == len(frames)
+    own = report["output_vs_real"]
+    assert own["at_rest"] < 0.02 and own["at_rest"] < own["mean"] < 0.06, own  # frame 0 is the target itself
+    assert abs(sum(own["groups"].values()) - own["mean"]) < 1e-9 and set(own["groups"]) == set(DLIB_GROUPS)
+    assert all(0 <= f < len(frames) for f, _ in own["worst_frames"])
+    assert report["judge_spread"]["mean"] < own["mean"]  # invisible noise moves dlib less than the warp does
+    for stage in ("transfer", "tracker_vs_judge", "judge_vs_mesh"):
+        assert 0.0 < report[stage]["mean"] < 0.1, (stage, report[stage])

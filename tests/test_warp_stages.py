@@ -1,16 +1,18 @@
-"""benchmarks/warp_stages.py's signals from a MediaPipe mesh (no dlib needed): they move as dlib's do, are
-scale-free, and the warp exposes the mesh it draws."""
+"""benchmarks/warp_stages.py without dlib: its signals from a MediaPipe mesh move as dlib's do and are
+scale-free, the warp exposes the mesh it draws, the self-reenactment's residuals ignore the head's pose, and
+its MediaPipe stand-ins for dlib's 68 points lie where dlib's do."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.warp_stages import MESH_BROWS, mesh_signals
+from benchmarks.warp_stages import DLIB_GROUPS, MESH_AS_DLIB, MESH_BROWS, MESH_EYES, in_rest_axes, mesh_signals, \
+    residual
 from engine.media.video_io import read_image
 from engine.reenactor import TargetSpec
 from engine.warp import WarpConfig, WarpReenactor
-from engine.warp.mesh import LID_PAIRS
+from engine.warp.mesh import LID_PAIRS, MOUTH_CORNERS
 
 
 def test_mesh_signals_follow_a_blink_and_a_brow_raise_and_ignore_scale(neutral: np.ndarray) -> None:
@@ -37,3 +39,43 @@ def test_the_warp_exposes_the_mesh_it_draws(fixtures_dir: Path, neutral: np.ndar
     warp.animate(warp.target, neutral, {})
     assert warp.animated_mesh.shape == (478, 2)
     assert np.abs(warp.animated_mesh - warp.target.mesh[:, :2]).max() < 1e-6  # at rest: the target's own mesh
+
+
+def _turned(points: np.ndarray, degrees: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    a = np.radians(degrees)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return scale * points @ rotation.T + np.array(shift)
+
+
+def test_the_residual_ignores_the_head_pose_and_keeps_the_expression(neutral: np.ndarray) -> None:
+    face = neutral[:468, :2]
+    moved = _turned(face, 25.0, 1.7, (30.0, -12.0))
+    assert np.abs(residual(moved, face)).max() < 1e-6  # a turned, scaled, shifted copy: no expression
+    smiling = face.copy()
+    smiling[list(MOUTH_CORNERS), 1] -= 4.0  # the mouth's corners up by 4 px
+    res = residual(_turned(smiling, -10.0, 0.8, (5.0, 5.0)), face)
+    assert np.abs(res[list(MOUTH_CORNERS)]).max() > 3.0  # most of it stays on the corners
+    others = np.setdiff1d(np.arange(468), MOUTH_CORNERS)
+    assert np.linalg.norm(res[others], axis=1).max() < 0.2
+
+
+def test_residuals_are_compared_in_the_resting_face_axes(neutral: np.ndarray) -> None:
+    rest = neutral[:468, :2]
+    offsets = np.zeros_like(rest)
+    offsets[:, 0] = 1.0  # one pixel to the face's right
+    turned = _turned(rest, 90.0, 2.0, (100.0, 0.0))  # the head rolled a quarter turn and twice as near
+    back = in_rest_axes(_turned(offsets, 90.0, 2.0, (0.0, 0.0)), turned, rest)
+    assert np.allclose(back, offsets, atol=1e-9)
+
+
+def test_the_mesh_stands_in_for_dlibs_68_points(neutral: np.ndarray) -> None:
+    assert len(MESH_AS_DLIB) == 68 and all(0 <= i < 468 for i in MESH_AS_DLIB)
+    assert len(set(MESH_AS_DLIB)) == 68
+    assert sum(len(ids) for ids in DLIB_GROUPS.values()) == 68
+    eyes = MESH_AS_DLIB[36:48]
+    assert (eyes[0], eyes[1], eyes[2], eyes[4], eyes[5]) == tuple(MESH_EYES["eye_l"][i] for i in (0, 1, 2, 4, 5))
+    assert (MESH_AS_DLIB[48], MESH_AS_DLIB[54]) == MOUTH_CORNERS
+    p = neutral[list(MESH_AS_DLIB), :2]
+    # dlib's order: the jaw from the image-left temple round the chin, the nose below the eyes, the mouth below it
+    assert p[0, 0] < p[8, 0] < p[16, 0] and p[8, 1] > p[57, 1] > p[33, 1] > p[27, 1]
+    assert p[36:42, 0].mean() < p[42:48, 0].mean() and p[17:22, 1].mean() < p[36:42, 1].mean()
