@@ -38,16 +38,6 @@ class FramingWindow:
         sx, sy = self.scale
         return np.array([[sx, 0.0, (0.5 - self.x0) * sx - 0.5], [0.0, sy, (0.5 - self.y0) * sy - 0.5]])
 
-    def carry(self, points: np.ndarray) -> np.ndarray:
-        """Portrait points [N, 2 or 3] in output pixels (a depth column is scaled with the window)."""
-        sx, sy = self.scale
-        out = np.asarray(points, np.float64).copy()
-        out[:, 0] = (out[:, 0] + 0.5 - self.x0) * sx - 0.5
-        out[:, 1] = (out[:, 1] + 0.5 - self.y0) * sy - 0.5
-        if out.shape[1] > 2:
-            out[:, 2] *= (sx + sy) / 2
-        return out
-
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The window of `image`, resized to the output size (area when shrinking, cubic when enlarging)."""
         crop = image[self.y0:self.y0 + self.height, self.x0:self.x0 + self.width]
@@ -85,7 +75,12 @@ def frame_target(image: np.ndarray, points: np.ndarray, framing: Framing, size: 
     `framing_window`)."""
     h, w = image.shape[:2]
     window = framing_window((w, h), points, framing, size, face_fraction)
-    return window.apply(image), window.carry(points)
+    sx, sy = window.scale
+    mesh = np.asarray(points, np.float64).copy()
+    mesh[:, 0] = (mesh[:, 0] + 0.5 - window.x0) * sx - 0.5
+    mesh[:, 1] = (mesh[:, 1] + 0.5 - window.y0) * sy - 0.5
+    mesh[:, 2] *= (sx + sy) / 2
+    return window.apply(image), mesh
 
 
 def _even(x: float) -> int:

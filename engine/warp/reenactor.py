@@ -19,7 +19,7 @@ from engine.errors import Cancelled, MimicError, NoFaceError
 from engine.face.landmarks import FaceMesh, FaceMeshDetector, MeshConfig
 from engine.reenactor import DriveResult, ProgressFn, ReenactorKind, TargetSpec
 from engine.face.smoothing import OneEuroConfig, OneEuroFilter
-from engine.face.framing import Framing, framing_window
+from engine.face.framing import Framing, frame_target
 from engine.warp.eyes import IrisMover
 from engine.warp.interior import FacePainter
 from engine.warp.layers import Layers, prepare_layers
@@ -57,24 +57,6 @@ class WarpConfig:
     translation_gain: float = 0.5  # how much of the driver's head shift and zoom the target follows (0: none)
     map_step: int = 2  # the warp field is rasterised every map_step output pixels, then upsampled
     layers: bool = True  # the warped person over a still background plate; False: the whole frame is warped
-
-
-def find_target_face(image: np.ndarray) -> tuple[FaceMesh, FaceMesh] | None:
-    """A portrait's face mesh as MediaPipe first detects it (what the portrait is framed by) and as its tracking
-    settles on it (tracked SETTLE_PASSES more times): the mesh the motion is measured against, found as the
-    driver's neutral is. Found alike, a photo driven by the video it was taken from moves as the video's face
-    does; from the first detection, whose inner lips sat apart by twice the settled gap on the fixture clip's
-    first frame (0.12 against 0.06 eye distances), the drawn mouth stayed 0.047 eye distances more open than the
-    driver's on average over the clip's first 84 frames (a mouth range compares the two gaps at rest).
-    None when there is no face."""
-    with FaceMeshDetector(MeshConfig(static_images=False)) as detector:
-        detected = detector.detect(image)
-        if detected is None:
-            return None
-        settled = detected
-        for _ in range(SETTLE_PASSES):
-            settled = detector.detect(image) or settled
-    return detected, settled
 
 
 class PreparedTarget:
@@ -211,16 +193,14 @@ class WarpReenactor:
                              "the landmark warp animates portrait images")
         if progress:
             progress(0.0, "finding the face")
-        found = find_target_face(target.image)
-        if found is None:
+        with FaceMeshDetector(MeshConfig(static_images=True)) as detector:
+            mesh = detector.detect(target.image)
+        if mesh is None:
             raise NoFaceError("no face found in the target image; try a frontal, well-lit portrait")
         if cancel is not None and cancel.is_set():
             raise Cancelled("setting the target was cancelled")
-        detected, settled = found
-        h, w = target.image.shape[:2]
-        window = framing_window((w, h), detected.points, self.config.framing, self.config.output_size,
-                                self.config.face_fraction)
-        image, points = window.apply(target.image), window.carry(settled.points)
+        image, points = frame_target(target.image, mesh.points, self.config.framing, self.config.output_size,
+                                     self.config.face_fraction)
         if progress:
             progress(0.3, "preparing the warp")
         prepared = PreparedTarget(image, points, self.config)
