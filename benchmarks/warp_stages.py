@@ -125,7 +125,8 @@ def stages(judge: qb.Judge, target: Path, frames: list[np.ndarray], driver: list
         out[name] = {"driver_mesh": qb.pearson(d, series(raw, name)), "animated_mesh": qb.pearson(d, m),
                      "output": qb.pearson(d, o), "output_vs_mesh": qb.pearson(m, o)}
     if media is not None:
-        picture, picked = brow_picture(outputs, meshes, points, series(animated, "brows"))
+        eyes = np.minimum(series(animated, "eye_l"), series(animated, "eye_r"))
+        picture, picked = brow_picture(outputs, meshes, points, series(animated, "brows"), eyes)
         path = media / f"warp_stages_brows_{target.stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
@@ -134,10 +135,13 @@ def stages(judge: qb.Judge, target: Path, frames: list[np.ndarray], driver: list
 
 
 def brow_picture(outputs: list[np.ndarray], meshes: list[np.ndarray | None], judged: list[np.ndarray | None],
-                 brows: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """The outputs where the animated mesh's brows are lowest and highest (both judged), cropped about the
-    brows and eyes at 3x, one above the other: the mesh's brow points in red, dlib's (17–26) in green."""
-    seen = [k for k, (m, j) in enumerate(zip(meshes, judged)) if m is not None and j is not None]
+                 brows: np.ndarray, eyes: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The outputs where the animated mesh's brows are lowest and highest, cropped about the brows and eyes at
+    3x, one above the other: the mesh's brow points in red, dlib's (17–26) in green. Only frames both judged
+    and with the eyes (`eyes`, the lesser opening) at least as open as their median: the brows are measured
+    from the eyes' centres, which drop as the lids close, so a blink reads as raised brows."""
+    open_eyes = eyes >= np.nanmedian(eyes)
+    seen = [k for k, (m, j) in enumerate(zip(meshes, judged)) if m is not None and j is not None and open_eyes[k]]
     if not seen:
         raise ValueError("no output frame was both drawn and judged")
     low = min(seen, key=lambda k: brows[k])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.warp_stages import DLIB_GROUPS, MESH_AS_DLIB, MESH_BROWS, MESH_EYES, in_rest_axes, mesh_signals, \
-    residual
+from benchmarks.warp_stages import DLIB_GROUPS, MESH_AS_DLIB, MESH_BROWS, MESH_EYES, brow_picture, in_rest_axes, \
+    mesh_signals, residual
 from engine.media.video_io import read_image
 from engine.reenactor import TargetSpec
 from engine.warp import WarpConfig, WarpReenactor
@@ -79,3 +79,16 @@ def test_the_mesh_stands_in_for_dlibs_68_points(neutral: np.ndarray) -> None:
     # dlib's order: the jaw from the image-left temple round the chin, the nose below the eyes, the mouth below it
     assert p[0, 0] < p[8, 0] < p[16, 0] and p[8, 1] > p[57, 1] > p[33, 1] > p[27, 1]
     assert p[36:42, 0].mean() < p[42:48, 0].mean() and p[17:22, 1].mean() < p[36:42, 1].mean()
+
+
+def test_the_brow_picture_shows_the_lowest_and_highest_brows_of_open_eyes(neutral: np.ndarray) -> None:
+    mesh = neutral[:, :2] * 3.0  # the clip is small: a face a few hundred pixels wide
+    image = np.full((int(mesh[:, 1].max()) + 40, int(mesh[:, 0].max()) + 40, 3), 128, np.uint8)
+    judged = np.zeros((68, 2)) + mesh.mean(0)
+    brows = np.array([0.30, 0.55, 0.45, 0.35])  # frame 1 the highest, but its eyes are shut (a blink)
+    eyes = np.array([0.30, 0.05, 0.31, 0.29])
+    picture, picked = brow_picture([image] * 4, [mesh] * 4, [judged] * 4, brows, eyes)
+    assert picked == [0, 2]
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[0] > picture.shape[1] / 2
+    red = (picture[..., 0] > 200) & (picture[..., 1] < 60)
+    assert red.sum() > 2 * 10 * 20  # the mesh's ten brow points drawn in each of the two tiles
