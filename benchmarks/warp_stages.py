@@ -90,27 +90,38 @@ def mesh_signals(points: np.ndarray) -> dict[str, float]:
     }
 
 
-def stages(judge: qb.Judge, target: Path, frames: list[np.ndarray], driver: list[dict | None],
-           media: Path | None = None) -> dict:
-    """Per signal: r of each stage against dlib's driver, and of the output against the animated mesh; with
-    `media`, the brows' picture there (brow_picture)."""
+def drive_clip(target: Path, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None],
+                                                                  list[np.ndarray | None]]:
+    """The warp (default settings) driven over `frames` onto `target`: per frame its output, the mesh it drew
+    ([478, 2], output pixels) and the driver's MediaPipe mesh ([478, ≥2], frame pixels); None where no face."""
     from engine.factory import create_reenactor
     from engine.render import parse_target
 
     reenactor = create_reenactor()
-    raw, animated, meshes, outputs = [], [], [], []
+    outputs: list[np.ndarray] = []
+    drawn: list[np.ndarray | None] = []
+    driver: list[np.ndarray | None] = []
     try:
         reenactor.set_target(parse_target(str(target)))
         for frame in frames:
             result = reenactor.drive(frame)
             mesh = getattr(reenactor, "animated_mesh", None)
             found = result.face_found and result.driver_landmarks is not None and mesh is not None
-            raw.append(mesh_signals(result.driver_landmarks) if found else None)
-            animated.append(mesh_signals(mesh) if found else None)
-            meshes.append(mesh.copy() if found else None)
             outputs.append(result.image.copy())
+            drawn.append(mesh.copy() if found else None)
+            driver.append(result.driver_landmarks.copy() if found else None)
     finally:
         reenactor.close()
+    return outputs, drawn, driver
+
+
+def stages(judge: qb.Judge, target: Path, frames: list[np.ndarray], driver: list[dict | None],
+           media: Path | None = None) -> dict:
+    """Per signal: r of each stage against dlib's driver, and of the output against the animated mesh; with
+    `media`, the brows' picture there (brow_picture)."""
+    outputs, meshes, tracked = drive_clip(target, frames)
+    raw = [mesh_signals(t) if t is not None else None for t in tracked]
+    animated = [mesh_signals(m) if m is not None else None for m in meshes]
     judge.reset()
     points = [j.points if (j := judge(o)) else None for o in outputs]
     judged = [qb.signals(p) if p is not None else None for p in points]
@@ -193,25 +204,12 @@ def in_rest_axes(offsets: np.ndarray, reference: np.ndarray, rest: np.ndarray) -
 
 def self_stages(judge: qb.Judge, frames: list[np.ndarray], folder: Path) -> dict:
     """Where the self-reenactment's expression error sits (see the module's docstring)."""
-    from engine.factory import create_reenactor
     from engine.media.video_io import write_image
-    from engine.render import parse_target
 
     reals, framing = qb.framed_reals(frames)
-    target = write_image(folder / "first_frame.png", frames[0])
-    reenactor = create_reenactor()
-    outputs, animated, driver = [], [], []
-    try:
-        reenactor.set_target(parse_target(str(target)))
-        for frame in frames:
-            result = reenactor.drive(frame)
-            mesh = getattr(reenactor, "animated_mesh", None)
-            tracked = result.face_found and result.driver_landmarks is not None and mesh is not None
-            outputs.append(result.image.copy())
-            animated.append(mesh[:468].copy() if tracked else None)
-            driver.append(result.driver_landmarks[:468, :2] @ framing[:, :2].T + framing[:, 2] if tracked else None)
-    finally:
-        reenactor.close()
+    outputs, drawn, tracked = drive_clip(write_image(folder / "first_frame.png", frames[0]), frames)
+    animated = [m[:468] if m is not None else None for m in drawn]
+    driver = [t[:468, :2] @ framing[:, :2].T + framing[:, 2] if t is not None else None for t in tracked]
     real_j, out_j = qb.judge_sequence(judge, reals), qb.judge_sequence(judge, outputs)
     noisy_j = qb.judge_sequence(judge, qb.imperceptible(reals, 0))
     found = [i for i, parts in enumerate(zip(real_j, out_j, noisy_j, animated, driver))
