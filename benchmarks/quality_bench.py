@@ -331,10 +331,17 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(err.mean(), 1e-12)))
 
 
-def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) -> dict:
-    """Self-reenactment figures of `outputs` against the real frames (both in output pixels)."""
+def residual(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """[N, 2]: S(points) − reference, with S the similarity that maps `points` best onto `reference` (head
+    position, size and roll taken out: what is left is the expression's difference)."""
     from engine.warp.motion import fit_similarity
 
+    points, reference = np.asarray(points, np.float64)[:, :2], np.asarray(reference, np.float64)[:, :2]
+    return fit_similarity(points, reference).apply(points) - reference
+
+
+def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) -> dict:
+    """Self-reenactment figures of `outputs` against the real frames (both in output pixels)."""
     judge.reset()
     real_j = judge_sequence(judge, reals, descriptor=True)
     out_j = judge_sequence(judge, outputs, descriptor=True)
@@ -344,8 +351,7 @@ def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) ->
             continue
         iod = inter_ocular(r.points)
         placed.append(float(np.linalg.norm(o.points - r.points, axis=1).mean() / iod))
-        sim = fit_similarity(o.points, r.points)
-        aligned.append(float(np.linalg.norm(sim.apply(o.points) - r.points, axis=1).mean() / iod))
+        aligned.append(float(np.linalg.norm(residual(o.points, r.points), axis=1).mean() / iod))
         psnrs.append(psnr(out, real, face_mask(r.points, real.shape[:2])))
         ident.append(float(np.linalg.norm(o.descriptor - r.descriptor)))
     return {"expression_error": float(np.mean(aligned)), "placed_error": float(np.mean(placed)),

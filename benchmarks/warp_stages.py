@@ -140,7 +140,8 @@ def stages(judge: qb.Judge, target: Path, frames: list[np.ndarray], driver: list
         picture, picked = brow_picture(outputs, meshes, points, series(animated, "brows"), eyes)
         path = media / f"warp_stages_brows_{target.stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88]):
+            raise OSError(f"could not write {path}")
         out["brows_picture"] = {"file": path.name, "frames": picked}
     return out
 
@@ -185,15 +186,6 @@ SELF_ROWS = {"output_vs_real": "output vs real (dlib on both)",
              "judge_vs_mesh": "judge vs mesh on the outputs, change since frame 0"}
 
 
-def residual(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """[N, 2]: S(points) − reference, with S the similarity that maps `points` best onto `reference` (head
-    position, size and roll taken out: what is left is the expression's difference)."""
-    from engine.warp.motion import fit_similarity
-
-    points, reference = np.asarray(points, np.float64)[:, :2], np.asarray(reference, np.float64)[:, :2]
-    return fit_similarity(points, reference).apply(points) - reference
-
-
 def in_rest_axes(offsets: np.ndarray, reference: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """`offsets` [N, 2] beside `reference` turned and scaled as `reference` is onto `rest` (the face at frame 0)."""
     from engine.warp.motion import fit_similarity
@@ -225,11 +217,11 @@ def self_stages(judge: qb.Judge, frames: list[np.ndarray], folder: Path) -> dict
     iod = np.array([qb.inter_ocular(r) for r in real])[:, None]  # [F, 1]
 
     def error(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:  # [F, N] per point, in eye distances
-        return np.array([np.linalg.norm(residual(p, q), axis=1) for p, q in pairs]) / iod
+        return np.array([np.linalg.norm(qb.residual(p, q), axis=1) for p, q in pairs]) / iod
 
     def change(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:  # [F, N] the residual's change since frame 0
         rest = pairs[0][1]
-        turned = np.array([in_rest_axes(residual(p, q), q, rest) for p, q in pairs])  # [F, N, 2] in frame 0's axes
+        turned = np.array([in_rest_axes(qb.residual(p, q), q, rest) for p, q in pairs])  # [F, N, 2] in frame 0's axes
         return np.linalg.norm(turned - turned[0], axis=2) / iod[0]
 
     per_point = {

@@ -1,14 +1,15 @@
 """benchmarks/warp_stages.py without dlib: its signals from a MediaPipe mesh move as dlib's do and are
 scale-free, the warp exposes the mesh it draws, the self-reenactment's residuals ignore the head's pose, and
-its MediaPipe stand-ins for dlib's 68 points lie where dlib's do."""
+its MediaPipe stand-ins for dlib's 68 points come in dlib's order."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.quality_bench import residual
 from benchmarks.warp_stages import DLIB_GROUPS, MESH_AS_DLIB, MESH_BROWS, MESH_EYES, brow_picture, in_rest_axes, \
-    mesh_signals, residual
+    mesh_signals
 from engine.media.video_io import read_image
 from engine.reenactor import TargetSpec
 from engine.warp import WarpConfig, WarpReenactor
