@@ -112,3 +112,25 @@ def test_the_self_reenactments_stages(judge: "qb.Judge", short_clip, tmp_path: P
     assert report["judge_spread"]["mean"] < own["mean"]  # invisible noise moves dlib less than the warp does
     for stage in ("transfer", "tracker_vs_judge", "judge_vs_mesh"):
         assert 0.0 < report[stage]["mean"] < 0.1, (stage, report[stage])
+
+
+def test_the_judge_averaged_over_many_reads_agrees_with_itself_better(short_clip) -> None:
+    """benchmarks/judge_reliability on the clip's first 48 frames: dlib's reads, averaged over each half, agree
+    better than one read with another; the app's driver mesh has the attention model's eyes and every tracker
+    a figure per tracked signal."""
+    from benchmarks.judge_reliability import TRACKERS, measure
+    from benchmarks.warp_stages import STAGE_SIGNALS
+
+    frames, _ = short_clip
+    report = measure(qb.Judge(), frames)
+    for name, entry in report["signals"].items():
+        assert -1.0 <= entry["one_read_lowest"] <= entry["one_read_mean"] <= 1.0, (name, entry)
+        assert entry["averaged_halves"] > entry["one_read_mean"], (name, entry)
+    for name in STAGE_SIGNALS:
+        trackers = report["signals"][name]["trackers"]
+        assert set(trackers) == set(TRACKERS)
+        assert all(-1.0 <= r <= 1.0 for t in trackers.values() for r in t.values())
+    for eye in ("eye_l", "eye_r"):
+        trackers = report["signals"][eye]["trackers"]
+        assert trackers["the app's driver mesh"] == pytest.approx(trackers["attention model"], abs=1e-6)
+    assert report["signals"]["pitch"]["trackers"]["the app's driver mesh"]["vs_averaged"] > 0.8

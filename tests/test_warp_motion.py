@@ -190,3 +190,20 @@ def test_a_lip_thins_to_half_its_thickness_at_most(mesh: np.ndarray) -> None:
     assert (lip_thickness(out) >= LIP_KEEP * rest - 1e-6).all()
     assert lip_thickness(out)[9:] == pytest.approx(rest[9:], abs=1e-6)  # the lower lip as it was
     assert lip_gap(out) == pytest.approx(lip_gap(driver), rel=0.01)
+
+
+def test_a_squint_is_not_a_nod(mesh: np.ndarray) -> None:
+    """MediaPipe's refined eye contour moves the eye corners with the lids: a squint (the contour pulled in
+    towards the eye's middle, corners and all) must not move the head, only the eyes (round fifteen)."""
+    from engine.warp.mesh import EYE_LEFT_RING, EYE_RIGHT_RING
+
+    motion = MotionTransfer(mesh)
+    motion.set_neutral(mesh)
+    squint = mesh.copy()
+    for ring in (EYE_LEFT_RING, EYE_RIGHT_RING):
+        ids = list(ring)
+        middle = mesh[ids].mean(0)
+        squint[ids] = middle + (mesh[ids] - middle) * (0.8, 0.5, 1.0)  # narrower and much less open
+    out = motion(squint)
+    assert np.abs(out.posed[:, :2] - mesh[:, :2]).max() < 1e-6
+    assert np.abs(out.animated[list(EYE_LEFT_RING), 1] - mesh[list(EYE_LEFT_RING), 1]).max() > 1.0

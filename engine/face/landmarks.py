@@ -10,6 +10,12 @@ filling a good part of the frame). When it finds nothing, MediaPipe's full-range
 image, then, for photos, on overlapping half-size tiles — and the mesh runs on a crop around
 the face. In a video, a face smaller than `SMALL_FACE` of the frame is meshed on a crop
 around where it was in the previous frame.
+
+The nose (`plain_nose`, video): MediaPipe ships two mesh models. The attention model (refine_landmarks) refines
+the eyes, lips and irises; its nose tip follows the head's nod less faithfully than the plain model's (on the
+fixture clip, the nose tip's place between the eyes and the mouth follows an independent landmark model's
+reading of it at r 0.929 from the attention model, 0.953 from the plain one; docs/warp-quality.md, round
+fifteen). With `plain_nose` the plain model runs beside it on the same image and gives the nose tip's points.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ SMALL_FACE = 0.2  # video: a face narrower than this share of the frame's shorte
 CROP_FACTOR = 3.0  # the crop around a face is this many face sizes wide
 TILE_FRACTION = 0.5  # photos: the full-range detector's tiles are this share of the shorter side (50 % overlap)
 N_POINTS = 478  # 468 mesh points + 2 x 5 iris points (refine_landmarks=True)
+PLAIN_NOSE = (1, 2, 4, 5, 19, 94)  # the nose tip and the column under it, from the plain model (plain_nose)
+PLAIN_NOSE_REACH = 0.15  # a plain nose further than this share of the face's width from the other is another face's
 # the face's outline, clockwise in the image from the top of the forehead (MediaPipe's FACEMESH_FACE_OVAL)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
@@ -36,6 +44,7 @@ class MeshConfig:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     find_small_faces: bool = True  # fall back to the full-range detector and a crop when the mesh finds nothing
+    plain_nose: bool = False  # video: the nose tip's points (PLAIN_NOSE) from the plain mesh model, run alongside
 
 
 @dataclass
@@ -73,17 +82,20 @@ class FaceMeshDetector:
         self.config = config
         self._mesh = self._new_mesh(config.max_faces)
         self._crop_mesh = None  # a second mesh for crops around small faces, made when first needed
+        self._plain: dict[str, object] = {}  # the plain model beside each mesh ("whole", "crop"): plain_nose
+        self._nose_offset: np.ndarray | None = None  # [6, 3] the plain nose's offset from the other, last seen
         self._finder: FaceFinder | None = None
         self._last_center: np.ndarray | None = None
         self._small_box: tuple[float, float, float, float] | None = None  # video: where the small face was
         self.last_source = "none"  # which path found the last face: mesh, crop, full-range detector + crop, none
 
-    def _new_mesh(self, max_faces: int):
+    def _new_mesh(self, max_faces: int, refine: bool = True):
         import mediapipe as mp  # imported lazily: heavy, and absent in some test environments
 
         c = self.config
         return mp.solutions.face_mesh.FaceMesh(static_image_mode=c.static_images, max_num_faces=max_faces,
-                                               refine_landmarks=True, min_detection_confidence=c.min_detection_confidence,
+                                               refine_landmarks=refine,
+                                               min_detection_confidence=c.min_detection_confidence,
                                                min_tracking_confidence=c.min_tracking_confidence)
 
     def detect(self, frame: np.ndarray) -> FaceMesh | None:
@@ -108,7 +120,8 @@ class FaceMeshDetector:
         if not result.multi_face_landmarks:
             return None
         self.last_source = "mesh"
-        return self._choose([self._to_pixels(lms, w, h) for lms in result.multi_face_landmarks])
+        face = self._choose([self._to_pixels(lms, w, h) for lms in result.multi_face_landmarks])
+        return self._with_plain_nose(face, frame, "whole", 0, 0)
 
     def _find_small(self, frame: np.ndarray) -> FaceMesh | None:
         """The full-range detector's faces, largest first, each meshed on a crop around it."""
@@ -140,7 +153,29 @@ class FaceMeshDetector:
         face.points[:, 0] += left
         face.points[:, 1] += top
         self.last_source = "crop"
-        return FaceMesh(points=face.points, image_size=(w, h))
+        return self._with_plain_nose(FaceMesh(points=face.points, image_size=(w, h)), frame[top:bottom, left:right],
+                                     "crop", left, top)
+
+    def _with_plain_nose(self, face: FaceMesh, image: np.ndarray, which: str, left: int, top: int) -> FaceMesh:
+        """`face` with its PLAIN_NOSE points from the plain model run on `image` (the same image the face was
+        meshed on, at `left`, `top` in the frame); where the plain model misses, its last offset is kept."""
+        if not self.config.plain_nose or self.config.static_images:
+            return face
+        if which not in self._plain:
+            self._plain[which] = self._new_mesh(max_faces=1, refine=False)
+        ids = list(PLAIN_NOSE)
+        points = face.points.copy()
+        result = self._plain[which].process(np.ascontiguousarray(image))  # type: ignore[attr-defined]
+        if result.multi_face_landmarks:
+            h, w = image.shape[:2]
+            plain = self._to_pixels(result.multi_face_landmarks[0], w, h).points[ids] + np.float32([left, top, 0])
+            offset = plain - points[ids]
+            width = face.bbox[2] - face.bbox[0]
+            if float(np.abs(offset[:, :2]).max()) <= PLAIN_NOSE_REACH * width:  # else: another face
+                self._nose_offset = offset
+        if self._nose_offset is not None:
+            points[ids] += self._nose_offset
+        return FaceMesh(points=points, image_size=face.image_size)
 
     def _choose(self, faces: list[FaceMesh]) -> FaceMesh:
         if len(faces) == 1:
@@ -163,6 +198,8 @@ class FaceMeshDetector:
             self._crop_mesh.close()
         if self._finder is not None:
             self._finder.close()
+        for mesh in self._plain.values():
+            mesh.close()  # type: ignore[attr-defined]
 
     def __enter__(self) -> "FaceMeshDetector":
         return self

@@ -33,9 +33,12 @@ N_SURFACE = 468  # points before this are the face surface; the rest are the iri
 NOSE_TIP = 1
 CHEEKS = (234, 454)  # face-oval points level with the eyes, left and right
 
-# Points that move little with expression (forehead, nose bridge, temples, cheekbones, eye corners).
-RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 234, 454, 127, 356, 109, 338, 67, 297,
-         116, 345, 123, 352, 93, 323)
+# Points that move little with expression (forehead, nose bridge, temples, cheekbones). Not the eye corners:
+# MediaPipe's refined eye contour moves them with the lids, and in the head's pose fit a blink or a squint
+# became a nod (without them the eyes of the fixture portraits follow the driver better, docs/warp-quality.md,
+# round fifteen).
+RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 234, 454, 127, 356, 109, 338, 67, 297, 116, 345, 123, 352,
+         93, 323)
 
 # Feature contours always take part in the warp; other surface points only where they are at least
 # THIN_SPACING face widths from every point already taken (drops the bunched-up points along a turned

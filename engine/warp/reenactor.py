@@ -251,7 +251,7 @@ class WarpReenactor:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         if self._detector is None:
-            self._detector = FaceMeshDetector(MeshConfig(static_images=False))
+            self._detector = FaceMeshDetector(MeshConfig(static_images=False, plain_nose=True))
         mesh = self._detector.detect(frame)
         if mesh is not None and (self._needs_neutral or not self._tracking):
             mesh = self._settled(frame, mesh)
