@@ -64,6 +64,7 @@ def test_where_the_plain_model_finds_no_face_the_nose_keeps_its_last_offset(fram
         assert nxt is not None
         # the plain model run on a blank image (it finds no face there): the attention model's nose,
         # shifted as last seen
-        kept = spliced._with_plain_nose(nxt, np.zeros_like(frames[1]), "blank", 0, 0)
+        blank = np.zeros_like(frames[1])
+        kept = spliced._with_plain_nose(nxt, spliced._start_plain(blank, "blank"), (176, 144), 0, 0)
     np.testing.assert_allclose(kept.points[list(PLAIN_NOSE)], nxt.points[list(PLAIN_NOSE)] + offset, atol=1e-5)
     np.testing.assert_array_equal(kept.points[OTHERS], nxt.points[OTHERS])

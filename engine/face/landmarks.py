@@ -15,11 +15,13 @@ The nose (`plain_nose`, video): MediaPipe ships two mesh models. The attention m
 the eyes, lips and irises; its nose tip follows the head's nod less faithfully than the plain model's (on the
 fixture clip, the nose tip's place between the eyes and the mouth follows an independent landmark model's
 reading of it at r 0.929 from the attention model, 0.953 from the plain one; docs/warp-quality.md, round
-fifteen). With `plain_nose` the plain model runs beside it on the same image and gives the nose tip's points.
+fifteen). With `plain_nose` the plain model runs beside it on the same image, in a thread of its own (MediaPipe
+lets go of the GIL: the two together take about as long as one), and gives the nose tip's points.
 """
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +85,7 @@ class FaceMeshDetector:
         self._mesh = self._new_mesh(config.max_faces)
         self._crop_mesh = None  # a second mesh for crops around small faces, made when first needed
         self._plain: dict[str, object] = {}  # the plain model beside each mesh ("whole", "crop"): plain_nose
+        self._plain_thread: ThreadPoolExecutor | None = None  # runs the plain model while the other one runs
         self._nose_offset: np.ndarray | None = None  # [6, 3] the plain nose's offset from the other, last seen
         self._finder: FaceFinder | None = None
         self._last_center: np.ndarray | None = None
@@ -116,12 +119,13 @@ class FaceMeshDetector:
 
     def _mesh_whole(self, frame: np.ndarray) -> FaceMesh | None:
         h, w = frame.shape[:2]
+        plain = self._start_plain(frame, "whole")
         result = self._mesh.process(np.ascontiguousarray(frame))
-        if not result.multi_face_landmarks:
-            return None
-        self.last_source = "mesh"
-        face = self._choose([self._to_pixels(lms, w, h) for lms in result.multi_face_landmarks])
-        return self._with_plain_nose(face, frame, "whole", 0, 0)
+        face = None
+        if result.multi_face_landmarks:
+            self.last_source = "mesh"
+            face = self._choose([self._to_pixels(lms, w, h) for lms in result.multi_face_landmarks])
+        return self._with_plain_nose(face, plain, (w, h), 0, 0)
 
     def _find_small(self, frame: np.ndarray) -> FaceMesh | None:
         """The full-range detector's faces, largest first, each meshed on a crop around it."""
@@ -146,30 +150,39 @@ class FaceMeshDetector:
             return None
         if self._crop_mesh is None:
             self._crop_mesh = self._new_mesh(max_faces=1)
+        plain = self._start_plain(frame[top:bottom, left:right], "crop")
         result = self._crop_mesh.process(np.ascontiguousarray(frame[top:bottom, left:right]))
         if not result.multi_face_landmarks:
-            return None
+            return self._with_plain_nose(None, plain, (right - left, bottom - top), left, top)
         face = self._to_pixels(result.multi_face_landmarks[0], right - left, bottom - top)
         face.points[:, 0] += left
         face.points[:, 1] += top
         self.last_source = "crop"
-        return self._with_plain_nose(FaceMesh(points=face.points, image_size=(w, h)), frame[top:bottom, left:right],
-                                     "crop", left, top)
+        return self._with_plain_nose(FaceMesh(points=face.points, image_size=(w, h)), plain,
+                                     (right - left, bottom - top), left, top)
 
-    def _with_plain_nose(self, face: FaceMesh, image: np.ndarray, which: str, left: int, top: int) -> FaceMesh:
-        """`face` with its PLAIN_NOSE points from the plain model run on `image` (the same image the face was
-        meshed on, at `left`, `top` in the frame); where the plain model misses, its last offset is kept."""
+    def _start_plain(self, image: np.ndarray, which: str) -> Future | None:
+        """The plain model started on `image` in its thread (plain_nose, video), or None."""
         if not self.config.plain_nose or self.config.static_images:
-            return face
+            return None
         if which not in self._plain:
             self._plain[which] = self._new_mesh(max_faces=1, refine=False)
+        if self._plain_thread is None:
+            self._plain_thread = ThreadPoolExecutor(1, thread_name_prefix="plain-mesh")
+        return self._plain_thread.submit(self._plain[which].process, np.ascontiguousarray(image))  # type: ignore
+
+    def _with_plain_nose(self, face: FaceMesh | None, plain: Future | None, size: tuple[int, int], left: int,
+                         top: int) -> FaceMesh | None:
+        """`face` with its PLAIN_NOSE points from the plain model's run (`plain`, on the image the face was
+        meshed on: `size`, at `left`, `top` in the frame); where that model misses, its last offset is kept."""
+        result = plain.result() if plain is not None else None  # always waited for: one run at a time
+        if face is None or plain is None:
+            return face
         ids = list(PLAIN_NOSE)
         points = face.points.copy()
-        result = self._plain[which].process(np.ascontiguousarray(image))  # type: ignore[attr-defined]
         if result.multi_face_landmarks:
-            h, w = image.shape[:2]
-            plain = self._to_pixels(result.multi_face_landmarks[0], w, h).points[ids] + np.float32([left, top, 0])
-            offset = plain - points[ids]
+            plain_nose = self._to_pixels(result.multi_face_landmarks[0], *size).points[ids] + np.float32([left, top, 0])
+            offset = plain_nose - points[ids]
             width = face.bbox[2] - face.bbox[0]
             if float(np.abs(offset[:, :2]).max()) <= PLAIN_NOSE_REACH * width:  # else: another face
                 self._nose_offset = offset
@@ -198,6 +211,8 @@ class FaceMeshDetector:
             self._crop_mesh.close()
         if self._finder is not None:
             self._finder.close()
+        if self._plain_thread is not None:
+            self._plain_thread.shutdown(wait=True)
         for mesh in self._plain.values():
             mesh.close()  # type: ignore[attr-defined]
 
