@@ -67,26 +67,24 @@ def judge_reads(judge: qb.Judge, frames: list[np.ndarray]) -> dict[tuple[float, 
 
 
 def tracked(frames: list[np.ndarray]) -> dict[str, list[dict | None]]:
-    """MediaPipe's signals per frame, per tracker (TRACKERS), each tracking the frames as a video."""
+    """MediaPipe's signals per frame, per tracker (TRACKERS), each tracking the frames as a video: the attention
+    model as the app's detector runs it, the plain model as it runs beside it, and the two together."""
     import mediapipe as mp
 
     from engine.face.landmarks import FaceMeshDetector, MeshConfig
 
-    out: dict[str, list[dict | None]] = {}
-    for name, refine in (("attention model", True), ("plain model", False)):
-        signals: list[dict | None] = []
-        with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=refine) as mesh:
-            for frame in frames:
-                found = mesh.process(np.ascontiguousarray(frame)).multi_face_landmarks
-                if not found:
-                    signals.append(None)
-                    continue
-                h, w = frame.shape[:2]
-                signals.append(mesh_signals(np.array([(p.x * w, p.y * h) for p in found[0].landmark])))
-        out[name] = signals
-    with FaceMeshDetector(MeshConfig(plain_nose=True)) as detector:
-        out["the app's driver mesh"] = [mesh_signals(m.points) if (m := detector.detect(f)) else None for f in frames]
-    return out
+    def detected(config: MeshConfig) -> list[dict | None]:
+        with FaceMeshDetector(config) as detector:
+            return [mesh_signals(m.points) if (m := detector.detect(f)) else None for f in frames]
+
+    plain: list[dict | None] = []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False) as mesh:
+        for frame in frames:
+            found = mesh.process(np.ascontiguousarray(frame)).multi_face_landmarks
+            h, w = frame.shape[:2]
+            plain.append(mesh_signals(np.array([(p.x * w, p.y * h) for p in found[0].landmark])) if found else None)
+    return {"attention model": detected(MeshConfig()), "plain model": plain,
+            "the app's driver mesh": detected(MeshConfig(plain_nose=True))}
 
 
 def measure(judge: qb.Judge, frames: list[np.ndarray]) -> dict:
