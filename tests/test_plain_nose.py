@@ -1,6 +1,7 @@
 """The driver's nose tip from MediaPipe's plain mesh model (engine/face/landmarks.py, `plain_nose`): its points
 are the plain model's on the same frames, every other point is the attention model's, and where the plain model
-finds no face the nose keeps its last offset (docs/warp-quality.md, round fifteen)."""
+finds no face the nose keeps its last offset, forgotten once the face is lost (docs/warp-quality.md, round
+fifteen)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,3 +69,16 @@ def test_where_the_plain_model_finds_no_face_the_nose_keeps_its_last_offset(fram
         kept = spliced._with_plain_nose(nxt, spliced._start_plain(blank, "blank"), (176, 144), 0, 0)
     np.testing.assert_allclose(kept.points[list(PLAIN_NOSE)], nxt.points[list(PLAIN_NOSE)] + offset, atol=1e-5)
     np.testing.assert_array_equal(kept.points[OTHERS], nxt.points[OTHERS])
+
+
+def test_a_lost_face_forgets_the_plain_noses_offset(frames: list[np.ndarray]) -> None:
+    """After a frame without a face the next face may be another person's: where the plain model then misses,
+    the nose is the attention model's own."""
+    with FaceMeshDetector(MeshConfig(plain_nose=True)) as spliced, FaceMeshDetector(MeshConfig()) as attention:
+        assert spliced.detect(frames[0]) is not None
+        assert spliced.detect(np.zeros_like(frames[0])) is None
+        face = attention.detect(frames[1])
+        assert face is not None
+        blank = np.zeros_like(frames[1])
+        kept = spliced._with_plain_nose(face, spliced._start_plain(blank, "blank"), (176, 144), 0, 0)
+    np.testing.assert_array_equal(kept.points, face.points)

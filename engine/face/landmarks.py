@@ -113,6 +113,8 @@ class FaceMeshDetector:
         if face is None and self.config.find_small_faces:
             face = self._find_small(frame)
         self._last_center = None if face is None else face.center
+        if face is None:
+            self._nose_offset = None  # the next face may be another person's
         self._small_box = None if face is None or self.config.static_images else _small_box(face, frame.shape)
         self.last_source = "none" if face is None else self.last_source
         return face
