@@ -118,13 +118,11 @@ def check_commands(manifest: dict) -> str:
 def check_mediapipe() -> str:
     import numpy as np
 
-    from engine.face.landmarks import FaceMeshDetector
-
-    from engine.face.landmarks import FaceFinder
+    from engine.face.landmarks import FaceFinder, FaceMeshDetector, MeshConfig
     from engine.warp.layers import person_alpha
 
     blank = np.zeros((192, 192, 3), np.uint8)
-    detector = FaceMeshDetector()  # loads the FaceMesh graph and its .tflite models
+    detector = FaceMeshDetector(MeshConfig(plain_nose=True))  # the FaceMesh graph with both mesh models
     face = detector.detect(blank)
     detector.close()
     finder = FaceFinder(tiles=False)  # the full-range detector (small faces)

@@ -38,7 +38,7 @@ FIRST_PARTY = ("app", "engine", "models", "training", "benchmarks")
 MEDIAPIPE_MODEL_DIRS = ("modules/face_landmark", "modules/face_detection", "modules/selfie_segmentation")
 MEDIAPIPE_REQUIRED = (
     "modules/face_landmark/face_landmark_front_cpu.binarypb",
-    "modules/face_landmark/face_landmark.tflite",  # refine_landmarks=False
+    "modules/face_landmark/face_landmark.tflite",  # refine_landmarks=False (the warp driver's nose, plain_nose)
     "modules/face_landmark/face_landmark_with_attention.tflite",  # refine_landmarks=True (Mimic's setting)
     "modules/face_detection/face_detection_short_range.tflite",
     "modules/face_detection/face_detection_full_range_cpu.binarypb",  # small faces
