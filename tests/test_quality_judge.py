@@ -114,7 +114,7 @@ def test_the_self_reenactments_stages(judge: "qb.Judge", short_clip, tmp_path: P
         assert 0.0 < report[stage]["mean"] < 0.1, (stage, report[stage])
 
 
-def test_the_judge_averaged_over_many_reads_agrees_with_itself_better(short_clip) -> None:
+def test_the_judge_averaged_over_many_reads_agrees_with_itself_better(judge: "qb.Judge", short_clip) -> None:
     """benchmarks/judge_reliability on the clip's first 48 frames: dlib's reads, averaged over each half, agree
     better than one read with another; the app's driver mesh has the attention model's eyes and every tracker
     a figure per tracked signal."""
@@ -122,7 +122,7 @@ def test_the_judge_averaged_over_many_reads_agrees_with_itself_better(short_clip
     from benchmarks.warp_stages import STAGE_SIGNALS
 
     frames, _ = short_clip
-    report = measure(qb.Judge(), frames)
+    report = measure(judge, frames)
     for name, entry in report["signals"].items():
         assert -1.0 <= entry["one_read_lowest"] <= entry["one_read_mean"] <= 1.0, (name, entry)
         assert entry["averaged_halves"] > entry["one_read_mean"], (name, entry)
