@@ -14,7 +14,7 @@ around where it was in the previous frame.
 The nose (`plain_nose`, video): MediaPipe ships two mesh models. The attention model (refine_landmarks) refines
 the eyes, lips and irises; its nose tip follows the head's nod less faithfully than the plain model's (on the
 fixture clip, the nose tip's place between the eyes and the mouth follows an independent landmark model's
-reading of it at r 0.929 from the attention model, 0.953 from the plain one; docs/warp-quality.md, round
+reading of it at r 0.930 from the attention model, 0.953 from the plain one; docs/warp-quality.md, round
 fifteen). With `plain_nose` the plain model runs beside it on the same image, in a thread of its own (MediaPipe
 lets go of the GIL: the two together take about as long as one), and gives the nose tip's points.
 """
