@@ -36,20 +36,16 @@ TRACKERS = ("attention model", "plain model", "the app's driver mesh")
 log = logging.getLogger(__name__)
 
 
-def series(reads: list[dict | None], name: str) -> np.ndarray:
-    return np.array([r[name] if r else np.nan for r in reads])
-
-
 def averaged(reads: list[list[dict | None]], name: str) -> np.ndarray:
     """The mean of several reads of one signal, frame by frame (frames no read found: NaN)."""
-    stack = np.array([series(r, name) for r in reads])
+    stack = np.array([qb.series(r, name) for r in reads])
     counts = np.isfinite(stack).sum(0)
     return np.where(counts > 0, np.nansum(stack, 0) / np.maximum(counts, 1), np.nan)
 
 
 def agreement(half_a: list[list[dict | None]], half_b: list[list[dict | None]], name: str) -> dict[str, float]:
     """One read against one (mean and lowest r over the pairs across the halves) and the halves' means."""
-    pairs = [qb.pearson(series(a, name), series(b, name)) for a, b in itertools.product(half_a, half_b)]
+    pairs = [qb.pearson(qb.series(a, name), qb.series(b, name)) for a, b in itertools.product(half_a, half_b)]
     return {"one_read_mean": float(np.mean(pairs)), "one_read_lowest": float(np.min(pairs)),
             "averaged_halves": qb.pearson(averaged(half_a, name), averaged(half_b, name))}
 
@@ -96,10 +92,10 @@ def measure(judge: qb.Judge, frames: list[np.ndarray]) -> dict:
     report: dict = {"reads": len(every), "upscales": list(UPSCALES), "noise_seeds": list(NOISE_SEEDS), "signals": {}}
     for name in qb.SIGNALS:
         entry = agreement(*halves, name)
-        entry["bench_ceiling"] = qb.pearson(series(single, name), series(reads[(qb.CEILING_UPSCALE, None)], name))
+        entry["bench_ceiling"] = qb.pearson(qb.series(single, name), qb.series(reads[(qb.CEILING_UPSCALE, None)], name))
         if name in STAGE_SIGNALS:
-            entry["trackers"] = {t: {"vs_averaged": qb.pearson(averaged(every, name), series(s, name)),
-                                     "vs_one_read": qb.pearson(series(single, name), series(s, name))}
+            entry["trackers"] = {t: {"vs_averaged": qb.pearson(averaged(every, name), qb.series(s, name)),
+                                     "vs_one_read": qb.pearson(qb.series(single, name), qb.series(s, name))}
                                  for t, s in trackers.items()}
         report["signals"][name] = entry
     return report

@@ -150,12 +150,16 @@ def spread(x: np.ndarray) -> float:
     return float(np.percentile(x, 95) - np.percentile(x, 5))
 
 
+def series(signals_per_frame: list[dict | None], name: str) -> np.ndarray:
+    """One signal over the frames (NaN where no face was judged)."""
+    return np.array([s[name] if s else np.nan for s in signals_per_frame])
+
+
 def follow(driver: list[dict], output: list[dict]) -> dict[str, dict[str, float]]:
     """Per signal: r and gain (output range / driver range) over the frames both have."""
     result = {}
     for name in SIGNALS:
-        a = np.array([s[name] if s else np.nan for s in driver])
-        b = np.array([s[name] if s else np.nan for s in output])
+        a, b = series(driver, name), series(output, name)
         ok = np.isfinite(a) & np.isfinite(b)
         result[name] = {"r": pearson(a[ok], b[ok]), "gain": spread(b[ok]) / max(spread(a[ok]), 1e-12)}
     return result

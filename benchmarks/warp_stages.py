@@ -126,18 +126,15 @@ def stages(judge: qb.Judge, target: Path, frames: list[np.ndarray], driver: list
     points = [j.points if (j := judge(o)) else None for o in outputs]
     judged = [qb.signals(p) if p is not None else None for p in points]
 
-    def series(values: list[dict | None], name: str) -> np.ndarray:
-        return np.array([v[name] if v else np.nan for v in values])
-
     out: dict = {}
     for name in STAGE_SIGNALS:
-        d, m = series(driver, name), series(animated, name)
-        o = series(judged, name)
-        out[name] = {"driver_mesh": qb.pearson(d, series(raw, name)), "animated_mesh": qb.pearson(d, m),
+        d, m = qb.series(driver, name), qb.series(animated, name)
+        o = qb.series(judged, name)
+        out[name] = {"driver_mesh": qb.pearson(d, qb.series(raw, name)), "animated_mesh": qb.pearson(d, m),
                      "output": qb.pearson(d, o), "output_vs_mesh": qb.pearson(m, o)}
     if media is not None:
-        eyes = np.minimum(series(animated, "eye_l"), series(animated, "eye_r"))
-        picture, picked = brow_picture(outputs, meshes, points, series(animated, "brows"), eyes)
+        eyes = np.minimum(qb.series(animated, "eye_l"), qb.series(animated, "eye_r"))
+        picture, picked = brow_picture(outputs, meshes, points, qb.series(animated, "brows"), eyes)
         path = media / f"warp_stages_brows_{target.stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88]):
