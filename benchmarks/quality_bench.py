@@ -17,6 +17,9 @@ written as H.264 and read back, as a user gets them.
   distance to the real frame. The same figures for a still image (the target repeated) give the floor.
 - ceiling: the driver measured twice, its frames upscaled 4x and 3x (the clip is 176x144): how well
   the judge agrees with itself on each signal.
+- perfect warp: the driver's own frames taken as an output (framed as the warp frames the clip's first
+  frame, written as H.264 and read back, judged as outputs are) against the driver: what the judge gives
+  a warp that reproduced the driver exactly, the most an output can be expected to score.
 - spread (--spread K): each portrait's outputs judged K more times with ±1 level of random noise added
   to every pixel (invisible): the lowest and highest r per signal. A difference between two trees
   smaller than this spread is the judge's, not the warp's.
@@ -398,6 +401,18 @@ def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder:
     return result
 
 
+def perfect_output(judge: Judge, frames: list[np.ndarray], fps: float, driver: list[dict], folder: Path,
+                   spread_times: int = 0) -> dict:
+    """The driver's own frames judged as an output of the warp would be (module docstring: perfect warp)."""
+    reals, _ = framed_reals(frames)
+    shown, _ = read_frames(write_clip(reals, fps, folder / "perfect.mp4"))
+    judged = judge_sequence(judge, shown)
+    entry: dict = {"follow": follow(driver, [signals(j.points) if j else None for j in judged])}
+    if spread_times:
+        entry["judge_spread"] = judge_spread(judge, shown, driver, spread_times)
+    return entry
+
+
 def ceiling(driver_4x: list[dict], driver_3x: list[dict]) -> dict[str, float]:
     return {name: values["r"] for name, values in follow(driver_4x, driver_3x).items()}
 
@@ -413,7 +428,13 @@ def table(report: dict) -> str:
                      f" @{edges['worst_frame']}) | {edges['grain_mean']:.2f} ({edges['grain_worst_frame']:.2f}) |")
     lines.append("| judge ceiling (4x vs 3x) | " + " | ".join(f"{report['ceiling'][s]:.2f}" for s in SIGNALS)
                  + " | | | |")
+    if "perfect" in report:
+        follow_ = report["perfect"]["follow"]
+        lines.append("| the driver as its own output (a perfect warp) | "
+                     + " | ".join(f"{follow_[s]['r']:.2f} / {follow_[s]['gain']:.2f}" for s in SIGNALS) + " | | | |")
     spreads = {name: e["judge_spread"] for name, e in report["cross"].items() if "judge_spread" in e}
+    if "judge_spread" in report.get("perfect", {}):
+        spreads["the driver as its own output"] = report["perfect"]["judge_spread"]
     if spreads:
         lines += ["", "| the same outputs re-judged with ±1 level of noise: r lowest–highest | "
                   + " | ".join(SIGNALS) + " |", "|---" * (len(SIGNALS) + 1) + "|"]
@@ -498,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         d4 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, DRIVER_UPSCALE)]
         d3 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, CEILING_UPSCALE)]
         report["ceiling"] = ceiling(d4, d3)
+        report["perfect"] = perfect_output(judge, frames, fps, d4, folder, args.spread)
         media = (args.media, args.label) if args.media else None
         report["cross"] = cross(judge, targets, clip, d4, folder, media, args.spread)
         if not args.no_self:

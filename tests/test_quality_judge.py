@@ -134,3 +134,23 @@ def test_the_judge_averaged_over_many_reads_agrees_with_itself_better(judge: "qb
         trackers = report["signals"][eye]["trackers"]
         assert trackers["the app's driver mesh"] == pytest.approx(trackers["attention model"], abs=1e-6)
     assert report["signals"]["pitch"]["trackers"]["the app's driver mesh"]["vs_averaged"] > 0.8
+
+
+def test_a_perfect_warp_follows_the_driver_as_far_as_the_judge_reads_it(judge: "qb.Judge", short_clip,
+                                                                         tmp_path: Path) -> None:
+    """quality_bench.perfect_output: the driver's own frames, framed, encoded and judged as an output is, follow
+    the driver about as well as the judge follows itself (4x against 3x), and the head almost exactly."""
+    frames, _ = short_clip
+    read = lambda upscale: [qb.signals(j.points) if j else None  # noqa: E731
+                            for j in qb.judge_sequence(judge, frames, upscale)]
+    driver = read(qb.DRIVER_UPSCALE)
+    ceiling = qb.ceiling(driver, read(qb.CEILING_UPSCALE))
+    entry = qb.perfect_output(judge, frames, 25.0, driver, tmp_path, spread_times=1)
+    follow = entry["follow"]
+    assert set(follow) == set(entry["judge_spread"]) == set(qb.SIGNALS)
+    for name, values in follow.items():  # measured on these 48 frames: within 0.04 of the ceiling either way
+        assert values["r"] > ceiling[name] - 0.1 and 0.75 < values["gain"] < 1.3, (name, values, ceiling[name])
+    for name in ("roll", "yaw", "pitch"):
+        assert follow[name]["r"] > 0.9, (name, follow[name])
+    for low, high in entry["judge_spread"].values():
+        assert -1.0 <= low <= high <= 1.0
