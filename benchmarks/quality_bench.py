@@ -14,7 +14,8 @@ written as H.264 and read back, as a user gets them.
   compared with the real frame (brought into the output's framing): landmark error after a similarity
   alignment (expression) and as placed (head position: translation_gain 0.5 follows half the shift on
   purpose), both over the inter-ocular distance; PSNR inside the face (the 68 points' hull); identity
-  distance to the real frame. The same figures for a still image (the target repeated) give the floor.
+  distance to the real frame. The same figures for a still image (the target repeated) give the floor;
+  and how the outputs follow the driver's signals, as the cross-reenactment's.
 - ceiling: the driver measured twice, its frames upscaled 4x and 3x (the clip is 176x144): how well
   the judge agrees with itself on each signal.
 - perfect warp: the driver's own frames taken as an output (framed as the warp frames the clip's first
@@ -347,8 +348,10 @@ def residual(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return fit_similarity(points, reference).apply(points) - reference
 
 
-def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) -> dict:
-    """Self-reenactment figures of `outputs` against the real frames (both in output pixels)."""
+def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray],
+            driver: list[dict] | None = None) -> dict:
+    """Self-reenactment figures of `outputs` against the real frames (both in output pixels); with the driver's
+    signals, how the outputs follow them too (as the cross-reenactment's)."""
     judge.reset()
     real_j = judge_sequence(judge, reals, descriptor=True)
     out_j = judge_sequence(judge, outputs, descriptor=True)
@@ -361,9 +364,12 @@ def compare(judge: Judge, outputs: list[np.ndarray], reals: list[np.ndarray]) ->
         aligned.append(float(np.linalg.norm(residual(o.points, r.points), axis=1).mean() / iod))
         psnrs.append(psnr(out, real, face_mask(r.points, real.shape[:2])))
         ident.append(float(np.linalg.norm(o.descriptor - r.descriptor)))
-    return {"expression_error": float(np.mean(aligned)), "placed_error": float(np.mean(placed)),
-            "psnr_face_db": float(np.mean(psnrs)), "identity": float(np.mean(ident)), "frames": len(aligned),
-            "per_frame_expression_error": [round(x, 4) for x in aligned]}
+    result = {"expression_error": float(np.mean(aligned)), "placed_error": float(np.mean(placed)),
+              "psnr_face_db": float(np.mean(psnrs)), "identity": float(np.mean(ident)), "frames": len(aligned),
+              "per_frame_expression_error": [round(x, 4) for x in aligned]}
+    if driver is not None:
+        result["follow"] = follow(driver, [signals(j.points) if j else None for j in out_j])
+    return result
 
 
 def framed_reals(frames: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -386,7 +392,7 @@ def framed_reals(frames: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray
     return reals, np.asarray(window.matrix, np.float64)
 
 
-def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder: Path,
+def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder: Path, driver: list[dict],
                      media: tuple[Path, str] | None = None) -> dict:
     from engine.media.video_io import write_image
 
@@ -394,7 +400,7 @@ def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder:
     rendered = render_outputs(target, clip, folder)
     outputs, at_rest = rendered.frames, rendered.at_rest
     reals, _ = framed_reals(frames)
-    result = {"warp": compare(judge, outputs, reals), "still": compare(judge, [at_rest] * len(reals), reals),
+    result = {"warp": compare(judge, outputs, reals, driver), "still": compare(judge, [at_rest] * len(reals), reals),
               "uncovered_edges": uncovered_edges(rendered)}
     if media is not None:
         result["strip"] = save_strip(rendered, reals, media[0] / f"quality_strip_self_{media[1]}.jpg")
@@ -417,21 +423,23 @@ def ceiling(driver_4x: list[dict], driver_3x: list[dict]) -> dict[str, float]:
     return {name: values["r"] for name, values in follow(driver_4x, driver_3x).items()}
 
 
+def _follow_cells(follow_: dict[str, dict[str, float]]) -> str:
+    return " | ".join(f"{follow_[s]['r']:.2f} / {follow_[s]['gain']:.2f}" for s in SIGNALS) + " |"
+
+
 def table(report: dict) -> str:
     lines = ["| target | " + " | ".join(f"{s} r / gain" for s in SIGNALS) + " | identity mean (max) | "
              "uncovered edges mean (worst) | uncovered grain mean (worst) |", "|---" * (len(SIGNALS) + 4) + "|"]
     for name, entry in report["cross"].items():
-        cells = [f"{entry['follow'][s]['r']:.2f} / {entry['follow'][s]['gain']:.2f}" for s in SIGNALS]
         edges = entry["uncovered_edges"]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry['identity_mean']:.3f} "
+        lines.append(f"| {name} | " + _follow_cells(entry["follow"]) + f" {entry['identity_mean']:.3f} "
                      f"({entry['identity_max']:.3f}) | {edges['ratio_mean']:.2f} ({edges['ratio_worst_frame']:.2f}"
                      f" @{edges['worst_frame']}) | {edges['grain_mean']:.2f} ({edges['grain_worst_frame']:.2f}) |")
     lines.append("| judge ceiling (4x vs 3x) | " + " | ".join(f"{report['ceiling'][s]:.2f}" for s in SIGNALS)
                  + " | | | |")
     if "perfect" in report:
-        follow_ = report["perfect"]["follow"]
-        lines.append("| the driver as its own output (a perfect warp) | "
-                     + " | ".join(f"{follow_[s]['r']:.2f} / {follow_[s]['gain']:.2f}" for s in SIGNALS) + " | | | |")
+        lines.append("| the driver as its own output (a perfect warp) | " + _follow_cells(report["perfect"]["follow"])
+                     + " | | |")
     spreads = {name: e["judge_spread"] for name, e in report["cross"].items() if "judge_spread" in e}
     if "judge_spread" in report.get("perfect", {}):
         spreads["the driver as its own output"] = report["perfect"]["judge_spread"]
@@ -447,6 +455,11 @@ def table(report: dict) -> str:
             e = report["self"][name]
             lines.append(f"| {name} | {e['expression_error']:.4f} | {e['placed_error']:.4f} | "
                          f"{e['psnr_face_db']:.2f} | {e['identity']:.3f} |")
+        if "follow" in report["self"]["warp"]:
+            lines += ["", "| self-reenactment follows the driver, r / gain | " + " | ".join(SIGNALS) + " |",
+                      "|---" * (len(SIGNALS) + 1) + "|", "| warp | " + _follow_cells(report["self"]["warp"]["follow"])]
+            if "perfect" in report:
+                lines.append("| the real frames (a perfect warp) | " + _follow_cells(report["perfect"]["follow"]))
         edges = report["self"]["uncovered_edges"]
         lines.append(f"\nself-reenactment uncovered edges: mean {edges['ratio_mean']:.2f}, worst frame "
                      f"{edges['worst_frame']}: {edges['ratio_worst_frame']:.2f}; uncovered grain: mean "
@@ -523,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         media = (args.media, args.label) if args.media else None
         report["cross"] = cross(judge, targets, clip, d4, folder, media, args.spread)
         if not args.no_self:
-            report["self"] = self_reenactment(judge, frames, clip, folder, media)
+            report["self"] = self_reenactment(judge, frames, clip, folder, d4, media)
     publish(table(report), report, args.json)
     return 0
 
