@@ -154,3 +154,8 @@ def test_a_perfect_warp_follows_the_driver_as_far_as_the_judge_reads_it(judge: "
         assert follow[name]["r"] > 0.9, (name, follow[name])
     for low, high in entry["judge_spread"].values():
         assert -1.0 <= low <= high <= 1.0
+    # the self-reenactment's figures, given the driver, say how its outputs follow it: here the real frames
+    reals, _ = qb.framed_reals(frames[:16])
+    own = qb.compare(judge, reals, reals, driver[:16])
+    assert own["expression_error"] < 1e-9 and set(own["follow"]) == set(qb.SIGNALS)
+    assert "follow" not in qb.compare(judge, reals[:4], reals[:4])
