@@ -392,14 +392,15 @@ def framed_reals(frames: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray
     return reals, np.asarray(window.matrix, np.float64)
 
 
-def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder: Path, driver: list[dict],
-                     media: tuple[Path, str] | None = None) -> dict:
+def self_reenactment(judge: Judge, frames: list[np.ndarray], reals: list[np.ndarray], clip: Path, folder: Path,
+                     driver: list[dict], media: tuple[Path, str] | None = None) -> dict:
+    """The clip's first frame driven by the clip, against the real frames in the warp's framing (`reals`,
+    framed_reals)."""
     from engine.media.video_io import write_image
 
     target = write_image(folder / "first_frame.png", frames[0])
     rendered = render_outputs(target, clip, folder)
     outputs, at_rest = rendered.frames, rendered.at_rest
-    reals, _ = framed_reals(frames)
     result = {"warp": compare(judge, outputs, reals, driver), "still": compare(judge, [at_rest] * len(reals), reals),
               "uncovered_edges": uncovered_edges(rendered)}
     if media is not None:
@@ -407,10 +408,10 @@ def self_reenactment(judge: Judge, frames: list[np.ndarray], clip: Path, folder:
     return result
 
 
-def perfect_output(judge: Judge, frames: list[np.ndarray], fps: float, driver: list[dict], folder: Path,
+def perfect_output(judge: Judge, reals: list[np.ndarray], fps: float, driver: list[dict], folder: Path,
                    spread_times: int = 0) -> dict:
-    """The driver's own frames judged as an output of the warp would be (module docstring: perfect warp)."""
-    reals, _ = framed_reals(frames)
+    """The driver's own frames (`reals`, in the warp's framing: framed_reals) judged as an output of the warp
+    would be (module docstring: perfect warp)."""
     shown, _ = read_frames(write_clip(reals, fps, folder / "perfect.mp4"))
     judged = judge_sequence(judge, shown)
     entry: dict = {"follow": follow(driver, [signals(j.points) if j else None for j in judged])}
@@ -532,11 +533,12 @@ def main(argv: list[str] | None = None) -> int:
         d4 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, DRIVER_UPSCALE)]
         d3 = [signals(j.points) if j else None for j in judge_sequence(judge, frames, CEILING_UPSCALE)]
         report["ceiling"] = ceiling(d4, d3)
-        report["perfect"] = perfect_output(judge, frames, fps, d4, folder, args.spread)
+        reals, _ = framed_reals(frames)
+        report["perfect"] = perfect_output(judge, reals, fps, d4, folder, args.spread)
         media = (args.media, args.label) if args.media else None
         report["cross"] = cross(judge, targets, clip, d4, folder, media, args.spread)
         if not args.no_self:
-            report["self"] = self_reenactment(judge, frames, clip, folder, d4, media)
+            report["self"] = self_reenactment(judge, frames, reals, clip, folder, d4, media)
     publish(table(report), report, args.json)
     return 0
 

@@ -145,7 +145,8 @@ def test_a_perfect_warp_follows_the_driver_as_far_as_the_judge_reads_it(judge: "
                             for j in qb.judge_sequence(judge, frames, upscale)]
     driver = read(qb.DRIVER_UPSCALE)
     ceiling = qb.ceiling(driver, read(qb.CEILING_UPSCALE))
-    entry = qb.perfect_output(judge, frames, 25.0, driver, tmp_path, spread_times=1)
+    reals, _ = qb.framed_reals(frames)
+    entry = qb.perfect_output(judge, reals, 25.0, driver, tmp_path, spread_times=1)
     follow = entry["follow"]
     assert set(follow) == set(entry["judge_spread"]) == set(qb.SIGNALS)
     for name, values in follow.items():  # measured on these 48 frames: within 0.04 of the ceiling either way
@@ -155,7 +156,6 @@ def test_a_perfect_warp_follows_the_driver_as_far_as_the_judge_reads_it(judge: "
     for low, high in entry["judge_spread"].values():
         assert -1.0 <= low <= high <= 1.0
     # the self-reenactment's figures, given the driver, say how its outputs follow it: here the real frames
-    reals, _ = qb.framed_reals(frames[:16])
-    own = qb.compare(judge, reals, reals, driver[:16])
+    own = qb.compare(judge, reals[:16], reals[:16], driver[:16])
     assert own["expression_error"] < 1e-9 and set(own["follow"]) == set(qb.SIGNALS)
     assert "follow" not in qb.compare(judge, reals[:4], reals[:4])
